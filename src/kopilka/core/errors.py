@@ -1,0 +1,242 @@
+"""Errors as ``application/problem+json`` (RFC 9457) with stable machine-readable codes.
+
+Every error a caller can cause is a ``Problem`` with a ``code``; the handlers installed by
+``install_error_handlers`` turn framework errors (404, 405, request validation) into the
+same shape and hide everything else behind a generic 500 that carries the request id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+log = structlog.get_logger("kopilka.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+# code → (title in English, title in Russian)
+TITLES: dict[str, tuple[str, str]] = {
+    "validation_error": ("The request is not valid", "Запрос содержит ошибки"),
+    "unauthorized": ("Authentication is required", "Требуется аутентификация"),
+    "forbidden": ("Not allowed for this caller", "Недостаточно прав"),
+    "not_found": ("Not found", "Не найдено"),
+    "method_not_allowed": ("Method not allowed", "Метод не поддерживается"),
+    "member_not_found": ("Member not found", "Участник не найден"),
+    "member_exists": ("A member with these details exists", "Участник уже существует"),
+    "member_blocked": ("The member is blocked", "Участник заблокирован"),
+    "idempotency_key_reused": (
+        "The Idempotency-Key was used with another request",
+        "Ключ идемпотентности уже использован с другим запросом",
+    ),
+    "idempotency_key_invalid": (
+        "The Idempotency-Key is not valid",
+        "Неверный ключ идемпотентности",
+    ),
+    "program_invalid": ("The programme file is not valid", "Файл программы содержит ошибки"),
+    "program_not_configured": ("No programme is configured", "Программа не настроена"),
+    "currency_not_found": ("Unknown currency", "Неизвестная валюта"),
+    "insufficient_balance": ("Insufficient balance", "Недостаточно баллов"),
+    "redeem_limit_exceeded": ("More than the programme allows", "Превышен лимит списания"),
+    "transfers_disabled": ("Transfers are disabled", "Переводы отключены"),
+    "transfer_limit_exceeded": ("Transfer limit exceeded", "Превышен лимит перевода"),
+    "entry_not_found": ("Ledger entry not found", "Проводка не найдена"),
+    "reversal_exceeds_entry": (
+        "More than is left of the entry to reverse",
+        "Сторно больше остатка проводки",
+    ),
+    "webhook_not_found": ("Webhook not found", "Вебхук не найден"),
+    "delivery_not_found": ("Delivery not found", "Доставка не найдена"),
+    "webhook_inactive": ("Webhook is disabled", "Вебхук отключён"),
+    "store_not_found": ("Unknown store", "Неизвестный магазин"),
+    "purchase_not_found": ("Purchase not found", "Покупка не найдена"),
+    "duplicate_external_id": (
+        "A different receipt with this external_id exists",
+        "Другой чек с этим external_id уже есть",
+    ),
+    "quote_changed": ("The figures changed since the quote", "Расчёт изменился"),
+    "purchase_not_returnable": ("The purchase cannot be returned", "Покупку нельзя вернуть"),
+    "return_exceeds_purchase": (
+        "More returned than was bought",
+        "Возврат превышает количество в чеке",
+    ),
+    "purchase_state_conflict": (
+        "The purchase is not in a state for this",
+        "Неверный статус покупки",
+    ),
+    "rate_limited": ("Too many requests", "Слишком много запросов"),
+    "member_erased": ("The member's data is erased", "Данные участника удалены"),
+    "api_key_not_found": ("API key not found", "API-ключ не найден"),
+    "api_key_inactive": ("The API key is revoked or expired", "API-ключ отозван или истёк"),
+    "api_key_rotated": ("The API key was rotated already", "API-ключ уже заменён"),
+    "flag_not_found": ("Flag not found", "Отметка не найдена"),
+    "flag_reviewed": ("The flag is reviewed already", "Отметка уже рассмотрена"),
+    "report_not_found": ("No such report", "Нет такого отчёта"),
+    "csrf_invalid": ("The form expired; reload the page", "Форма устарела, обновите страницу"),
+    "sign_in_failed": ("Wrong email or password", "Неверный email или пароль"),
+    "account_locked": ("Too many failed attempts", "Слишком много неудачных попыток"),
+    "totp_invalid": ("Wrong one-time code", "Неверный одноразовый код"),
+    "coupon_invalid": ("Unknown coupon code", "Неизвестный код купона"),
+    "coupon_expired": ("The coupon has expired", "Срок действия купона истёк"),
+    "coupon_not_started": ("The coupon is not valid yet", "Купон ещё не действует"),
+    "coupon_used": ("The coupon was used", "Купон уже использован"),
+    "coupon_limit_reached": ("The coupon's limit is reached", "Лимит купона исчерпан"),
+    "coupon_not_applicable": ("The coupon does not apply", "Купон не применим"),
+    "coupon_not_yours": ("The coupon belongs to a member", "Купон выдан участнику"),
+    "coupon_not_combinable": ("The coupon cannot be combined", "Купон нельзя совмещать"),
+    "coupon_pool_not_found": ("Coupon pool not found", "Пул купонов не найден"),
+    "coupon_pool_in_use": ("The pool's coupons were used", "Купоны пула уже использовались"),
+    "coupon_generation_running": ("Codes are being generated", "Коды ещё генерируются"),
+    "coupon_pattern_exhausted": (
+        "The code pattern has no room for more codes",
+        "Шаблон кода не вмещает столько кодов",
+    ),
+    "coupon_code_exists": ("The coupon code exists", "Такой код купона уже есть"),
+    "sign_in_code_invalid": ("Wrong code", "Неверный код"),
+    "sign_in_code_expired": (
+        "The code has expired: ask for a new one",
+        "Код больше не действует: запросите новый",
+    ),
+    "app_link_invalid": (
+        "The link is used or expired: ask at the till for a new one",
+        "Ссылка использована или устарела: попросите новую на кассе",
+    ),
+    "app_session_required": (
+        "Only a device signed in to the app can do this",
+        "Это доступно только устройству со входом в приложение",
+    ),
+    "device_not_found": ("Device not found", "Устройство не найдено"),
+    "internal_error": ("Internal error", "Внутренняя ошибка"),
+}
+
+
+class Problem(Exception):
+    """An error a caller can cause. Raising it changes nothing (the transaction rolls back)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str | None = None,
+        *,
+        errors: Sequence[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self, request_id: str | None = None, lang: str = "en") -> dict[str, Any]:
+        en, ru = TITLES.get(self.code, (self.code.replace("_", " ").capitalize(), ""))
+        body: dict[str, Any] = {
+            "type": f"https://kopilka.dev/problems/{self.code.replace('_', '-')}",
+            "title": ru if lang == "ru" and ru else en,
+            "status": self.status,
+            "code": self.code,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        if request_id:
+            body["request_id"] = request_id
+        return body
+
+
+def not_found(code: str, detail: str | None = None) -> Problem:
+    return Problem(404, code, detail)
+
+
+def field_error(field: str, message: str, code: str = "invalid") -> dict[str, Any]:
+    return {"field": field, "code": code, "message": message}
+
+
+def validation_problem(errors: Sequence[dict[str, Any]], detail: str | None = None) -> Problem:
+    return Problem(422, "validation_error", detail, errors=errors)
+
+
+def _lang(request: Request) -> str:
+    accept = request.headers.get("accept-language", "")
+    return "ru" if accept.lower().startswith("ru") else "en"
+
+
+def problem_response(request: Request, problem: Problem) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(
+        problem.body(request_id, _lang(request)),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def loc_to_field(loc: Sequence[str | int]) -> tuple[str, str]:
+    parts = list(loc)
+    where = str(parts[0]) if parts else "body"
+    if where in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    else:
+        where = "body"
+    field = ""
+    for p in parts:
+        if isinstance(p, int):
+            field += f"[{p}]"
+        else:
+            field += ("." if field else "") + str(p)
+    return where, field or where
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            where, field = loc_to_field(err.get("loc", ()))
+            msg = str(err.get("msg", "invalid"))
+            msg = msg.removeprefix("Value error, ")
+            errors.append(
+                {
+                    "field": field,
+                    "in": where,
+                    "code": str(err.get("type", "invalid")),
+                    "message": msg,
+                }
+            )
+        return problem_response(request, validation_problem(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+        }.get(exc.status_code, "http_error")
+        detail = (
+            exc.detail
+            if isinstance(exc.detail, str) and exc.status_code not in (404, 405)
+            else None
+        )
+        return problem_response(
+            request, Problem(exc.status_code, code, detail, headers=dict(exc.headers or {}))
+        )
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", request_id=getattr(request.state, "request_id", None))
+        return problem_response(request, Problem(500, "internal_error"))

@@ -1,0 +1,68 @@
+"""The application factory: ``uvicorn --factory kopilka.main:create_app``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from kopilka import __version__
+from kopilka.apikeys.api import router as apikeys_router
+from kopilka.audit.api import router as audit_router
+from kopilka.core.config import get_settings
+from kopilka.core.errors import install_error_handlers
+from kopilka.core.logging import RequestIdMiddleware, configure_logging
+from kopilka.coupons.api import router as coupons_router
+from kopilka.health.api import router as health_router
+from kopilka.ledger.api import router as ledger_router
+from kopilka.memberapp.api import router as memberapp_router
+from kopilka.members.api import router as members_router
+from kopilka.program.api import router as program_router
+from kopilka.purchases.api import router as purchases_router
+from kopilka.reports.api import router as reports_router
+from kopilka.security.api import router as security_router
+from kopilka.security.middleware import install as install_security
+from kopilka.web.admin.views import mount as mount_console
+from kopilka.web.app.views import mount as mount_member_app
+from kopilka.webhooks.api import router as webhooks_router
+from kopilka.worker.api import router as jobs_router
+from kopilka.worker.loop import lifespan
+from kopilka.worker.metrics import router as metrics_router
+
+
+def api_router() -> APIRouter:
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(members_router)
+    api.include_router(ledger_router)
+    api.include_router(purchases_router)
+    api.include_router(program_router)
+    api.include_router(apikeys_router)
+    api.include_router(audit_router)
+    api.include_router(security_router)
+    api.include_router(webhooks_router)
+    api.include_router(jobs_router)
+    api.include_router(coupons_router)
+    api.include_router(reports_router)
+    api.include_router(memberapp_router)
+    return api
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = FastAPI(
+        title="Kopilka",
+        version=__version__,
+        description="Self-hosted loyalty platform API. Amounts are decimal strings.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,  # a worker in-process on SQLite (docs/events.md)
+    )
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
+    app.include_router(api_router())
+    mount_console(app)
+    mount_member_app(app)
+    install_security(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,21 @@
+"""Imports every domain's tables so that ``Base.metadata`` is complete (Alembic, tests).
+
+One line per domain; keep them sorted.
+"""
+
+import kopilka.apikeys.models
+import kopilka.audit.models
+import kopilka.console.models
+import kopilka.core.idempotency
+import kopilka.coupons.models
+import kopilka.events.models
+import kopilka.ledger.models
+import kopilka.memberapp.models
+import kopilka.members.models
+import kopilka.program.models
+import kopilka.purchases.models
+import kopilka.reports.models
+import kopilka.security.models
+import kopilka.users.models
+import kopilka.webhooks.models
+import kopilka.worker.models  # noqa: F401

@@ -1,0 +1,129 @@
+"""The programme file (YAML): its schema, validated with errors that name the bad path.
+
+Unknown keys are errors, never silently ignored. Rules are validated by the rules engine
+(``kopilka.rules``); this module owns everything else.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from decimal import Decimal
+from typing import Annotated, Any
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kopilka.core.money import MAX_PRECISION
+
+CODE_RE = r"^[A-Z][A-Z0-9_]{1,15}$"
+STORE_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CurrencySpec(_Strict):
+    code: Annotated[str, Field(pattern=CODE_RE)]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    precision: Annotated[int, Field(ge=0, le=MAX_PRECISION)] = 2
+    value: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=MAX_PRECISION)] = Decimal(
+        "1.00"
+    )
+    pending_days: Annotated[int, Field(ge=0, le=3650)] = 0
+    expires_after_days: Annotated[int | None, Field(ge=1, le=36500)] = None
+    redeem_max_share: Annotated[Decimal, Field(ge=0, le=Decimal("0.99"), decimal_places=4)] = (
+        Decimal("0.99")
+    )
+    transferable: bool = False
+
+
+class StoreSpec(_Strict):
+    code: Annotated[str, Field(pattern=STORE_RE)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    timezone: str | None = None
+    partner: Annotated[str | None, Field(pattern=STORE_RE)] = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check_timezone(v)
+        return v
+
+
+class TransferSpec(_Strict):
+    enabled: bool = False
+    max_amount: Annotated[Decimal | None, Field(gt=0)] = None
+    daily_limit: Annotated[Decimal | None, Field(gt=0)] = None
+
+
+class BrandingSpec(_Strict):
+    app_name: Annotated[str | None, Field(max_length=60)] = None
+    logo_url: Annotated[str | None, Field(max_length=500)] = None
+    primary_color: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#1f6feb"
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+class ProgramSpec(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    base_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "RUB"
+    timezone: str = "Europe/Moscow"
+    default_phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "RU"
+    hold_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 15
+    branding: BrandingSpec = BrandingSpec()
+    currencies: Annotated[list[CurrencySpec], Field(min_length=1)]
+    stores: list[StoreSpec] = []
+    transfers: TransferSpec = TransferSpec()
+    # Share of members held out as a control group (they earn nothing; reports measure the
+    # programme's ROI against them); picked by ``kopilka.reports.service.in_control_group``.
+    control_group_share: Annotated[Decimal, Field(ge=0, le=Decimal("0.5"), decimal_places=4)] = (
+        Decimal(0)
+    )
+    rules: list[dict[str, Any]] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        _check_timezone(v)
+        return v
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if v not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {v!r}")
+        return v
+
+    @field_validator("currencies")
+    @classmethod
+    def _unique_currencies(cls, v: list[CurrencySpec]) -> list[CurrencySpec]:
+        codes = [c.code for c in v]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"currency codes must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+    @field_validator("stores")
+    @classmethod
+    def _unique_stores(cls, v: list[StoreSpec]) -> list[StoreSpec]:
+        codes = [s.code for s in v]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"store codes must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+    @model_validator(mode="after")
+    def _base_currency_apart(self) -> ProgramSpec:
+        if self.currency(self.base_currency) is not None:
+            raise ValueError(f"currency {self.base_currency} has the code of the base currency")
+        return self
+
+    def currency(self, code: str) -> CurrencySpec | None:
+        return next((c for c in self.currencies if c.code == code), None)

@@ -1,0 +1,48 @@
+"""Exact amounts: conversion to stored units and rounding."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kopilka.core.money import AmountError, fmt, from_units, round_down, to_decimal, to_units
+
+amounts = st.decimals(
+    min_value=Decimal("-1e12"),
+    max_value=Decimal("1e12"),
+    places=4,
+    allow_nan=False,
+    allow_infinity=False,
+)
+
+
+@given(amounts)
+def test_units_round_trip(value: Decimal) -> None:
+    assert from_units(to_units(value)) == value
+
+
+@given(amounts, st.integers(min_value=0, max_value=4))
+def test_round_down_never_exceeds_and_is_within_one_quantum(value: Decimal, p: int) -> None:
+    r = round_down(value, p)
+    q = Decimal(1).scaleb(-p)
+    assert abs(r) <= abs(value)
+    assert abs(value - r) < q
+
+
+def test_to_units_refuses_more_places() -> None:
+    with pytest.raises(AmountError):
+        to_units(Decimal("0.00001"))
+
+
+@pytest.mark.parametrize("raw", ["abc", "NaN", "Infinity", "1e400", ""])
+def test_to_decimal_refuses_nonsense(raw: str) -> None:
+    with pytest.raises(AmountError):
+        to_decimal(raw)
+
+
+def test_fmt() -> None:
+    assert fmt(Decimal("199.9"), 2) == "199.90"
+    assert fmt(Decimal("5"), 0) == "5"
