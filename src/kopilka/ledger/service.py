@@ -1,0 +1,1277 @@
+"""Ledger operations: credit, debit, reverse, transfer, expire, balances, history.
+
+Every operation writes one journal entry with a unique ``key`` (the client-chosen id that
+makes retries harmless) and postings that sum to zero. Operations on a member's wallet take
+the wallet's row lock first (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite), so concurrent debits are serialised per wallet and never overspend; the lots'
+``remaining >= 0`` check constraint backs this in the database. Several wallets are always
+locked in ascending account id order, so two transfers in opposite directions cannot
+deadlock. Nothing here commits: the caller's transaction decides.
+
+Time: a lot is *pending* until ``available_at`` and *expired* from ``expires_at``; balances
+apply both by the clock, so they are right at any moment without waiting for a job. The
+expiry job (``expire_due``) only writes the expiry entries, for reports and notices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Uuid, bindparam, case, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from kopilka.core.db import Amount, UTCDateTime, now
+from kopilka.core.errors import Problem, field_error, validation_problem
+from kopilka.core.ids import uuid7
+from kopilka.core.money import ZERO, fits_precision, fmt
+from kopilka.ledger.models import Account, Entry, Lot, Posting
+from kopilka.program.models import Currency
+from kopilka.program.schema import CurrencySpec, ProgramSpec
+
+# ---------------------------------------------------------------------------- accounts
+
+
+def currency_row(session: Session, code: str, field_name: str = "currency") -> CurrencySpec:
+    """An active currency of the programme in force (from the cached programme)."""
+    from kopilka.program.service import current_program
+
+    cur = current_program(session).spec.currency(code)
+    if cur is None:
+        raise Problem(
+            422,
+            "currency_not_found",
+            f"no active currency {code!r} in the programme",
+            errors=[field_error(field_name, f"unknown currency {code!r}", "unknown")],
+        )
+    return cur
+
+
+def check_amount(cur: CurrencySpec, amount: Decimal, field_name: str = "amount") -> None:
+    if not fits_precision(amount, cur.precision):
+        raise validation_problem(
+            [
+                field_error(
+                    field_name,
+                    f"{cur.code} has {cur.precision} decimal places; {amount} has more",
+                    "precision",
+                )
+            ]
+        )
+
+
+def _insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:
+    return postgresql.Insert if session.get_bind().dialect.name == "postgresql" else sqlite.Insert
+
+
+# System account ids never change once made, so each process remembers them.
+_system_ids: dict[tuple[str, str, str], int] = {}
+_system_lock = threading.Lock()
+
+
+def clear_caches() -> None:
+    """Forget remembered account ids (tests that empty the database call this)."""
+    with _system_lock:
+        _system_ids.clear()
+
+
+def system_account(session: Session, currency: str, kind: str) -> int:
+    """The id of a currency's system account (issuance, redemption, breakage, …)."""
+    cache_key = (str(session.get_bind().engine.url), currency, kind)
+    with _system_lock:
+        hit = _system_ids.get(cache_key)
+    if hit is not None:
+        return hit
+    cond = [Account.currency == currency, Account.kind == kind, Account.member_id.is_(None)]
+    found = session.execute(select(Account.id).where(*cond)).scalar_one_or_none()
+    if found is None:
+        session.execute(
+            _insert(session)(Account)
+            .values(
+                currency=currency,
+                kind=kind,
+                member_id=None,
+                balance=ZERO,
+                debt=ZERO,
+                created_at=now(),
+            )
+            .on_conflict_do_nothing()
+        )
+        found = session.execute(select(Account.id).where(*cond)).scalar_one()
+    with _system_lock:
+        _system_ids[cache_key] = int(found)
+    return int(found)
+
+
+def _tx_wallets(session: Session) -> dict[tuple[uuid.UUID, str], Account]:
+    """The wallets locked in the session's current transaction."""
+    session.connection()  # begin the transaction now, so it can be told from the last one
+    tx = session.get_transaction()
+    held = session.info.get("kopilka.wallets")
+    if held is None or held[0] is not tx:
+        held = (tx, {})
+        session.info["kopilka.wallets"] = held
+    wallets: dict[tuple[uuid.UUID, str], Account] = held[1]
+    return wallets
+
+
+def lock_wallets(
+    session: Session, wallets: Iterable[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], Account]:
+    """Get-or-create and lock member wallets, in ascending account id order, in one
+    statement; wallets already locked in this transaction are not asked for again."""
+    held = _tx_wallets(session)
+    wanted = set(wallets)
+    missing = wanted - held.keys()
+    for attempt in range(2):
+        if not missing:
+            break
+        member_ids = {m for m, _ in missing}
+        codes = {c for _, c in missing}
+        rows = session.execute(
+            select(Account)
+            .where(
+                Account.kind == "member",
+                Account.member_id.in_(member_ids),
+                Account.currency.in_(codes),
+            )
+            .order_by(Account.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalars()
+        for acc in rows:
+            assert acc.member_id is not None
+            held[(acc.member_id, acc.currency)] = acc
+        missing = wanted - held.keys()
+        if missing and attempt == 0:
+            session.execute(
+                _insert(session)(Account)
+                .values(
+                    [
+                        {
+                            "currency": c,
+                            "kind": "member",
+                            "member_id": m,
+                            "balance": ZERO,
+                            "debt": ZERO,
+                            "created_at": now(),
+                        }
+                        for m, c in sorted(missing, key=lambda w: (str(w[0]), w[1]))
+                    ]
+                )
+                .on_conflict_do_nothing()
+            )
+    if missing:  # pragma: no cover - the insert above guarantees the rows
+        raise RuntimeError(f"could not create wallets {missing}")
+    return {w: held[w] for w in wanted}
+
+
+# ---------------------------------------------------------------------------- entries
+
+
+# Statements of the hot path, built once (building them per call costs more than running
+# them). Caches move with in-database arithmetic.
+_LOT_MOVE = (
+    update(Lot)
+    .where(Lot.id == bindparam("lot"))
+    .values(remaining=Lot.remaining + bindparam("delta", type_=Amount()))
+)
+_WALLET_MOVE = (
+    update(Account)
+    .where(Account.id == bindparam("acc"))
+    .values(
+        balance=Account.balance + bindparam("bal", type_=Amount()),
+        debt=Account.debt + bindparam("debt", type_=Amount()),
+    )
+)
+_LOT_INSERT = insert(Lot).returning(Lot.id)
+
+
+@dataclass
+class _Draft:
+    """An entry being written. Lot caches move at once (later reads in the same entry see
+    them); wallet caches are summed and written once, in ``finish``."""
+
+    session: Session
+    entry: Entry
+    postings: list[dict[str, Any]] = field(default_factory=list)
+    wallets: dict[int, tuple[Account, Decimal, Decimal]] = field(default_factory=dict)
+
+    def post(self, account: Account | int, amount: Decimal, lot: Lot | int | None = None) -> None:
+        if amount == 0:
+            return
+        acc_id = account if isinstance(account, int) else account.id
+        self.session.info.pop("kopilka.lots", None)
+        lot_id = lot if isinstance(lot, int) or lot is None else lot.id
+        self.postings.append(
+            {
+                "entry_id": self.entry.id,
+                "account_id": acc_id,
+                "currency": self.entry.currency,
+                "amount": amount,
+                "lot_id": lot_id,
+            }
+        )
+        # Caches move with atomic in-database arithmetic (never read-modify-write), so the
+        # check constraints (remaining >= 0, debt >= 0) would stop an overspend even if a
+        # lock were missing; the in-memory objects follow without being marked dirty.
+        if isinstance(account, Account):  # member wallets keep caches; system accounts don't
+            _, bal, debt = self.wallets.get(acc_id, (account, ZERO, ZERO))
+            debt_delta = -amount if lot is None else ZERO
+            self.wallets[acc_id] = (account, bal + amount, debt + debt_delta)
+            set_committed_value(account, "balance", account.balance + amount)
+            if lot is None:
+                set_committed_value(account, "debt", account.debt - amount)
+        if isinstance(lot, Lot):
+            self.session.connection().execute(_LOT_MOVE, {"lot": lot.id, "delta": amount})
+            set_committed_value(lot, "remaining", lot.remaining + amount)
+
+    def finish(self) -> Entry:
+        total = sum((p["amount"] for p in self.postings), ZERO)
+        if total != 0:  # pragma: no cover - a bug, never a user error
+            raise AssertionError(f"entry {self.entry.key} does not balance: {total}")
+        conn = self.session.connection()  # Core: no ORM bookkeeping on the hot path
+        conn.execute(insert(Posting), self.postings)
+        for acc_id, (_, bal, debt) in self.wallets.items():
+            conn.execute(_WALLET_MOVE, {"acc": acc_id, "bal": bal, "debt": debt})
+        return self.entry
+
+
+def _existing(session: Session, key: str) -> Entry | None:
+    return session.execute(select(Entry).where(Entry.key == key)).scalar_one_or_none()
+
+
+def _same_or_conflict(
+    found: Entry, kind: str, member_id: uuid.UUID | None, currency: str, amount: Decimal
+) -> Entry:
+    if (found.kind, found.member_id, found.currency, found.amount) != (
+        kind,
+        member_id,
+        currency,
+        amount,
+    ):
+        raise Problem(
+            422,
+            "idempotency_key_reused",
+            f"ledger key {found.key!r} was used for a different movement",
+        )
+    return found
+
+
+def _open(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    currency: str,
+    amount: Decimal,
+    member_id: uuid.UUID | None,
+    actor: str,
+    description: str,
+    occurred_at: dt.datetime | None,
+    purchase_id: uuid.UUID | None = None,
+    reverses_id: uuid.UUID | None = None,
+) -> _Draft:
+    values: dict[str, Any] = {
+        "id": uuid7(),
+        "key": key,
+        "kind": kind,
+        "currency": currency,
+        "amount": amount,
+        "member_id": member_id,
+        "purchase_id": purchase_id,
+        "reverses_id": reverses_id,
+        "occurred_at": occurred_at or now(),
+        "created_at": now(),
+        "actor": actor,
+        "description": description[:500],
+    }
+    session.connection().execute(insert(Entry), values)
+    return _Draft(session, Entry(**values))
+
+
+# ---------------------------------------------------------------------------- lots
+
+
+def _local_midnight_after(moment: dt.datetime, days: int, tz: str) -> dt.datetime:
+    """Lots expire at the start of the day after their last day, in the programme's zone."""
+    zone = zoneinfo.ZoneInfo(tz)
+    last_day = moment.astimezone(zone).date() + dt.timedelta(days=days)
+    start = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return start.astimezone(dt.UTC)
+
+
+def lot_times(
+    cur: CurrencySpec, occurred_at: dt.datetime, tz: str, pending_days: int | None = None
+) -> tuple[dt.datetime, dt.datetime | None]:
+    """When points earned at ``occurred_at`` become available and when they expire."""
+    days = cur.pending_days if pending_days is None else pending_days
+    available_at = occurred_at + dt.timedelta(days=days)
+    expires_at = (
+        _local_midnight_after(available_at, cur.expires_after_days, tz)
+        if cur.expires_after_days
+        else None
+    )
+    return available_at, expires_at
+
+
+def _new_lot(
+    draft: _Draft,
+    wallet: Account,
+    amount: Decimal,
+    available_at: dt.datetime,
+    expires_at: dt.datetime | None,
+) -> int:
+    lot_id = (
+        draft.session.connection()
+        .execute(
+            _LOT_INSERT,
+            {
+                "account_id": wallet.id,
+                "entry_id": draft.entry.id,
+                "amount": amount,
+                "remaining": amount,
+                "available_at": available_at,
+                "expires_at": expires_at,
+            },
+        )
+        .scalar_one()
+    )
+    draft.post(wallet, amount, int(lot_id))  # the lot is born with its amount
+    return int(lot_id)
+
+
+def _open_lots(
+    session: Session, wallet: Account, at: dt.datetime, exclude: Sequence[int] = ()
+) -> list[Lot]:
+    """Available, unexpired lots with something left, FIFO by expiry (never-expiring last)."""
+    q = (
+        select(Lot)
+        .where(
+            Lot.account_id == wallet.id,
+            Lot.remaining > 0,
+            Lot.available_at <= at,
+            or_(Lot.expires_at.is_(None), Lot.expires_at > at),
+        )
+        .order_by(
+            case((Lot.expires_at.is_(None), 1), else_=0), Lot.expires_at, Lot.available_at, Lot.id
+        )
+        .execution_options(populate_existing=True)
+    )
+    if exclude:
+        q = q.where(Lot.id.not_in(exclude))
+    return list(session.execute(q).scalars())
+
+
+def _read_lots_again(session: Session, wallet: Account, at: dt.datetime) -> list[Lot] | None:
+    """The open lots ``redeemable`` read a moment ago in this transaction, under the same
+    wallet lock, if nothing has been posted to the wallet since (then they are current)."""
+    hit = session.info.pop("kopilka.lots", None)
+    if hit is None or hit[0] is not session.get_transaction() or hit[1] != wallet.id:
+        return None
+    return [lot for lot in hit[3] if lot.expires_at is None or lot.expires_at > at]
+
+
+def _available_sum(session: Session, wallet: Account, at: dt.datetime) -> Decimal:
+    lots = _open_lots(session, wallet, at)
+    return sum((lot.remaining for lot in lots), ZERO)
+
+
+def _consume(
+    draft: _Draft,
+    wallet: Account,
+    amount: Decimal,
+    at: dt.datetime,
+    first: Lot | None = None,
+    lots: list[Lot] | None = None,
+) -> Decimal:
+    """Debit up to ``amount`` from lots (``first``, then FIFO, or the ``lots`` already
+    read under the lock); returns what is left."""
+    left = amount
+    if lots is None:
+        lots = _open_lots(draft.session, wallet, at, exclude=[first.id] if first else [])
+    if first is not None:
+        lots.insert(0, first)
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(left, lot.remaining)
+        if take > 0:
+            draft.post(wallet, -take, lot)
+            left -= take
+    return left
+
+
+def _settle_debt(
+    draft: _Draft, wallet: Account, at: dt.datetime, lots: list[Lot] | None = None
+) -> None:
+    """Repay what the member owes from available lots (earnings repay debts)."""
+    if wallet.debt <= 0:
+        return
+    owed = wallet.debt
+    left = _consume(draft, wallet, owed, at, lots=lots)
+    repaid = owed - left
+    if repaid > 0:
+        draft.post(wallet, repaid)  # a posting without a lot: the debt shrinks
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+def credit(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    member_id: uuid.UUID,
+    currency: str,
+    amount: Decimal,
+    actor: str,
+    description: str = "",
+    occurred_at: dt.datetime | None = None,
+    available_at: dt.datetime | None = None,
+    expires_at: dt.datetime | None = None,
+    counter: str = "issuance",
+    purchase_id: uuid.UUID | None = None,
+    tz: str = "UTC",
+    pending_days: int | None = None,
+    never_expires: bool = False,
+    fresh: bool = False,
+) -> Entry:
+    """Add ``amount`` to a member's wallet as a new lot (pending and expiry from the
+    currency unless given; ``never_expires`` overrides the currency). Idempotent by key;
+    ``fresh``: the caller knows the key is new (derived from a row it just inserted)."""
+    if amount <= 0:
+        raise validation_problem([field_error("amount", "must be more than zero", "range")])
+    cur = currency_row(session, currency)
+    check_amount(cur, amount)
+    wallet = lock_wallets(session, [(member_id, currency)])[(member_id, currency)]
+    found = None if fresh else _existing(session, key)
+    if found is not None:
+        return _same_or_conflict(found, kind, member_id, currency, amount)
+    occurred = occurred_at or now()
+    if available_at is None or expires_at is None:
+        a, e = lot_times(cur, occurred, tz, pending_days)
+        available_at = available_at or a
+        expires_at = expires_at if expires_at is not None else e
+    if never_expires:
+        expires_at = None
+    counter_id = system_account(session, currency, counter)
+    if wallet.debt == 0 and session.get_bind().dialect.name == "postgresql":
+        return _credit_in_one_statement(
+            session,
+            wallet,
+            counter_id,
+            key=key,
+            kind=kind,
+            currency=currency,
+            amount=amount,
+            member_id=member_id,
+            actor=actor,
+            description=description,
+            occurred_at=occurred,
+            purchase_id=purchase_id,
+            available_at=available_at,
+            expires_at=expires_at,
+        )
+    draft = _open(
+        session,
+        key=key,
+        kind=kind,
+        currency=currency,
+        amount=amount,
+        member_id=member_id,
+        actor=actor,
+        description=description,
+        occurred_at=occurred,
+        purchase_id=purchase_id,
+    )
+    _new_lot(draft, wallet, amount, available_at, expires_at)
+    draft.post(counter_id, -amount)
+    _settle_debt(draft, wallet, now())
+    return draft.finish()
+
+
+# The same credit as above (entry, lot, two postings, wallet cache) in one round trip on
+# PostgreSQL: data-modifying CTEs share the statement, and foreign keys are checked at its
+# end. Used on the hot path (every receipt of a member earns) when there is no debt.
+_CREDIT_PG = text(
+    """
+WITH e AS (
+  INSERT INTO ledger_entries (id, key, kind, currency, amount, member_id, purchase_id,
+                              reverses_id, occurred_at, created_at, actor, description)
+  VALUES (:id, :key, :kind, :currency, :amount, :member_id, :purchase_id, NULL,
+          :occurred_at, :created_at, :actor, :description)
+), l AS (
+  INSERT INTO ledger_lots (account_id, entry_id, amount, remaining, available_at, expires_at)
+  VALUES (:wallet, :id, :amount, :amount, :available_at, :expires_at)
+  RETURNING id
+), p AS (
+  INSERT INTO ledger_postings (entry_id, account_id, currency, amount, lot_id)
+  SELECT :id, :wallet, :currency, :amount, l.id FROM l
+  UNION ALL
+  SELECT :id, :counter, :currency, :negative, NULL
+)
+UPDATE ledger_accounts SET balance = balance + :amount WHERE id = :wallet
+"""
+).bindparams(
+    bindparam("id", type_=Uuid()),
+    bindparam("member_id", type_=Uuid()),
+    bindparam("purchase_id", type_=Uuid()),
+    bindparam("amount", type_=Amount()),
+    bindparam("negative", type_=Amount()),
+    bindparam("occurred_at", type_=UTCDateTime()),
+    bindparam("created_at", type_=UTCDateTime()),
+    bindparam("available_at", type_=UTCDateTime()),
+    bindparam("expires_at", type_=UTCDateTime()),
+)
+
+
+def _credit_in_one_statement(
+    session: Session,
+    wallet: Account,
+    counter_id: int,
+    *,
+    key: str,
+    kind: str,
+    currency: str,
+    amount: Decimal,
+    member_id: uuid.UUID,
+    actor: str,
+    description: str,
+    occurred_at: dt.datetime,
+    purchase_id: uuid.UUID | None,
+    available_at: dt.datetime,
+    expires_at: dt.datetime | None,
+) -> Entry:
+    values: dict[str, Any] = {
+        "id": uuid7(),
+        "key": key,
+        "kind": kind,
+        "currency": currency,
+        "amount": amount,
+        "member_id": member_id,
+        "purchase_id": purchase_id,
+        "occurred_at": occurred_at,
+        "created_at": now(),
+        "actor": actor,
+        "description": description[:500],
+    }
+    session.connection().execute(
+        _CREDIT_PG,
+        {
+            **values,
+            "wallet": wallet.id,
+            "counter": counter_id,
+            "negative": -amount,
+            "available_at": available_at,
+            "expires_at": expires_at,
+        },
+    )
+    session.info.pop("kopilka.lots", None)
+    set_committed_value(wallet, "balance", wallet.balance + amount)
+    return Entry(**values, reverses_id=None)
+
+
+def redeemable(
+    session: Session, member_id: uuid.UUID, currency: str, at: dt.datetime | None = None
+) -> Decimal:
+    """What the member can spend now: available lots less any debt (never below zero)."""
+    locked = _tx_wallets(session).get((member_id, currency))
+    if locked is not None:
+        when = at or now()
+        lots = _open_lots(session, locked, when)
+        if at is None:  # a debit in this transaction may reuse what was just read
+            session.info["kopilka.lots"] = (session.get_transaction(), locked.id, when, lots)
+        return max(ZERO, sum((lot.remaining for lot in lots), ZERO) - locked.debt)
+    acc_id = session.execute(
+        select(Account.id).where(
+            Account.currency == currency, Account.kind == "member", Account.member_id == member_id
+        )
+    ).scalar_one_or_none()
+    if acc_id is None:
+        return ZERO
+    wallet = session.get(Account, acc_id)
+    assert wallet is not None
+    return max(ZERO, _available_sum(session, wallet, at or now()) - wallet.debt)
+
+
+def debit(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    member_id: uuid.UUID,
+    currency: str,
+    amount: Decimal,
+    actor: str,
+    description: str = "",
+    occurred_at: dt.datetime | None = None,
+    counter: str = "redemption",
+    purchase_id: uuid.UUID | None = None,
+    allow_debt: bool = False,
+    fresh: bool = False,
+) -> Entry:
+    """Take ``amount`` from a member's available lots, FIFO by expiry. 422
+    ``insufficient_balance`` if they hold less (unless ``allow_debt``). Idempotent by key;
+    ``fresh`` as in ``credit``."""
+    if amount <= 0:
+        raise validation_problem([field_error("amount", "must be more than zero", "range")])
+    cur = currency_row(session, currency)
+    check_amount(cur, amount)
+    wallet = lock_wallets(session, [(member_id, currency)])[(member_id, currency)]
+    found = None if fresh else _existing(session, key)
+    if found is not None:
+        return _same_or_conflict(found, kind, member_id, currency, amount)
+    at = now()
+    lots = _read_lots_again(session, wallet, at) or _open_lots(session, wallet, at)
+    have = sum((lot.remaining for lot in lots), ZERO) - wallet.debt
+    if amount > have and not allow_debt:
+        raise Problem(
+            422,
+            "insufficient_balance",
+            f"{fmt(max(have, ZERO), cur.precision)} {currency} available, "
+            f"{fmt(amount, cur.precision)} asked",
+            errors=[field_error("amount", "more than the available balance", "insufficient")],
+            extra={"available": fmt(max(have, ZERO), cur.precision)},
+        )
+    draft = _open(
+        session,
+        key=key,
+        kind=kind,
+        currency=currency,
+        amount=amount,
+        member_id=member_id,
+        actor=actor,
+        description=description,
+        occurred_at=occurred_at,
+        purchase_id=purchase_id,
+    )
+    _settle_debt(draft, wallet, at, lots)
+    left = _consume(draft, wallet, amount, at, lots=lots)
+    if left > 0:
+        draft.post(wallet, -left)  # only with allow_debt: the member owes this
+    draft.post(system_account(session, currency, counter), amount)
+    return draft.finish()
+
+
+def _reversed_so_far(session: Session, original: Entry) -> dict[int | None, Decimal]:
+    """Per lot (None: no lot) of the member's wallet: what reversals of ``original`` moved."""
+    rows = session.execute(
+        select(Posting.lot_id, func.sum(Posting.amount))
+        .join(Entry, Entry.id == Posting.entry_id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Entry.reverses_id == original.id, Account.kind == "member")
+        .group_by(Posting.lot_id)
+    ).all()
+    return {lot_id: Decimal(total) for lot_id, total in rows}
+
+
+def _member_postings(session: Session, entry: Entry) -> list[Posting]:
+    return list(
+        session.execute(
+            select(Posting)
+            .join(Account, Account.id == Posting.account_id)
+            .where(Posting.entry_id == entry.id, Account.kind == "member")
+            .order_by(Posting.id)
+        ).scalars()
+    )
+
+
+def reversible(session: Session, original: Entry) -> Decimal:
+    """How much of ``original`` has not been reversed yet (in its own direction)."""
+    done = sum(_reversed_so_far(session, original).values(), ZERO)
+    return original.amount - abs(done)
+
+
+def reverse(
+    session: Session,
+    original_id: uuid.UUID,
+    *,
+    key: str,
+    actor: str,
+    amount: Decimal | None = None,
+    kind: str = "reversal",
+    description: str = "",
+    occurred_at: dt.datetime | None = None,
+    counter: str | None = None,
+) -> Entry:
+    """Undo ``amount`` (default: all that is left) of an earlier credit or debit.
+
+    A debit's reversal gives back the same lots it drew from, with their original expiry
+    (the last drawn first). A credit's reversal takes from the lot it made, then from other
+    available lots, and what the member has already spent becomes a debt (a negative
+    balance that later earnings repay). Idempotent by ``key``."""
+    original = session.get(Entry, original_id)
+    if original is None or original.member_id is None:
+        raise Problem(404, "entry_not_found", f"no member entry {original_id}")
+    member_id = original.member_id
+    wallet = lock_wallets(session, [(member_id, original.currency)])[(member_id, original.currency)]
+    postings = _member_postings(session, original)
+    is_credit = sum((p.amount for p in postings), ZERO) > 0
+    left_to_reverse = reversible(session, original)
+    amount = left_to_reverse if amount is None else amount
+    found = _existing(session, key)
+    if found is not None:
+        return _same_or_conflict(found, kind, member_id, original.currency, amount)
+    if amount <= 0 or amount > left_to_reverse:
+        raise Problem(
+            422,
+            "reversal_exceeds_entry",
+            f"{amount} is more than the {left_to_reverse} left to reverse of entry {original.id}",
+        )
+    counter_kind = (
+        counter
+        or session.execute(
+            select(Account.kind)
+            .join(Posting, Posting.account_id == Account.id)
+            .where(Posting.entry_id == original.id, Account.kind != "member")
+            .limit(1)
+        ).scalar_one()
+    )
+    counter_id = system_account(session, original.currency, counter_kind)
+    draft = _open(
+        session,
+        key=key,
+        kind=kind,
+        currency=original.currency,
+        amount=amount,
+        member_id=member_id,
+        actor=actor,
+        description=description,
+        occurred_at=occurred_at,
+        purchase_id=original.purchase_id,
+        reverses_id=original.id,
+    )
+    at = now()
+    if is_credit:
+        made = next((p.lot_id for p in postings if p.amount > 0 and p.lot_id is not None), None)
+        first = session.get(Lot, made, populate_existing=True) if made is not None else None
+        if first is not None and first.remaining == 0:
+            first = None
+        left = _consume(draft, wallet, amount, at, first=first)
+        if left > 0:
+            draft.post(wallet, -left)  # already spent: a debt
+        draft.post(counter_id, amount)
+    else:
+        done = _reversed_so_far(session, original)
+        left = amount
+        # Give back what was drawn, the last-drawn lot first.
+        for p in reversed(postings):
+            if left == 0:
+                break
+            if p.amount >= 0:
+                continue
+            open_part = -p.amount - done.get(p.lot_id, ZERO)
+            give = min(left, open_part)
+            if give <= 0:
+                continue
+            done[p.lot_id] = done.get(p.lot_id, ZERO) + give
+            lot = session.get(Lot, p.lot_id, populate_existing=True) if p.lot_id else None
+            draft.post(wallet, give, lot)
+            left -= give
+        draft.post(counter_id, -amount)
+        _settle_debt(draft, wallet, at)
+    return draft.finish()
+
+
+def move_system(
+    session: Session,
+    *,
+    key: str,
+    currency: str,
+    amount: Decimal,
+    from_kind: str,
+    to_kind: str,
+    actor: str,
+    member_id: uuid.UUID | None = None,
+    purchase_id: uuid.UUID | None = None,
+    description: str = "",
+) -> Entry:
+    """Move points between two system accounts (a hold's points settled into redemption)."""
+    found = _existing(session, key)
+    if found is not None:
+        return _same_or_conflict(found, "settle", member_id, currency, amount)
+    draft = _open(
+        session,
+        key=key,
+        kind="settle",
+        currency=currency,
+        amount=amount,
+        member_id=member_id,
+        actor=actor,
+        description=description,
+        occurred_at=None,
+        purchase_id=purchase_id,
+    )
+    draft.post(system_account(session, currency, from_kind), -amount)
+    draft.post(system_account(session, currency, to_kind), amount)
+    return draft.finish()
+
+
+def transfer(
+    session: Session,
+    *,
+    key: str,
+    from_member: uuid.UUID,
+    to_member: uuid.UUID,
+    currency: str,
+    amount: Decimal,
+    actor: str,
+    description: str = "",
+) -> Entry:
+    """Move points between members in one entry. The recipient gets lots with the same
+    expiry as the sender's lots they came from (a gift cannot extend a lifetime)."""
+    if from_member == to_member:
+        raise validation_problem([field_error("to", "cannot transfer to oneself", "same_member")])
+    if amount <= 0:
+        raise validation_problem([field_error("amount", "must be more than zero", "range")])
+    cur = currency_row(session, currency)
+    check_amount(cur, amount)
+    wallets = lock_wallets(session, [(from_member, currency), (to_member, currency)])
+    src, dst = wallets[(from_member, currency)], wallets[(to_member, currency)]
+    found = _existing(session, key)
+    if found is not None:
+        return _same_or_conflict(found, "transfer", from_member, currency, amount)
+    at = now()
+    have = _available_sum(session, src, at) - src.debt
+    if amount > have:
+        raise Problem(
+            422,
+            "insufficient_balance",
+            f"{fmt(max(have, ZERO), cur.precision)} {currency} available to transfer",
+            errors=[field_error("amount", "more than the available balance", "insufficient")],
+        )
+    draft = _open(
+        session,
+        key=key,
+        kind="transfer",
+        currency=currency,
+        amount=amount,
+        member_id=from_member,
+        actor=actor,
+        description=description,
+        occurred_at=at,
+    )
+    _settle_debt(draft, src, at)
+    left = amount
+    for lot in _open_lots(session, src, at):
+        if left == 0:
+            break
+        take = min(left, lot.remaining)
+        draft.post(src, -take, lot)
+        _new_lot(draft, dst, take, at, lot.expires_at)
+        left -= take
+    assert left == 0
+    _settle_debt(draft, dst, at)
+    return draft.finish()
+
+
+def expire_due(session: Session, at: dt.datetime | None = None, limit: int = 1000) -> int:
+    """Write expiry entries (to breakage) for lots expired by ``at`` with points left.
+    Safe to run twice or on several workers: each lot is re-read under its wallet's lock,
+    and the entry key names the lot and what it had expired before."""
+    at = at or now()
+    due = session.execute(
+        select(Lot.id, Lot.account_id)
+        .where(Lot.expires_at.is_not(None), Lot.expires_at <= at, Lot.remaining > 0)
+        .order_by(Lot.expires_at, Lot.id)
+        .limit(limit)
+    ).all()
+    written = 0
+    for lot_id, account_id in due:
+        acc = session.get(Account, account_id)
+        assert acc is not None and acc.member_id is not None
+        wallet = lock_wallets(session, [(acc.member_id, acc.currency)])[
+            (acc.member_id, acc.currency)
+        ]
+        lot = session.get(Lot, lot_id, populate_existing=True)
+        assert lot is not None and lot.expires_at is not None
+        if lot.remaining <= 0:
+            continue
+        expired_before = -session.execute(
+            select(func.coalesce(func.sum(Posting.amount), 0))
+            .join(Entry, Entry.id == Posting.entry_id)
+            .where(Posting.lot_id == lot.id, Entry.kind == "expire")
+        ).scalar_one()
+        key = f"expire:{lot.id}:{Decimal(expired_before)}"
+        if _existing(session, key) is not None:
+            continue
+        amount = lot.remaining
+        draft = _open(
+            session,
+            key=key,
+            kind="expire",
+            currency=acc.currency,
+            amount=amount,
+            member_id=acc.member_id,
+            actor="system:expiry",
+            description="points expired",
+            occurred_at=lot.expires_at,
+        )
+        draft.post(wallet, -amount, lot)
+        draft.post(system_account(session, acc.currency, "breakage"), amount)
+        entry = draft.finish()
+        from kopilka.events.service import emit
+
+        emit(
+            session,
+            "points.expired",
+            {
+                "member_id": str(acc.member_id),
+                "currency": acc.currency,
+                "amount": str(amount),
+                "entry_id": str(entry.id),
+                "expired_at": lot.expires_at.isoformat(),
+            },
+            member_id=acc.member_id,
+            key=f"event:{key}",
+        )
+        written += 1
+    return written
+
+
+def expiring_within(
+    session: Session, at: dt.datetime, days: int, limit: int = 1000
+) -> list[tuple[uuid.UUID, str, Decimal, dt.datetime]]:
+    """Per member, currency and expiry moment: points that expire within ``days``."""
+    rows = session.execute(
+        select(Account.member_id, Account.currency, func.sum(Lot.remaining), Lot.expires_at)
+        .join(Account, Account.id == Lot.account_id)
+        .where(
+            Lot.remaining > 0, Lot.expires_at > at, Lot.expires_at <= at + dt.timedelta(days=days)
+        )
+        .group_by(Account.member_id, Account.currency, Lot.expires_at)
+        .order_by(Lot.expires_at)
+        .limit(limit)
+    ).all()
+    return [(m, c, Decimal(a), e) for m, c, a, e in rows if m is not None and e is not None]
+
+
+def adjust(
+    session: Session,
+    *,
+    member_id: uuid.UUID,
+    currency: str,
+    amount: Decimal,
+    reason: str,
+    actor: str,
+    key: str,
+) -> tuple[Entry, CurrencySpec]:
+    """A manual correction of a member's balance (signed ``amount``) with a reason: the
+    ledger entry (kind ``adjust``, the reason as its description), a ``points.adjusted``
+    event and an audit row ``ledger.adjust`` with the balance before and after. Not
+    committed; used by the API and the console alike."""
+    from kopilka.audit.service import record
+    from kopilka.events.service import emit
+    from kopilka.members import service as members
+    from kopilka.program.service import current_program
+
+    members.get_member(session, member_id)
+    cur = currency_row(session, currency)
+    if amount == 0:
+        raise validation_problem([field_error("amount", "must not be zero", "range")])
+    found = _existing(session, key)
+    if found is not None:  # a retry: the first one's entry, nothing written again
+        return _same_or_conflict(found, "adjust", member_id, cur.code, abs(amount)), cur
+    reason = reason.strip()
+    if len(reason) < 3:
+        raise validation_problem([field_error("reason", "say why (3 characters at least)")])
+    before = balances(session, member_id)
+    if amount > 0:
+        entry = credit(
+            session,
+            key=key,
+            kind="adjust",
+            member_id=member_id,
+            currency=cur.code,
+            amount=amount,
+            actor=actor,
+            description=reason,
+            counter="adjustment",
+            tz=current_program(session).spec.timezone,
+            pending_days=0,
+        )
+    else:
+        entry = debit(
+            session,
+            key=key,
+            kind="adjust",
+            member_id=member_id,
+            currency=cur.code,
+            amount=-amount,
+            actor=actor,
+            description=reason,
+            counter="adjustment",
+        )
+    after = balances(session, member_id)
+    emit(
+        session,
+        "points.adjusted",
+        {
+            "member_id": str(member_id),
+            "currency": cur.code,
+            "amount": str(amount),
+            "reason": reason,
+            "entry_id": str(entry.id),
+        },
+        member_id=member_id,
+    )
+
+    def one(items: list[Balance]) -> dict[str, Any]:
+        return next((dict(b.as_json()) for b in items if b.currency == cur.code), {})
+
+    record(
+        session,
+        actor,
+        "ledger.adjust",
+        "member",
+        str(member_id),
+        before=one(before),
+        after=one(after),
+        details={
+            "entry_id": str(entry.id),
+            "currency": cur.code,
+            "amount": str(amount),
+            "reason": reason,
+        },
+    )
+    return entry, cur
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Balance:
+    currency: str
+    precision: int
+    available: Decimal
+    pending: Decimal
+    expiring_amount: Decimal | None
+    expiring_at: dt.datetime | None
+
+    def as_json(self) -> dict[str, object]:
+        p = self.precision
+        return {
+            "currency": self.currency,
+            "available": fmt(self.available, p),
+            "pending": fmt(self.pending, p),
+            "expiring_next": None
+            if self.expiring_at is None
+            else {
+                "amount": fmt(self.expiring_amount or ZERO, p),
+                "at": self.expiring_at.isoformat(),
+            },
+        }
+
+
+def balances(
+    session: Session, member_id: uuid.UUID, as_of: dt.datetime | None = None
+) -> list[Balance]:
+    """Every active currency's balance for a member at ``as_of`` (default: now).
+
+    From ``now`` on, the lots' remaining amounts answer (pending lots mature and lots
+    expire by the clock). For a past moment the postings up to then are summed per lot."""
+    at = as_of or now()
+    currencies = list(
+        session.execute(
+            select(Currency).where(Currency.active.is_(True)).order_by(Currency.code)
+        ).scalars()
+    )
+    accounts = {
+        a.currency: a
+        for a in session.execute(
+            select(Account).where(Account.kind == "member", Account.member_id == member_id)
+        ).scalars()
+    }
+    past = as_of is not None and as_of < now()
+    out = []
+    for cur in currencies:
+        acc = accounts.get(cur.code)
+        if acc is None:
+            out.append(Balance(cur.code, cur.precision, ZERO, ZERO, None, None))
+            continue
+        if past:
+            lot_rows = session.execute(
+                select(
+                    Lot.id,
+                    Lot.available_at,
+                    Lot.expires_at,
+                    func.coalesce(func.sum(Posting.amount), 0),
+                )
+                .join(Posting, Posting.lot_id == Lot.id)
+                .join(Entry, Entry.id == Posting.entry_id)
+                .where(Lot.account_id == acc.id, Entry.occurred_at <= at)
+                .group_by(Lot.id, Lot.available_at, Lot.expires_at)
+            ).all()
+            lots = [(a, e, Decimal(r)) for _, a, e, r in lot_rows]
+            debt = -Decimal(
+                session.execute(
+                    select(func.coalesce(func.sum(Posting.amount), 0))
+                    .join(Entry, Entry.id == Posting.entry_id)
+                    .where(
+                        Posting.account_id == acc.id,
+                        Posting.lot_id.is_(None),
+                        Entry.occurred_at <= at,
+                    )
+                ).scalar_one()
+            )
+        else:
+            lot_rows2 = session.execute(
+                select(Lot.available_at, Lot.expires_at, Lot.remaining).where(
+                    Lot.account_id == acc.id,
+                    Lot.remaining > 0,
+                    or_(Lot.expires_at.is_(None), Lot.expires_at > at),
+                )
+            ).all()
+            lots = [(a, e, r) for a, e, r in lot_rows2]
+            debt = acc.debt
+        available = pending = ZERO
+        expiring: dict[dt.datetime, Decimal] = {}
+        for available_at, expires_at, remaining in lots:
+            if remaining <= 0 or (expires_at is not None and expires_at <= at):
+                continue
+            if available_at <= at:
+                available += remaining
+            else:
+                pending += remaining
+            if expires_at is not None:
+                expiring[expires_at] = expiring.get(expires_at, ZERO) + remaining
+        first = min(expiring) if expiring else None
+        out.append(
+            Balance(
+                cur.code,
+                cur.precision,
+                available - debt,
+                pending,
+                expiring[first] if first else None,
+                first,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    id: uuid.UUID
+    occurred_at: dt.datetime
+    kind: str
+    currency: str
+    amount: Decimal
+    precision: int
+    purchase_id: uuid.UUID | None
+    description: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": str(self.id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "kind": self.kind,
+            "currency": self.currency,
+            "amount": fmt(self.amount, self.precision),
+            "purchase_id": str(self.purchase_id) if self.purchase_id else None,
+            "description": self.description,
+        }
+
+
+def history(
+    session: Session,
+    member_id: uuid.UUID,
+    currency: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[HistoryItem], str | None]:
+    """A member's entries, newest first, each with its signed net effect on the wallet."""
+    net = func.sum(Posting.amount)
+    q = (
+        select(
+            Entry.id,
+            Entry.occurred_at,
+            Entry.kind,
+            Entry.currency,
+            net,
+            Entry.purchase_id,
+            Entry.description,
+            Entry.created_at,
+        )
+        .join(Posting, Posting.entry_id == Entry.id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Account.kind == "member", Account.member_id == member_id)
+        .group_by(
+            Entry.id,
+            Entry.occurred_at,
+            Entry.kind,
+            Entry.currency,
+            Entry.purchase_id,
+            Entry.description,
+            Entry.created_at,
+        )
+        .order_by(Entry.id.desc())
+        .limit(limit + 1)
+    )
+    if currency:
+        q = q.where(Entry.currency == currency)
+    if cursor:
+        try:
+            after = uuid.UUID(cursor)
+        except ValueError as exc:
+            raise validation_problem(
+                [{**field_error("cursor", "not a cursor of this list"), "in": "query"}]
+            ) from exc
+        q = q.where(Entry.id < after)
+    precisions = dict(session.execute(select(Currency.code, Currency.precision)).all())
+    rows = session.execute(q).all()
+    items = [
+        HistoryItem(r[0], r[1], r[2], r[3], Decimal(r[4]), precisions.get(r[3], 2), r[5], r[6])
+        for r in rows[:limit]
+    ]
+    nxt = str(items[-1].id) if len(rows) > limit else None
+    return items, nxt
+
+
+def check_transfer_allowed(
+    session: Session, program: ProgramSpec, cur: CurrencySpec, member_id: uuid.UUID, amount: Decimal
+) -> None:
+    """The programme's transfer switch, the currency's flag, and the per-transfer and
+    daily limits (a day in the programme's time zone)."""
+    if not program.transfers.enabled or not cur.transferable:
+        raise Problem(
+            422, "transfers_disabled", f"the programme does not allow transfers of {cur.code}"
+        )
+    limit = program.transfers.max_amount
+    if limit is not None and amount > limit:
+        raise Problem(
+            422,
+            "transfer_limit_exceeded",
+            f"at most {limit} per transfer",
+            errors=[field_error("amount", f"at most {limit} per transfer", "limit")],
+        )
+    daily = program.transfers.daily_limit
+    if daily is not None:
+        zone = zoneinfo.ZoneInfo(program.timezone)
+        today = now().astimezone(zone).date()
+        start = dt.datetime.combine(today, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+        sent = session.execute(
+            select(func.coalesce(func.sum(Entry.amount), 0)).where(
+                Entry.kind == "transfer",
+                Entry.member_id == member_id,
+                Entry.currency == cur.code,
+                Entry.occurred_at >= start,
+            )
+        ).scalar_one()
+        if Decimal(sent) + amount > daily:
+            raise Problem(
+                422,
+                "transfer_limit_exceeded",
+                f"at most {daily} a day; {Decimal(sent)} sent today",
+                errors=[field_error("amount", f"at most {daily} a day", "daily_limit")],
+            )
