@@ -1,0 +1,304 @@
+"""Benchmark of the hot path: purchase confirmations over HTTP against PostgreSQL.
+
+    .venv/bin/python bench/purchases.py [--clients 16] [--seconds 20] [--members 5000]
+
+It creates its own PostgreSQL database, migrates it, applies the demo programme, seeds
+members with balances, starts `kopilka serve --workers 2`, drives `POST /api/v1/purchases`
+with `wrk` (a Lua script: unique receipts, random members, one in three redeeming points),
+then, on the same server with the same client count, runs `pgbench` (TPC-B-like) as the
+reference cost of a comparable account-update transaction. It prints confirmations/s,
+p50/p99 latency and the ratio confirmations/s ÷ pgbench tps, and writes them as JSON to
+bench/results/. Needs `wrk` and `pgbench` (Debian: `apt-get install wrk
+postgresql-client`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("KOPILKA_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def sh(*args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if check and out.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout + out.stderr
+
+
+def db_url(name: str) -> str:
+    base, _, _ = PG_ADMIN.rpartition("/")
+    return f"{base}/{name}"
+
+
+def seed(url: str, members: int) -> tuple[list[str], str]:
+    """Members with 1,000 available BONUS each; returns their cards and a till key."""
+    os.environ["KOPILKA_DATABASE_URL"] = url
+    from decimal import Decimal
+
+    from kopilka.apikeys.service import create_key
+    from kopilka.core.db import get_db
+    from kopilka.demo.seed import demo_program_text
+    from kopilka.ledger import service as ledger
+    from kopilka.members.schemas import MemberCreate
+    from kopilka.members.service import create_member
+    from kopilka.program.service import apply_program, parse_program
+
+    db = get_db()
+    cards = []
+    with db.session() as s:
+        apply_program(s, parse_program(demo_program_text()), actor="bench")
+        s.commit()
+        for i in range(members):
+            m = create_member(s, MemberCreate(phone=f"+7915{i:07d}"), "RU")
+            ledger.credit(
+                s,
+                key=f"bench-seed-{m.id}",
+                kind="adjust",
+                member_id=m.id,
+                currency="BONUS",
+                amount=Decimal("1000"),
+                actor="bench",
+                pending_days=0,
+                counter="adjustment",
+            )
+            cards.append(m.card_number)
+            if i % 500 == 0:
+                s.commit()
+        _, key = create_key(s, "bench till", "cashier", "msk-01")
+        s.commit()
+    db.dispose()
+    return cards, key
+
+
+LUA = r"""
+local cards = {%(cards)s}
+local counter = 0
+local tid = 0
+local threads = {}
+function setup(thread)
+  tid = tid + 1
+  thread:set("tid", tid)
+  table.insert(threads, thread)
+end
+function init(args)
+  math.randomseed(os.time() + tid * 7919)
+end
+request = function()
+  counter = counter + 1
+  local card = cards[math.random(#cards)]
+  local redeem = ""
+  if counter %% 3 == 0 then
+    redeem = ',"redeem":{"currency":"BONUS","amount":"10.00"}'
+  end
+  local body = '{"external_id":"B-%(run)s-' .. tid .. '-' .. counter .. '",' ..
+    '"member":{"card":"' .. card .. '"},"store":"msk-01","channel":"pos",' ..
+    '"occurred_at":"2026-11-22T10:00:00+03:00","lines":[' ..
+    '{"sku":"MILK-1L","name":"Milk","category":"dairy","quantity":"2","unit_price":"89.90"},' ..
+    '{"sku":"COFFEE-250","name":"Coffee","category":"grocery",' ..
+    '"quantity":"1","unit_price":"450.00"}' ..
+    ']' .. redeem .. '}'
+  return wrk.format("POST", "/api/v1/purchases", {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer %(key)s"}, body)
+end
+"""
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    def ms(v: str) -> float:
+        num, unit = re.match(r"([\d.]+)(\w+)", v).groups()  # type: ignore[union-attr]
+        return float(num) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+    res: dict[str, float] = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for p in ("50", "99"):
+        m = re.search(rf"\s{p}(?:\.000)?%\s+([\d.]+\w+)", out)
+        res[f"p{p}_ms"] = ms(m.group(1)) if m else float("nan")
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    res["non_2xx"] = float(bad.group(1)) if bad else 0.0
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["socket_errors"] = float(sum(int(x) for x in errs.groups())) if errs else 0.0
+    res["requests"] = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return res
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=15)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--members", type=int, default=5000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--port", type=int, default=8911)
+    ap.add_argument("--skip-pgbench", action="store_true", help="only the Kopilka side")
+    ap.add_argument("--py-spy", metavar="FILE", help="record the server with py-spy into FILE")
+    args = ap.parse_args()
+    for tool in ("wrk", "pgbench"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (Debian: apt-get install {tool})")
+    run = secrets.token_hex(4)
+    name, pgb = f"kopilka_bench_{run}", f"pgbench_{run}"
+    admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    admin.execute(f'CREATE DATABASE "{pgb}"')
+    url = db_url(name)
+    env = {
+        **os.environ,
+        "KOPILKA_DATABASE_URL": url,
+        "KOPILKA_LOG_LEVEL": "WARNING",
+        "KOPILKA_ENVIRONMENT": "production",
+        "KOPILKA_SECRET_KEY": secrets.token_urlsafe(48),
+        "KOPILKA_DB_POOL_SIZE": str(max(4, args.clients // args.workers + 2)),
+    }
+    kopilka = str(Path(sys.executable).parent / "kopilka")
+    server = None
+    try:
+        print(f"migrating and seeding {args.members} members …", flush=True)
+        sh(kopilka, "migrate", env=env)
+        cards, key = seed(url, args.members)
+        server = subprocess.Popen(
+            [kopilka, "serve", "--port", str(args.port), "--workers", str(args.workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{args.port}"
+        for _ in range(100):
+            try:
+                if urllib.request.urlopen(f"{base}/health/ready", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("the server did not become ready")
+        scripts = {}
+        for phase in ("warm", "run"):  # receipt ids must differ between the two
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+                f.write(
+                    LUA
+                    % {
+                        "cards": ",".join(f'"{c}"' for c in cards),
+                        "key": key,
+                        "run": f"{run}{phase}",
+                    }
+                )
+                scripts[phase] = f.name
+        lua = scripts["run"]
+        threads = min(args.clients, os.cpu_count() or 2)
+        print("warming up …", flush=True)
+        sh("wrk", "-t1", "-c2", "-d3s", "-s", scripts["warm"], base)
+        print(f"wrk: {args.clients} clients, {args.seconds} s …", flush=True)
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--subprocesses",
+                    "-o",
+                    args.py_spy,
+                    "-f",
+                    "speedscope",
+                    "-d",
+                    str(args.seconds),
+                    "-r",
+                    "200",
+                    "-p",
+                    str(server.pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        out = sh(
+            "wrk",
+            f"-t{threads}",
+            f"-c{args.clients}",
+            f"-d{args.seconds}s",
+            "--latency",
+            "-s",
+            lua,
+            base,
+        )
+        if spy is not None:
+            spy.wait(timeout=60)
+        kop = parse_wrk(out)
+        _stop(server)
+        server = None
+        tps = float("nan")
+        if not args.skip_pgbench:
+            print(f"pgbench: scale 10, {args.clients} clients, {args.seconds} s …", flush=True)
+            pg_url = db_url(pgb)
+            sh("pgbench", "-i", "-s", "10", "-q", pg_url)
+            pgout = sh(
+                "pgbench",
+                "-c",
+                str(args.clients),
+                "-j",
+                str(threads),
+                "-T",
+                str(args.seconds),
+                pg_url,
+            )
+            tps = float(re.search(r"tps = ([\d.]+)", pgout).group(1))  # type: ignore[union-attr]
+        with psycopg.connect(url) as conn:
+            confirmed = conn.execute("SELECT count(*) FROM purchases").fetchone()[0]  # type: ignore[index]
+        result = {
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "workers": args.workers,
+            "confirmations_per_s": round(kop["rps"], 1),
+            "p50_ms": kop["p50_ms"],
+            "p99_ms": kop["p99_ms"],
+            "non_2xx": int(kop["non_2xx"]),
+            "socket_errors": int(kop["socket_errors"]),
+            "requests": int(kop["requests"]),
+            "purchases_recorded": int(confirmed),
+            "pgbench_tps": round(tps, 1),
+            "ratio": round(kop["rps"] / tps, 3),
+        }
+        print(json.dumps(result, indent=2))
+        out_dir = ROOT / "bench" / "results"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"purchases-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
+            json.dumps(result, indent=2)
+        )
+        ok = result["non_2xx"] == 0 and result["socket_errors"] == 0
+        print(
+            f"\nconfirmations/s {result['confirmations_per_s']}, p50 {kop['p50_ms']:.1f} ms, "
+            f"p99 {kop['p99_ms']:.1f} ms, pgbench {tps:.0f} tps, ratio {result['ratio']}"
+            f"{'' if ok else '  (FAILED REQUESTS)'}"
+        )
+    finally:
+        if server is not None:
+            _stop(server)
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'DROP DATABASE IF EXISTS "{pgb}" WITH (FORCE)')
+        admin.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""HTTP endpoints for purchases: calculate, confirm, commit, cancel, returns."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
+
+from kopilka.apikeys.service import Principal
+from kopilka.core.auth import SessionDep, require
+from kopilka.core.idempotency import run_idempotent
+from kopilka.purchases import service
+from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
+
+router = APIRouter(prefix="/purchases", tags=["purchases"])
+
+Till = Annotated[Principal, Depends(require("admin", "manager", "cashier", "partner"))]
+Reader = Annotated[Principal, Depends(require("admin", "manager", "analyst", "cashier", "partner"))]
+IdemKey = Annotated[str | None, Header()]
+
+
+@router.post("/calculate")
+def calculate(body: PurchaseIn, session: SessionDep, principal: Till) -> dict[str, Any]:
+    """The figures the till shows the customer; writes nothing. Limits on redemption are
+    reported in ``warnings`` instead of failing; ``quote_id`` pins these figures."""
+    return service.calculate(session, body, principal)
+
+
+@router.post("", status_code=201)
+def confirm(
+    body: PurchaseIn, session: SessionDep, principal: Till, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """Record a receipt (``hold: true`` reserves the points until commit or cancel).
+    The same receipt again answers 200 with the same purchase."""
+
+    def action() -> tuple[int, Any]:
+        return service.confirm(session, body, principal)
+
+    status, payload = run_idempotent(
+        session,
+        principal.actor,
+        idempotency_key,
+        "POST /purchases",
+        body.model_dump(mode="json"),
+        action,
+    )
+    return JSONResponse(payload, status_code=status)
+
+
+@router.get("")
+def list_purchases(
+    session: SessionDep,
+    principal: Reader,
+    member_id: uuid.UUID | None = None,
+    store: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Purchases newest first, by member or store; a cashier sees only its own store."""
+    if principal.store is not None:
+        store = principal.store
+    items, nxt = service.list_purchases(
+        session, member_id=member_id, store=store, cursor=cursor, limit=limit
+    )
+    return {"items": items, "next_cursor": nxt}
+
+
+@router.get("/{purchase_id}")
+def get_purchase(purchase_id: uuid.UUID, session: SessionDep, principal: Reader) -> dict[str, Any]:
+    return service.purchase_json(service.get_purchase(session, purchase_id, principal))
+
+
+@router.post("/{purchase_id}/commit")
+def commit(
+    purchase_id: uuid.UUID,
+    session: SessionDep,
+    principal: Till,
+    body: CommitIn | None = None,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    """Settle a hold after the fiscal receipt printed. Idempotent."""
+    data = body or CommitIn()
+
+    def action() -> tuple[int, Any]:
+        return 200, service.commit(session, purchase_id, data, principal)
+
+    status, payload = run_idempotent(
+        session,
+        principal.actor,
+        idempotency_key,
+        f"POST /purchases/{purchase_id}/commit",
+        data.model_dump(mode="json"),
+        action,
+    )
+    return JSONResponse(payload, status_code=status)
+
+
+@router.post("/{purchase_id}/cancel")
+def cancel(
+    purchase_id: uuid.UUID, session: SessionDep, principal: Till, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """Release a hold, or reverse a confirmed purchase entirely. Idempotent."""
+
+    def action() -> tuple[int, Any]:
+        return 200, service.cancel(session, purchase_id, principal)
+
+    status, payload = run_idempotent(
+        session,
+        principal.actor,
+        idempotency_key,
+        f"POST /purchases/{purchase_id}/cancel",
+        {},
+        action,
+    )
+    return JSONResponse(payload, status_code=status)
+
+
+@router.post("/{purchase_id}/returns", status_code=201)
+def create_return(
+    purchase_id: uuid.UUID,
+    body: ReturnIn,
+    session: SessionDep,
+    principal: Till,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    """Return lines (partly or wholly); money refunded and points restored/revoked in
+    proportion, so that returning everything reverses the purchase exactly."""
+
+    def action() -> tuple[int, Any]:
+        return service.create_return(session, purchase_id, body, principal)
+
+    status, payload = run_idempotent(
+        session,
+        principal.actor,
+        idempotency_key,
+        f"POST /purchases/{purchase_id}/returns",
+        body.model_dump(mode="json"),
+        action,
+    )
+    return JSONResponse(payload, status_code=status)

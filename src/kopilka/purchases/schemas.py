@@ -1,0 +1,106 @@
+"""What crosses the API for purchases and returns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+)
+
+from kopilka.core.money import AmountError, to_decimal
+from kopilka.members.schemas import MemberRef
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3, allow_inf_nan=False)]
+
+
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    sku: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[str | None, Field(max_length=300)] = None
+    category: Annotated[str | None, Field(max_length=100)] = None
+    quantity: Quantity
+    unit_price: Money
+
+
+def _redeem_amount(value: object) -> Decimal | str:
+    if value == "max":
+        return "max"
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError('a decimal string or "max"')
+    try:
+        amount = to_decimal(str(value))
+    except AmountError as exc:
+        raise ValueError('a decimal string or "max"') from exc
+    if amount <= 0:
+        raise ValueError("must be more than zero")
+    if amount != amount.quantize(Decimal("0.0001")):
+        raise ValueError("at most 4 decimal places")
+    return amount
+
+
+RedeemAmount = Annotated[
+    Decimal | Literal["max"],
+    PlainValidator(_redeem_amount),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": r"^\d+(\.\d{1,4})?$"}, {"const": "max"}]}
+    ),
+]
+
+
+class RedeemIn(BaseModel):
+    """``amount``: a decimal string, or ``"max"`` for as much as the receipt may take."""
+
+    model_config = ConfigDict(extra="forbid")
+    currency: Annotated[str, Field(min_length=1, max_length=16)]
+    amount: RedeemAmount
+
+
+class PurchaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    external_id: Annotated[str, Field(min_length=1, max_length=100)]
+    member: MemberRef | None = None
+    store: Annotated[str, Field(min_length=1, max_length=64)]
+    channel: Literal["pos", "online", "app"] = "pos"
+    occurred_at: dt.datetime
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=500)]
+    coupons: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)
+    ] = []
+    redeem: RedeemIn | None = None
+    hold: bool = False
+    quote_id: Annotated[str | None, Field(max_length=64)] = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, v: dt.datetime) -> dt.datetime:
+        if v.tzinfo is None:
+            raise ValueError("give a time zone offset (RFC 3339)")
+        return v
+
+
+class CommitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    receipt_number: Annotated[str | None, Field(max_length=100)] = None
+
+
+class ReturnLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    line_no: Annotated[int, Field(ge=1)]
+    quantity: Quantity
+
+
+class ReturnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    external_id: Annotated[str, Field(min_length=1, max_length=100)]
+    lines: Annotated[list[ReturnLineIn], Field(min_length=1, max_length=500)]
