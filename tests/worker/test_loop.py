@@ -1,0 +1,140 @@
+"""The worker loop: graceful stop, the in-process worker of ``kopilka serve``, metrics."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from kopilka.core.config import get_settings
+from kopilka.core.db import Database
+from kopilka.events import service as events
+from kopilka.main import create_app
+from kopilka.webhooks.models import Delivery
+from kopilka.webhooks.service import Policy
+from tests.conftest import KeyFactory
+from tests.receiver import Receiver, drain, subscribe
+from tests.worker.process import start_worker
+
+
+def _wait(predicate: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.usefixtures("program")
+def test_sigterm_stops_after_the_deliveries_in_flight_and_hands_back_the_rest(
+    client: TestClient, auth: KeyFactory, db: Database, receiver: Receiver
+) -> None:
+    # given 40 events and a slow receiver (0.3 s each)
+    subscribe(client, auth("admin"), receiver.url)
+    with db.session() as s:
+        for n in range(40):
+            events.emit(s, "member.updated", {"n": n}, member_id=uuid.uuid4())
+        s.commit()
+    receiver.delay = 0.3
+    # when a worker (batches of 20, 2 at a time) gets SIGTERM while sending
+    w = start_worker(db, "--batch", "20", "--concurrency", "2", lease_seconds=600)
+    if not _wait(lambda: len(receiver.hits) >= 1, 30):
+        w.kill()
+        pytest.fail(f"the worker sent nothing: {w.stderr.read() if w.stderr else ''}")
+    stopped_at = time.monotonic()
+    w.send_signal(signal.SIGTERM)
+    # then it exits cleanly within a second or so (not after the batch nor the lease)
+    assert w.wait(timeout=10) == 0, w.stderr.read() if w.stderr else ""
+    assert time.monotonic() - stopped_at < 2.5
+    with db.session() as s:
+        rows = s.execute(select(Delivery.status, Delivery.leased_until)).all()
+    # every delivery it sent is recorded; the rest are free for others at once
+    sent = len(receiver.hits)
+    assert sum(1 for st, _ in rows if st == "delivered") == sent < 40
+    assert all(lease is None for _, lease in rows)
+    # and another worker sends the rest at once
+    receiver.delay = 0
+    assert drain(db) == 40 - sent
+    ids = [e["id"] for e in receiver.events()]
+    assert len(ids) == 40 == len(set(ids))  # nothing twice
+
+
+@pytest.mark.usefixtures("program")
+def test_serve_runs_a_worker_in_process_when_told(
+    auth: KeyFactory, db: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "embedded_worker", True)
+    admin = auth("admin")
+    with TestClient(create_app()) as c:
+        subscribe(c, admin, receiver.url)
+        # when a member enrols through the API of an app with the embedded worker
+        r = c.post("/api/v1/members", json={"phone": "+79160000001"}, headers=admin)
+        assert r.status_code == 201
+        # then the event arrives with no other process running
+        assert _wait(lambda: len(receiver.events()) == 1, 15)
+        assert receiver.events()[0]["type"] == "member.created"
+    # and the thread is gone when the app stops
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "kopilka-worker"]
+
+
+def test_the_embedded_worker_is_off_unless_asked_on_postgresql(
+    monkeypatch: pytest.MonkeyPatch, db: Database
+) -> None:
+    from kopilka.worker.loop import embedded_enabled
+
+    monkeypatch.setattr(get_settings(), "embedded_worker", None)
+    assert embedded_enabled() is (db.dialect == "sqlite")
+    monkeypatch.setattr(get_settings(), "embedded_worker", False)
+    assert embedded_enabled() is False
+
+
+@pytest.mark.usefixtures("program")
+def test_metrics_show_the_outbox_deliveries_and_jobs(
+    client: TestClient,
+    auth: KeyFactory,
+    db: Database,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given one delivered event and one failing
+    admin = auth("admin")
+    subscribe(client, admin, receiver.url)
+    with db.session() as s:
+        events.emit(s, "member.updated", {"n": 1}, member_id=uuid.uuid4())
+        s.commit()
+    drain(db)
+    receiver.status = 500
+    with db.session() as s:
+        events.emit(s, "member.updated", {"n": 2}, member_id=uuid.uuid4())
+        s.commit()
+    drain(db, policy=Policy())
+    from kopilka.worker.jobs import load_jobs, run_due_jobs
+
+    load_jobs()
+    with db.session() as s:
+        run_due_jobs(s, "w", only={"purchases.release_holds"})
+    # then /metrics says so
+    text = client.get("/metrics").text
+    lines = set(text.splitlines())
+    assert 'kopilka_webhook_deliveries{status="pending"} 1.0' in lines
+    assert 'kopilka_webhook_deliveries{status="delivered"} 1.0' in lines
+    assert 'kopilka_webhook_attempts_total{outcome="success"} 1.0' in lines
+    assert 'kopilka_webhook_attempts_total{outcome="http_error"} 1.0' in lines
+    assert "kopilka_outbox_events_total 2.0" in lines
+    assert "kopilka_outbox_pending 1.0" in lines
+    assert 'kopilka_webhook_endpoints{state="active"} 1.0' in lines
+    assert 'kopilka_job_runs_total{job="purchases.release_holds"} 1.0' in lines
+    assert 'kopilka_job_last_run_failed{job="purchases.release_holds"} 0.0' in lines
+    lag = next(ln for ln in lines if ln.startswith("kopilka_outbox_lag_seconds "))
+    assert 0 <= float(lag.split()[1]) < 60
+    # and a token, when set, is required
+    monkeypatch.setattr(get_settings(), "metrics_token", "t0ken")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer t0ken"}).status_code == 200
