@@ -1,0 +1,271 @@
+"""Web hardening and request bookkeeping, as one ASGI middleware around the application.
+
+For every HTTP request it
+- opens the request's ``RequestFacts`` (caller address; the principal is added when the
+  route's policy resolves it) for rate limits and the audit log;
+- adds the security headers a browser needs (CSP with ``frame-ancestors``,
+  ``X-Content-Type-Options``, ``Referrer-Policy``, ``X-Frame-Options``, COOP, HSTS when the
+  request came over TLS — directly or per ``X-Forwarded-Proto``, ``Cache-Control: no-store``
+  on the API), leaving alone any a route set itself;
+- after a state-changing request that succeeded, was not an Idempotency-Key replay and
+  that no domain audit record covered, writes one ``http.<method>`` audit row (actor,
+  route, status), so every console and API action is in the audit log, including those of
+  routes added later. High-volume business traffic that has its own trail (receipts,
+  enrolment at the till, custom events) is left out by ``KOPILKA_AUDIT_SKIP``.
+
+CORS is closed unless ``KOPILKA_CORS_ORIGINS`` lists origins (``install`` adds Starlette's
+CORS middleware for exactly those).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kopilka.core.config import get_settings
+from kopilka.security import context
+
+log = structlog.get_logger("kopilka.security")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+# The interactive API docs page loads Swagger UI from its CDN with an inline script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+DOCS_PATHS = ("/api/v1/docs",)
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUDITED_PREFIXES = ("/api/v1/", "/admin")
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {k.lower(): v for k, v in scope.get("headers", ())}
+
+
+def came_over_tls(scope: Scope) -> bool:
+    if scope.get("scheme") == "https":
+        return True
+    proto = _headers(scope).get(b"x-forwarded-proto", b"").decode("latin-1")
+    return proto.split(",")[0].strip().lower() == "https"
+
+
+def security_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The headers added to a response to the request ``scope``."""
+    path = scope.get("path", "")
+    settings = get_settings()
+    out = [
+        (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else CSP).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"x-frame-options", b"DENY"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if came_over_tls(scope) and settings.hsts_seconds > 0:
+        out.append((b"strict-transport-security", f"max-age={settings.hsts_seconds}".encode()))
+    if path.startswith("/api/"):
+        out.append((b"cache-control", b"no-store"))
+    return out
+
+
+# A NUL character is never meaningful in Kopilka's text and PostgreSQL cannot store it:
+# refuse it at the door (JSON escapes it as \u0000 behind an odd number of backslashes).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+async def _without_nul(scope: Scope, receive: Receive) -> tuple[Receive, str | None]:
+    """Where a NUL character hides in the request (``path``, ``query``, ``body``), if
+    anywhere; and a ``receive`` that replays a body read for the check."""
+    if b"%00" in scope.get("raw_path", b"") or "\x00" in scope.get("path", ""):
+        return receive, "path"
+    if b"%00" in scope.get("query_string", b"") or b"\x00" in scope.get("query_string", b""):
+        return receive, "query"
+    if scope.get("method") not in WRITES:
+        return receive, None
+    ctype = _headers(scope).get(b"content-type", b"")
+    if b"json" not in ctype:
+        return receive, None
+    messages: list[Message] = []
+    body = b""
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    replay = iter(messages)
+
+    async def replayed() -> Message:
+        try:
+            return next(replay)
+        except StopIteration:
+            return await receive()
+
+    if b"\x00" in body or _JSON_NUL.search(body):
+        return replayed, "body"
+    return replayed, None
+
+
+async def _refuse_nul(
+    scope: Scope, receive: Receive, send: Send, where: str, extra: list[tuple[bytes, bytes]]
+) -> None:
+    from starlette.requests import Request
+
+    from kopilka.core.errors import problem_response, validation_problem
+
+    problem = validation_problem(
+        [{"field": where, "in": where, "code": "nul_character", "message": "no NUL characters"}]
+    )
+    response = problem_response(Request(scope, receive), problem)
+    for key, value in extra:
+        if key.decode() not in response.headers:
+            response.headers[key.decode()] = value.decode()
+    await response(scope, receive, send)
+
+
+def _client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def skipped(method: str, template: str) -> bool:
+    """Is this request left out of the HTTP audit (``KOPILKA_AUDIT_SKIP``: entries
+    ``/prefix`` for every method, or ``METHOD /route/{param}`` for one route)?"""
+    for entry in (e.strip() for e in get_settings().audit_skip.split(",")):
+        if not entry:
+            continue
+        verb, _, route = entry.rpartition(" ")
+        if verb:
+            if verb.upper() == method and route == template:
+                return True
+        elif template == route or template.startswith(route.rstrip("/") + "/"):
+            return True
+    return False
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        facts, token = context.begin(_client_ip(scope))
+        extra = security_headers(scope)
+        status = 500
+        receive, where = await _without_nul(scope, receive)
+        if where is not None:
+            context.end(token)
+            await _refuse_nul(scope, receive, send, where, extra)
+            return
+
+        async def send_hardened(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers.extend((k, v) for k, v in extra if k not in present)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_hardened)
+        finally:
+            context.end(token)
+        if facts.deferred_hits:
+            await run_in_threadpool(_count_deferred, facts)
+        method = scope.get("method", "GET")
+        path = scope.get("path", "")
+        if (
+            method in WRITES
+            and status < 400
+            and facts.principal is not None
+            and not facts.audited
+            and not facts.replayed
+            and path.startswith(AUDITED_PREFIXES)
+        ):
+            template = route_template(scope)
+            if not skipped(method, template):
+                await run_in_threadpool(
+                    _record_request, facts, method, path, template, status, scope
+                )
+
+
+def route_template(scope: Scope) -> str:
+    """The path with its parameters named again (``/api/v1/members/{member_id}``)."""
+    template = str(scope.get("path", ""))
+    for name, value in (scope.get("path_params") or {}).items():
+        template = template.replace(f"/{value}", "/{" + str(name) + "}", 1)
+    return template
+
+
+def _count_deferred(facts: context.RequestFacts) -> None:
+    from kopilka.security.ratelimit import count_deferred
+
+    try:
+        count_deferred(facts.deferred_hits)
+    except Exception:  # the answer is sent already
+        log.exception("rate_limit_count_failed")
+
+
+def _record_request(
+    facts: context.RequestFacts,
+    method: str,
+    path: str,
+    template: str,
+    status: int,
+    scope: Scope,
+) -> None:
+    from kopilka.audit.service import record
+    from kopilka.core.db import get_db
+
+    principal = facts.principal
+    if principal is None:  # pragma: no cover - checked by the caller
+        return
+    params: dict[str, Any] = dict(scope.get("path_params") or {})
+    target_id = next((str(v) for k, v in params.items() if k.endswith("id")), None)
+    try:
+        with get_db().session() as session:
+            record(
+                session,
+                principal.actor,
+                f"http.{method.lower()}",
+                template.removeprefix("/api/v1/").split("/")[0] or "http",
+                target_id,
+                details={"method": method, "route": template, "path": path, "status": status},
+            )
+            session.commit()
+    except Exception:  # the answer is sent already; losing this row must not fail it
+        log.exception("audit_write_failed", method=method, route=template)
+
+
+def install(app: FastAPI) -> None:
+    """Add the security middleware (and CORS for the configured origins) to ``app``.
+
+    Call it before the request-id middleware is added, so that one stays outermost."""
+    origins = [o.strip() for o in get_settings().cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityMiddleware)
