@@ -1,0 +1,69 @@
+"""Money, points, dates and times written the member's way (Babel, CLDR data).
+
+Pure functions: amounts are ``Decimal`` and keep the currency's precision exactly
+(rounding is the caller's business, never done here); moments are shown in the
+programme's time zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+
+from babel.dates import format_date, format_time
+from babel.numbers import format_currency, format_decimal
+
+LANGS = ("en", "ru")
+MINUS = "\u2212"  # a real minus sign: screen readers say "minus", not "dash"
+
+
+def _locale(lang: str) -> str:
+    return lang if lang in LANGS else "en"
+
+
+def points(amount: Decimal, precision: int, lang: str, *, signed: bool = False) -> str:
+    """An amount of a loyalty currency with exactly ``precision`` places ("1 234,50")."""
+    pattern = "#,##0" + ("." + "0" * precision if precision > 0 else "")
+    text = format_decimal(abs(amount), format=pattern, locale=_locale(lang))
+    if amount < 0:
+        return MINUS + text
+    if signed and amount > 0:
+        return "+" + text
+    return text
+
+
+def money(amount: Decimal, currency: str, lang: str) -> str:
+    """Money in the programme's base currency ("1 234,50 ₽")."""
+    text = format_currency(abs(amount), currency, locale=_locale(lang))
+    return (MINUS + text) if amount < 0 else text
+
+
+def _local(moment: dt.datetime, tz: str) -> dt.datetime:
+    return moment.astimezone(zoneinfo.ZoneInfo(tz))
+
+
+def moment(value: dt.datetime, tz: str, lang: str) -> str:
+    """A date and time ("24 нояб. 2026 г., 13:05", "Nov 24, 2026, 1:05 PM")."""
+    local = _local(value, tz)
+    day = format_date(local, "medium", locale=_locale(lang))
+    return f"{day}, {format_time(local, 'short', locale=_locale(lang))}"
+
+
+def day(value: dt.datetime | dt.date, tz: str, lang: str) -> str:
+    """A date alone ("24 нояб. 2026 г.")."""
+    if isinstance(value, dt.datetime):
+        value = _local(value, tz)
+    return format_date(value, "medium", locale=_locale(lang))
+
+
+def time_of_day(value: dt.datetime, tz: str, lang: str) -> str:
+    """A time alone ("13:05", "1:05 PM")."""
+    return format_time(_local(value, tz), "short", locale=_locale(lang))
+
+
+def as_of(value: dt.datetime, tz: str, lang: str, today: dt.datetime) -> str:
+    """When data was read: the time alone if it was today, else date and time."""
+    if _local(value, tz).date() == _local(today, tz).date():
+        return time_of_day(value, tz, lang)
+    return moment(value, tz, lang)

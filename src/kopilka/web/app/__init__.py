@@ -1,0 +1,1 @@
+"""The member app (PWA) served at ``/app``: pages, static ES modules, service worker."""

@@ -1,0 +1,236 @@
+"""The member app's words in English and Russian.
+
+The language is the member's choice (cookie ``kopilka_lang``, set from the profile or the
+sign-in page) or else the browser's (``Accept-Language``, by quality); English otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LANGS = ("en", "ru")
+LANG_COOKIE = "kopilka_lang"
+
+# key → (English, Russian); "{name}" placeholders are filled by ``t(key, name=…)``.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "skip_to_content": ("Skip to content", "Перейти к содержимому"),
+    "nav": ("Sections", "Разделы"),
+    "nav_card": ("Card", "Карта"),
+    "nav_history": ("History", "История"),
+    "nav_profile": ("Profile", "Профиль"),
+    "card_heading": ("Your card", "Ваша карта"),
+    "card_code_label": ("Code for the till", "Код для кассы"),
+    "card_code_hint": (
+        "Show the QR code at the till or say the number. It changes every 30 seconds.",
+        "Покажите QR-код на кассе или продиктуйте номер. Он меняется каждые 30 секунд.",
+    ),
+    "card_code_loading": ("Preparing your code…", "Готовим код…"),
+    "card_code_unavailable": (
+        "The code cannot be shown: sign in again on this phone.",
+        "Код недоступен: войдите заново на этом телефоне.",
+    ),
+    "brightness_hint": (
+        "Turn the screen brightness up so the scanner reads the code.",
+        "Прибавьте яркость экрана, чтобы сканер прочитал код.",
+    ),
+    "show_large": ("Show the number large", "Показать номер крупно"),
+    "close": ("Close", "Закрыть"),
+    "card_number": ("Card number", "Номер карты"),
+    "barcode_label": ("Barcode of card number {number}", "Штрихкод номера карты {number}"),
+    "qr_label": ("QR code of the code {code}", "QR-код кода {code}"),
+    "balance_heading": ("Balance", "Баланс"),
+    "available": ("Available", "Доступно"),
+    "pending": ("On the way", "Ожидают начисления"),
+    "expiring_next": ("{amount} expire on {day}", "{amount} сгорят {day}"),
+    "tier_heading": ("Tier", "Уровень"),
+    "tier_none": ("No tier yet", "Пока без уровня"),
+    "blocked": (
+        "Your card is blocked. Please ask at the till.",
+        "Карта заблокирована. Обратитесь, пожалуйста, на кассу.",
+    ),
+    "recent": ("Recent", "Недавние операции"),
+    "all_history": ("All history", "Вся история"),
+    "history_heading": ("History", "История"),
+    "history_empty": ("No operations yet.", "Операций пока нет."),
+    "more": ("Show more", "Показать ещё"),
+    "kind_earn": ("Earned", "Начислено"),
+    "kind_redeem": ("Spent", "Списано"),
+    "kind_return": ("Returned purchase", "Возврат покупки"),
+    "kind_expire": ("Expired", "Сгорело"),
+    "kind_adjust": ("Adjustment", "Корректировка"),
+    "kind_transfer": ("Transfer", "Перевод"),
+    "kind_reward": ("Reward", "Награда"),
+    "kind_reversal": ("Reversal", "Сторно"),
+    "receipt": ("Receipt", "Чек"),
+    "receipt_heading": ("Receipt {number}", "Чек {number}"),
+    "store": ("Store", "Магазин"),
+    "subtotal": ("Total before discounts", "Сумма без скидок"),
+    "discount": ("Discount", "Скидка"),
+    "paid_with_points": ("Paid with points", "Оплачено баллами"),
+    "total_due": ("Paid", "Оплачено"),
+    "earned": ("Earned", "Начислено"),
+    "status_returned": ("Returned", "Возвращён"),
+    "status_cancelled": ("Cancelled", "Отменён"),
+    "back": ("Back", "Назад"),
+    "coupons_heading": ("Your coupons", "Ваши купоны"),
+    "coupon_code": ("Code", "Код"),
+    "valid_until": ("Valid until {day}", "Действует до {day}"),
+    "reward_percent": ("{value} % off", "Скидка {value} %"),
+    "reward_fixed": ("{value} off", "Скидка {value}"),
+    "reward_points": ("+{value} {currency}", "+{value} {currency}"),
+    "reward_multiplier": ("×{value} points", "Баллы ×{value}"),
+    "reward_free_product": ("Free: {sku}", "В подарок: {sku}"),
+    "profile_heading": ("Profile", "Профиль"),
+    "name": ("Name", "Имя"),
+    "phone": ("Phone", "Телефон"),
+    "email": ("Email", "Email"),
+    "referral_heading": ("Invite friends", "Пригласите друзей"),
+    "referral_text": (
+        "Share your code: a friend gives it at the till when they join.",
+        "Поделитесь кодом: друг назовёт его на кассе при регистрации.",
+    ),
+    "your_code": ("Your code", "Ваш код"),
+    "share": ("Share", "Поделиться"),
+    "share_text": ("Join {app} with my code {code}", "Присоединяйтесь к {app} с моим кодом {code}"),
+    "copied": ("Link copied", "Ссылка скопирована"),
+    "language": ("Language", "Язык"),
+    "consents_heading": ("Messages we may send you", "Сообщения, которые мы можем присылать"),
+    "consent_email": ("Offers by email", "Предложения по email"),
+    "consent_sms": ("Offers by SMS", "Предложения по SMS"),
+    "consent_push": ("Offers as notifications", "Предложения в уведомлениях"),
+    "save": ("Save", "Сохранить"),
+    "saved": ("Saved", "Сохранено"),
+    "notifications_heading": ("Notifications on this phone", "Уведомления на этом телефоне"),
+    "notifications_text": (
+        "Points earned, points about to expire and tier changes.",
+        "Начисления, скорое сгорание баллов и смена уровня.",
+    ),
+    "notifications_on": ("Turn on notifications", "Включить уведомления"),
+    "notifications_off": ("Turn off notifications", "Выключить уведомления"),
+    "notifications_enabled": ("Notifications are on.", "Уведомления включены."),
+    "notifications_disabled": ("Notifications are off.", "Уведомления выключены."),
+    "notifications_unsupported": (
+        "This browser cannot receive notifications.",
+        "Этот браузер не получает уведомления.",
+    ),
+    "notifications_blocked": (
+        "Notifications are blocked in the browser's settings.",
+        "Уведомления запрещены в настройках браузера.",
+    ),
+    "sessions_heading": ("Signed-in devices", "Устройства, где выполнен вход"),
+    "this_device": ("This device", "Это устройство"),
+    "signed_in_at": ("Signed in {when}", "Вход {when}"),
+    "last_seen": ("Last used {when}", "Последний раз {when}"),
+    "by_code": ("with a code", "по коду"),
+    "by_link": ("with a link from the till", "по ссылке с кассы"),
+    "sign_out_device": ("Sign out", "Выйти"),
+    "sign_out_device_label": ("Sign out {device}", "Выйти на устройстве {device}"),
+    "sign_out": ("Sign out of this phone", "Выйти на этом телефоне"),
+    "sign_in_heading": ("Sign in", "Вход"),
+    "sign_in_intro": (
+        "Enter the phone number or email you gave when you joined. We will send you a code.",
+        "Введите телефон или email, указанные при регистрации. Мы пришлём код.",
+    ),
+    "phone_or_email": ("Phone or email", "Телефон или email"),
+    "send_code": ("Get a code", "Получить код"),
+    "code_sent": ("We sent a code to {to}.", "Мы отправили код на {to}."),
+    "code_sent_maybe": (
+        "If {to} belongs to a member, a code is on its way.",
+        "Если {to} указан в карте участника, код уже в пути.",
+    ),
+    "code_label": ("Code", "Код"),
+    "verify": ("Sign in", "Войти"),
+    "other_destination": ("Use another phone or email", "Указать другой телефон или email"),
+    "link_heading": ("Signing you in…", "Выполняем вход…"),
+    "link_failed": (
+        "This link does not work any more. Ask at the till for a new one, or sign in with a code.",
+        "Ссылка больше не действует. Попросите на кассе новую или войдите по коду.",
+    ),
+    "sign_in_with_code": ("Sign in with a code", "Войти по коду"),
+    "offline_banner": ("No connection. Shown as of {when}.", "Нет сети. Данные на {when}."),
+    "as_of": ("Updated {when}", "Обновлено {when}"),
+    "update_available": ("A new version of the app is ready.", "Готова новая версия приложения."),
+    "update_reload": ("Update", "Обновить"),
+    "offline_heading": ("You are offline", "Нет подключения"),
+    "offline_text": (
+        "Open the app once with a connection, and your card stays on this phone.",
+        "Откройте приложение один раз при подключении — и карта останется на телефоне.",
+    ),
+    "retry": ("Try again", "Повторить"),
+    "error_generic": (
+        "Something went wrong. Please try again.",
+        "Что-то пошло не так. Попробуйте ещё раз.",
+    ),
+    "too_many": (
+        "Too many tries. Please wait a little.",
+        "Слишком много попыток. Подождите немного.",
+    ),
+    "invited_heading": ("You are invited to {app}", "Вас приглашают в {app}"),
+    "invited_text": (
+        "Give this code at the till when you join:",
+        "Назовите этот код на кассе при регистрации:",
+    ),
+    "not_found_heading": ("Not found", "Не найдено"),
+}
+
+# The words the browser-side modules need (put into every page as JSON).
+SCRIPT_KEYS = (
+    "card_code_unavailable",
+    "qr_label",
+    "copied",
+    "saved",
+    "error_generic",
+    "too_many",
+    "notifications_on",
+    "notifications_off",
+    "notifications_enabled",
+    "notifications_disabled",
+    "notifications_unsupported",
+    "notifications_blocked",
+    "code_sent",
+    "code_sent_maybe",
+    "link_failed",
+    "offline_banner",
+    "share_text",
+)
+
+
+def pick_lang(accept_language: str | None, chosen: str | None = None) -> str:
+    """The member's chosen language if valid, else the best of ``LANGS`` for an
+    ``Accept-Language`` header (by quality, the first on a tie), else English."""
+    if chosen in LANGS:
+        return chosen
+    best, best_q = "en", 0.0
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        lang = tag.strip().lower().split("-")[0]
+        if lang in LANGS and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
+Translator = Callable[..., str]
+
+
+def translator(lang: str) -> Translator:
+    """``t(key, **values)`` in ``lang`` (the key itself if there is no such message)."""
+    idx = 1 if lang == "ru" else 0
+
+    def t(key: str, **values: object) -> str:
+        pair = MESSAGES.get(key)
+        text = pair[idx] if pair else key
+        return text.format(**values) if values else text
+
+    return t
+
+
+def script_messages(lang: str) -> dict[str, str]:
+    idx = 1 if lang == "ru" else 0
+    return {key: MESSAGES[key][idx] for key in SCRIPT_KEYS}

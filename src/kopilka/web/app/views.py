@@ -1,0 +1,597 @@
+"""The member app's pages under ``/app``: server-rendered (Jinja2, Babel), small ES
+modules for what must happen on the phone (the rotating card code, sign-in, profile
+actions), and a service worker that keeps the last pages for offline use.
+
+Pages are rendered for the signed-in device only and sent with ``Cache-Control:
+no-store``; the service worker keeps its own copy of the card, balance and history
+pages (Cache Storage), shows it when there is no network, and forgets it at sign-out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+
+from kopilka import __version__
+from kopilka.core.config import get_settings
+from kopilka.core.db import get_db, now
+from kopilka.core.errors import Problem
+from kopilka.memberapp import formatting
+from kopilka.memberapp import service as app_service
+from kopilka.memberapp.models import MemberDevice
+from kopilka.program.schema import BrandingSpec, ProgramSpec
+from kopilka.web.app import branding, codes, i18n
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix="/app", include_in_schema=False)
+
+HISTORY_PAGE = 30
+RECENT = 5
+DEFAULT_NAME = "Kopilka"
+DEFAULT_BRANDING = BrandingSpec()
+
+
+def _digest_of_static() -> str:
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(STATIC).as_posix().encode())
+            h.update(path.read_bytes())
+    h.update((HERE / "sw.js").read_bytes())
+    return h.hexdigest()[:12]
+
+
+# Changes whenever a static file or the service worker changes: browsers then install
+# the new service worker and the app offers to update.
+ASSET_VERSION = _digest_of_static()
+
+
+def static_files() -> list[str]:
+    return sorted(
+        "/app/static/" + p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*") if p.is_file()
+    )
+
+
+class AppStatic(StaticFiles):
+    """Static files that browsers revalidate (cheap with ETags), so a deploy is seen
+    at once; the service worker keeps its own versioned copy for offline use."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+# ---------------------------------------------------------------------------- context
+
+
+@dataclass
+class Page:
+    """What every template gets: language, words, the programme's brand, the member."""
+
+    request: Request
+    lang: str
+    spec: ProgramSpec | None
+    device: MemberDevice | None = None
+    member: Any = None
+    rendered_at: dt.datetime = field(default_factory=now)
+
+    @property
+    def t(self) -> i18n.Translator:
+        return i18n.translator(self.lang)
+
+    @property
+    def branding(self) -> BrandingSpec:
+        return self.spec.branding if self.spec else DEFAULT_BRANDING
+
+    @property
+    def app_name(self) -> str:
+        if self.spec is None:
+            return DEFAULT_NAME
+        return self.spec.branding.app_name or self.spec.name
+
+    @property
+    def tz(self) -> str:
+        return self.spec.timezone if self.spec else "UTC"
+
+    @property
+    def version(self) -> str:
+        return ASSET_VERSION
+
+    @property
+    def logo_url(self) -> str | None:
+        url = self.branding.logo_url
+        if url and (url.startswith("/") or url.startswith(("https://", "http://"))):
+            return url
+        return None
+
+    @property
+    def csrf(self) -> str:
+        return app_service.csrf_token(self.device) if self.device else ""
+
+    @property
+    def script_words(self) -> Markup:
+        # JSON inside a non-executable script element: "<" is escaped so no text in it
+        # can close the element.
+        text = json.dumps(i18n.script_messages(self.lang), ensure_ascii=False)
+        return Markup(text.replace("<", "\\u003c"))  # noqa: S704 - JSON, "<" escaped
+
+    def other_lang(self) -> str:
+        return "ru" if self.lang == "en" else "en"
+
+    def points(self, amount: Decimal, precision: int, signed: bool = False) -> str:
+        return formatting.points(amount, precision, self.lang, signed=signed)
+
+    def amount(self, value: str, code: str, signed: bool = False) -> str:
+        """An amount as the API writes it ("15.74") in the member's way."""
+        return self.points(Decimal(value), self.precision(code), signed)
+
+    def money(self, amount: Decimal | str) -> str:
+        currency = self.spec.base_currency if self.spec else "RUB"
+        return formatting.money(Decimal(str(amount)), currency, self.lang)
+
+    def moment(self, value: dt.datetime | str) -> str:
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        return formatting.moment(value, self.tz, self.lang)
+
+    def day(self, value: dt.datetime | str) -> str:
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        return formatting.day(value, self.tz, self.lang)
+
+    def as_of(self) -> str:
+        return formatting.as_of(self.rendered_at, self.tz, self.lang, now())
+
+    def currency_name(self, code: str) -> str:
+        cur = self.spec.currency(code) if self.spec else None
+        return cur.name if cur else code
+
+    def precision(self, code: str) -> int:
+        cur = self.spec.currency(code) if self.spec else None
+        return cur.precision if cur else 2
+
+    def render(self, name: str, status: int = 200, **data: Any) -> HTMLResponse:
+        ctx = {"page": self, "t": self.t, **data}
+        response = templates.TemplateResponse(self.request, name, ctx, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Language"] = self.lang
+        response.headers["Vary"] = "Cookie, Accept-Language"
+        logo = self.logo_url
+        if logo and logo.startswith("http"):
+            from kopilka.security.middleware import CSP
+
+            parts = urlsplit(logo)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            response.headers["Content-Security-Policy"] = CSP.replace(
+                "img-src 'self' data: blob:", f"img-src 'self' data: blob: {origin}"
+            )
+        return response
+
+
+def _lang(request: Request) -> str:
+    return i18n.pick_lang(
+        request.headers.get("accept-language"), request.cookies.get(i18n.LANG_COOKIE)
+    )
+
+
+def _spec(session: Session) -> ProgramSpec | None:
+    from kopilka.program.service import current_program
+
+    try:
+        return current_program(session).spec
+    except Problem:
+        return None
+
+
+def _page(request: Request, session: Session) -> Page:
+    return Page(request, _lang(request), _spec(session))
+
+
+def _signed_in(request: Request, session: Session, page: Page) -> bool:
+    """Fill ``page`` with the device and member of the session cookie; False if none."""
+    from kopilka.members import service as members
+
+    device = app_service.load_device(session, request.cookies.get(app_service.COOKIE))
+    if device is None:
+        session.commit()
+        return False
+    member = members.get_member(session, device.member_id)
+    session.commit()
+    if member.status == "erased":
+        return False
+    page.device, page.member = device, member
+    return True
+
+
+def _to_sign_in(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/app/sign-in?next={quote(target, safe='')}", status_code=303)
+
+
+def _safe_next(raw: str | None) -> str:
+    if raw and raw.startswith("/app/") and not raw.startswith("//") and "\\" not in raw:
+        return raw
+    return "/app/"
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    code: str
+    name: str
+    available: str
+    pending: str | None
+    expiring: str | None
+    main: bool
+
+
+def _balances(page: Page, session: Session, member_id: uuid.UUID) -> list[BalanceRow]:
+    from kopilka.ledger.service import balances
+
+    order = {c.code: i for i, c in enumerate(page.spec.currencies)} if page.spec else {}
+    main = page.spec.currencies[0].code if page.spec else None
+    rows = []
+    for b in sorted(balances(session, member_id), key=lambda b: order.get(b.currency, 99)):
+        expiring = None
+        if b.expiring_at is not None and b.expiring_amount:
+            expiring = page.t(
+                "expiring_next",
+                amount=page.points(b.expiring_amount, b.precision),
+                day=page.day(b.expiring_at),
+            )
+        rows.append(
+            BalanceRow(
+                code=b.currency,
+                name=page.currency_name(b.currency),
+                available=page.points(b.available, b.precision),
+                pending=page.points(b.pending, b.precision) if b.pending else None,
+                expiring=expiring,
+                main=b.currency == main,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    kind: str
+    label: str
+    amount: str
+    negative: bool
+    currency: str
+    when: str
+    purchase_id: str | None
+    description: str
+
+
+def _history(
+    page: Page, session: Session, member_id: uuid.UUID, cursor: str | None, limit: int
+) -> tuple[list[HistoryRow], str | None]:
+    from kopilka.ledger.service import history
+
+    items, nxt = history(session, member_id, cursor=cursor, limit=limit)
+    rows = []
+    for item in items:
+        key = f"kind_{item.kind}"
+        label = page.t(key) if key in i18n.MESSAGES else item.kind
+        rows.append(
+            HistoryRow(
+                kind=item.kind,
+                label=label,
+                amount=page.points(item.amount, item.precision, signed=True),
+                negative=item.amount < 0,
+                currency=page.currency_name(item.currency),
+                when=page.moment(item.occurred_at),
+                purchase_id=str(item.purchase_id) if item.purchase_id else None,
+                description=item.description,
+            )
+        )
+    return rows, nxt
+
+
+def _reward(page: Page, reward: dict[str, Any]) -> str:
+    kind = str(reward.get("kind"))
+    value = reward.get("value") or ""
+    if kind == "fixed":
+        value = page.money(value)
+    if kind == "points":
+        return page.t(
+            "reward_points",
+            value=value,
+            currency=page.currency_name(str(reward.get("currency") or "")),
+        )
+    if kind == "free_product":
+        return page.t("reward_free_product", sku=reward.get("free_sku") or "")
+    key = f"reward_{kind}"
+    return page.t(key, value=value) if key in i18n.MESSAGES else kind
+
+
+def _coupons(page: Page, session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The member's personal coupons that can be used now (none if coupons are off)."""
+    try:
+        from kopilka.coupons.service import member_coupons
+    except ImportError:  # pragma: no cover - a build without coupons
+        return []
+    items, _ = member_coupons(session, member_id, limit=20)
+    out = []
+    for c in items:
+        if c.get("status") != "available":
+            continue
+        until = c.get("valid_until")
+        out.append(
+            {
+                "code": c["code"],
+                "name": c["pool"]["name"],
+                "description": c["pool"].get("description"),
+                "reward": _reward(page, c.get("reward") or {}),
+                "until": page.t("valid_until", day=page.day(until)) if until else None,
+            }
+        )
+    return out
+
+
+def _origin(request: Request) -> str:
+    return (get_settings().public_url or str(request.base_url)).rstrip("/")
+
+
+# ---------------------------------------------------------------------------- pages
+
+
+def _session() -> Any:
+    return get_db().session()
+
+
+@router.get("")
+def app_root() -> RedirectResponse:
+    return RedirectResponse("/app/", status_code=308)
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    """The card (rotating code, barcode), balances, tier, coupons and recent history."""
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        assert page.device is not None
+        member = page.member
+        balances = _balances(page, session, member.id)
+        recent, _ = _history(page, session, member.id, None, RECENT)
+        coupons = _coupons(page, session, member.id)
+        session.commit()
+    return page.render(
+        "home.html",
+        nav="card",
+        balances=balances,
+        recent=recent,
+        coupons=coupons,
+        card=app_service.card_params(page.device),
+        barcode=codes.ean13_svg(
+            member.card_number, page.t("barcode_label", number=member.card_number)
+        ),
+    )
+
+
+@router.get("/history")
+def history_page(request: Request, cursor: str | None = None) -> Response:
+    """Every ledger entry of the member, newest first, a page at a time."""
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        try:
+            rows, nxt = _history(page, session, page.member.id, cursor, HISTORY_PAGE)
+        except Problem:
+            rows, nxt = [], None
+        session.commit()
+    return page.render("history.html", nav="history", rows=rows, next_cursor=nxt)
+
+
+@router.get("/receipts/{purchase_id}")
+def receipt(request: Request, purchase_id: uuid.UUID) -> Response:
+    """One of the member's receipts with its lines, discounts, points spent and earned."""
+    from kopilka.purchases.service import get_purchase, purchase_json
+
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        try:
+            purchase = get_purchase(session, purchase_id)
+        except Problem:
+            purchase = None
+        if purchase is None or purchase.member_id != page.member.id:
+            session.commit()
+            return page.render("not_found.html", 404, nav="history")
+        data = purchase_json(purchase)
+        stores = page.spec.stores if page.spec else []
+        store = next((s.name for s in stores if s.code == purchase.store), None)
+        occurred = purchase.occurred_at
+        session.commit()
+    return page.render(
+        "receipt.html",
+        nav="history",
+        receipt=data,
+        store=store or purchase.store,
+        occurred=occurred,
+        number=purchase.receipt_number or purchase.external_id,
+    )
+
+
+@router.get("/profile")
+def profile(request: Request) -> Response:
+    """Contact details, referral code, language, consents, notifications, devices."""
+    from kopilka.members import service as members
+
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        assert page.device is not None
+        consents = members.current_consents(session, page.member.id)
+        devices = [
+            app_service.device_json(d, page.device.id)
+            for d in app_service.list_devices(session, page.member.id)
+        ]
+        session.commit()
+    referral_url = f"{_origin(request)}/app/r/{page.member.referral_code}"
+    return page.render(
+        "profile.html",
+        nav="profile",
+        consents=consents,
+        devices=devices,
+        referral_url=referral_url,
+    )
+
+
+@router.get("/sign-in")
+def sign_in(request: Request, next: str | None = None) -> Response:
+    """Sign in with a one-time code sent to the phone or email."""
+    with _session() as session:
+        page = _page(request, session)
+        if _signed_in(request, session, page):
+            return RedirectResponse(_safe_next(next), status_code=303)
+        session.commit()
+    return page.render("sign_in.html", next=_safe_next(next))
+
+
+@router.get("/link")
+def link(request: Request) -> Response:
+    """The landing page of a one-time app link (its token is in the fragment)."""
+    with _session() as session:
+        page = _page(request, session)
+        session.commit()
+    return page.render("link.html")
+
+
+@router.get("/offline")
+def offline(request: Request) -> Response:
+    """What the service worker shows for a page it has no copy of, without network."""
+    with _session() as session:
+        page = _page(request, session)
+        session.commit()
+    return page.render("offline.html")
+
+
+@router.get("/r/{code}")
+def invited(request: Request, code: str) -> Response:
+    """The page a member's referral link opens: the code to give at the till."""
+    with _session() as session:
+        page = _page(request, session)
+        session.commit()
+    clean = code.strip().upper()
+    if not clean.isalnum() or len(clean) > 16:
+        return page.render("not_found.html", 404)
+    return page.render("invited.html", code=clean)
+
+
+@router.get("/lang/{lang}")
+def choose_language(lang: str, next: str | None = None) -> RedirectResponse:
+    """Remember the chosen language and go back."""
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    if lang in i18n.LANGS:
+        response.set_cookie(
+            i18n.LANG_COOKIE, lang, max_age=400 * 24 * 3600, path="/", samesite="lax"
+        )
+    return response
+
+
+# ---------------------------------------------------------------------------- assets
+
+
+def _brand(request: Request) -> tuple[str, BrandingSpec, str]:
+    with _session() as session:
+        spec = _spec(session)
+        session.commit()
+    name = spec.name if spec else DEFAULT_NAME
+    brand = spec.branding if spec else DEFAULT_BRANDING
+    digest = hashlib.sha256(
+        json.dumps([name, brand.model_dump()], sort_keys=True).encode()
+    ).hexdigest()[:8]
+    return name, brand, digest
+
+
+@router.get("/manifest.webmanifest")
+def manifest(request: Request) -> Response:
+    name, brand, digest = _brand(request)
+    body = branding.manifest(name, brand, _lang(request), digest)
+    return JSONResponse(
+        body, media_type="application/manifest+json", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/theme.css")
+def theme(request: Request) -> Response:
+    _, brand, _ = _brand(request)
+    return Response(
+        branding.theme_css(brand),
+        media_type="text/css",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/icons/{name}")
+def icon(request: Request, name: str) -> Response:
+    if name not in branding.ICONS:
+        return Response(status_code=404)
+    _, brand, _ = _brand(request)
+    size, maskable = branding.ICONS[name]
+    return Response(
+        branding.icon_png(brand.primary_color.lower(), size, maskable),
+        media_type="image/png",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+def service_worker_source(brand_digest: str) -> str:
+    """The service worker with its version and the files it precaches filled in."""
+    version = f"{ASSET_VERSION}-{brand_digest}"
+    precache = [
+        "/app/offline",
+        "/app/manifest.webmanifest",
+        "/app/theme.css",
+        *(f"/app/icons/{name}?v={brand_digest}" for name in branding.ICONS),
+        *static_files(),
+    ]
+    source = (HERE / "sw.js").read_text(encoding="utf-8")
+    return source.replace("__VERSION__", json.dumps(version)).replace(
+        "__PRECACHE__", json.dumps(precache)
+    )
+
+
+@router.get("/sw.js")
+def service_worker(request: Request) -> Response:
+    _, _, digest = _brand(request)
+    return Response(
+        service_worker_source(digest),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def mount(app: FastAPI) -> None:
+    """Serve the member app at ``/app`` and let its device sessions call ``/api/v1``."""
+    from kopilka.memberapp.api import register
+
+    register()
+    app.include_router(router)
+    app.mount("/app/static", AppStatic(directory=STATIC), name="app-static")
