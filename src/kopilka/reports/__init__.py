@@ -1,0 +1,1 @@
+"""Reports for the programme team: daily rollups, dashboard figures, ROI with a control group."""

@@ -1,0 +1,514 @@
+"""The rollup job: keeps the ``report_*`` tables in step with purchases, the ledger and
+members, so that dashboards read a few thousand rows instead of millions.
+
+Three ways of keeping up, each suited to what it reads:
+
+* **Receipts** (``report_sales_daily``, ``report_member_days``) are recomputed per local day
+  from ``purchases`` (indexed by ``occurred_at``). The days to redo are those of receipts
+  recorded since the last run and of purchase events (a cancellation, a return) since then,
+  plus today and yesterday. Recomputing a day is idempotent, so the scan overlaps the last
+  run by a margin.
+* **Points** (``report_points_daily``) are added up from ledger entries, which are never
+  changed once written: each entry is counted once, in the order of its time-ordered id.
+  Entries younger than ``settle_seconds`` wait for the next run, so that a transaction that
+  committed late (an id below the mark) is not skipped.
+* **Members** (``report_members``) get one row each, with the day they joined and their
+  control-group bucket; cohort cells are recomputed for every month with a day redone.
+
+``rollup(session, full=True)`` rebuilds everything from scratch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    type_coerce,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from kopilka.core.db import now
+from kopilka.core.money import from_units
+from kopilka.ledger.models import Account, Entry, Posting
+from kopilka.members.models import Member
+from kopilka.purchases.models import Purchase
+from kopilka.reports.models import (
+    CohortCell,
+    MemberDay,
+    PointsDaily,
+    ReportMember,
+    RollupState,
+    SalesDaily,
+)
+from kopilka.reports.shared import bucket_of, first_of_month, local_day_bounds
+
+# How far a run looks back past the previous one for receipts and events (recomputing a
+# day twice is harmless; missing one is not).
+OVERLAP = dt.timedelta(minutes=10)
+DEFAULT_SETTLE_SECONDS = 120
+_MEMBER_BATCH = 5000
+
+
+@dataclass
+class RollupResult:
+    full: bool
+    days: int = 0
+    entries_to: str | None = None
+    members: int = 0
+    months: list[dt.date] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "full": self.full,
+            "days": self.days,
+            "members_added": self.members,
+            "months": [m.isoformat() for m in self.months],
+        }
+
+
+def uuid7_floor(moment: dt.datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of ``moment``'s millisecond: ids below it were made before."""
+    ms = int(moment.timestamp() * 1000)
+    return uuid.UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62))
+
+
+# ---------------------------------------------------------------------------- SQL helpers
+
+
+def _sqlite_local_day(value: str | None, tz: str) -> str | None:
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    return moment.astimezone(zoneinfo.ZoneInfo(tz)).date().isoformat()
+
+
+def _sqlite_month(value: str | None) -> str | None:
+    return None if value is None else value[:7] + "-01"
+
+
+def prepare(session: Session) -> None:
+    """Give SQLite the functions the report queries use (PostgreSQL has its own)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    raw: Any = session.connection().connection.driver_connection
+    raw.create_function("kopilka_local_day", 2, _sqlite_local_day, deterministic=True)
+    raw.create_function("kopilka_month", 1, _sqlite_month, deterministic=True)
+
+
+def local_day(session: Session, column: Any, tz: str) -> ColumnElement[Any]:
+    """The local calendar day of a UTC timestamp column, in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone(tz, column), Date)
+    return func.kopilka_local_day(column, tz, type_=Date)
+
+
+def month_of(session: Session, column: Any) -> ColumnElement[Any]:
+    """The first day of the month of a date column, in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.date_trunc("month", column), Date)
+    return func.kopilka_month(column, type_=Date)
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _state(session: Session, name: str) -> str | None:
+    row = session.get(RollupState, name, with_for_update=True)
+    return row.value if row else None
+
+
+def _set_state(session: Session, name: str, value: str) -> None:
+    ins = _insert(session)(RollupState).values(name=name, value=value, updated_at=now())
+    session.execute(
+        ins.on_conflict_do_update(
+            index_elements=["name"], set_={"value": value, "updated_at": now()}
+        )
+    )
+
+
+def _lock(session: Session) -> None:
+    """One rollup at a time (the worker's job and a `kopilka reports rollup` may meet)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(60160601)"))
+    # SQLite: every transaction starts with BEGIN IMMEDIATE, so writers are serialised.
+
+
+# ---------------------------------------------------------------------------- members
+
+
+def _sync_members(session: Session, tz: str, since: uuid.UUID | None) -> int:
+    """Add a ``report_members`` row for every member with an id from ``since`` on (all
+    when None), a batch at a time in id order."""
+    zone = zoneinfo.ZoneInfo(tz)
+    conn = session.connection()
+    ins = _insert(session)(ReportMember).on_conflict_do_nothing(index_elements=["member_id"])
+    added = 0
+    after: uuid.UUID | None = None
+    while True:
+        q = select(Member.id, Member.created_at).order_by(Member.id).limit(_MEMBER_BATCH)
+        if since is not None:
+            q = q.where(Member.id >= since)
+        if after is not None:
+            q = q.where(Member.id > after)
+        rows = session.execute(q).all()
+        if not rows:
+            return added
+        batch = [
+            {
+                "member_id": member_id,
+                "joined_day": created_at.astimezone(zone).date(),
+                "bucket": bucket_of(member_id),
+            }
+            for member_id, created_at in rows
+        ]
+        added += max(conn.execute(ins, batch).rowcount, 0)
+        after = rows[-1][0]
+
+
+# ---------------------------------------------------------------------------- receipts
+
+
+def _ranges(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted days → inclusive runs of consecutive days."""
+    out: list[tuple[dt.date, dt.date]] = []
+    for d in sorted(set(days)):
+        if out and out[-1][1] + dt.timedelta(days=1) == d:
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
+def _redo_receipts(session: Session, tz: str, first: dt.date, last: dt.date) -> None:
+    """Recompute sales and member days for the local days ``first`` … ``last``."""
+    start, _ = local_day_bounds(first, tz)
+    _, end = local_day_bounds(last, tz)
+    session.execute(delete(SalesDaily).where(SalesDaily.day.between(first, last)))
+    session.execute(delete(MemberDay).where(MemberDay.day.between(first, last)))
+    day = local_day(session, Purchase.occurred_at, tz).label("day")
+    tier = func.coalesce(Member.tier, "").label("tier")
+    carded = (Purchase.member_id.is_not(None)).label("carded")
+    base = (
+        select(Purchase)
+        .outerjoin(Member, Member.id == Purchase.member_id)
+        .where(
+            Purchase.status == "confirmed",
+            Purchase.occurred_at >= start,
+            Purchase.occurred_at < end,
+        )
+    )
+    sales = base.with_only_columns(
+        day,
+        Purchase.store,
+        Purchase.channel,
+        tier,
+        carded,
+        func.count().label("receipts"),
+        func.sum(Purchase.total_due).label("revenue"),
+        func.sum(Purchase.subtotal).label("subtotal"),
+        func.sum(Purchase.discount).label("discount"),
+        func.sum(Purchase.redeemed_value).label("redeemed_value"),
+    ).group_by(day, Purchase.store, Purchase.channel, tier, carded)
+    session.execute(
+        insert(SalesDaily).from_select(
+            [
+                "day",
+                "store",
+                "channel",
+                "tier",
+                "carded",
+                "receipts",
+                "revenue",
+                "subtotal",
+                "discount",
+                "redeemed_value",
+            ],
+            sales,
+        )
+    )
+    member_days = (
+        base.with_only_columns(
+            day,
+            Purchase.member_id,
+            Purchase.store,
+            Purchase.channel,
+            func.max(func.coalesce(Member.tier, "")).label("tier"),
+            func.count().label("receipts"),
+            func.sum(Purchase.total_due).label("revenue"),
+        )
+        .where(Purchase.member_id.is_not(None))
+        .group_by(day, Purchase.member_id, Purchase.store, Purchase.channel)
+    )
+    session.execute(
+        insert(MemberDay).from_select(
+            ["day", "member_id", "store", "channel", "tier", "receipts", "revenue"], member_days
+        )
+    )
+
+
+def _dirty_days(session: Session, tz: str, since: dt.datetime, today: dt.date) -> set[dt.date]:
+    """Local days with receipts recorded, or purchase events written, since ``since``."""
+    zone = zoneinfo.ZoneInfo(tz)
+    days = {today, today - dt.timedelta(days=1)}
+    floor = uuid7_floor(since)
+    for (occurred,) in session.execute(
+        select(Purchase.occurred_at).where(Purchase.id >= floor).distinct()
+    ):
+        days.add(occurred.astimezone(zone).date())
+    from kopilka.events.models import OutboxEvent
+
+    for (data,) in session.execute(
+        select(OutboxEvent.data).where(OutboxEvent.id >= floor, OutboxEvent.type.like("purchase.%"))
+    ):
+        raw = data.get("occurred_at") if isinstance(data, dict) else None
+        if isinstance(raw, str):
+            try:
+                days.add(dt.datetime.fromisoformat(raw).astimezone(zone).date())
+            except ValueError:
+                continue
+    return {d for d in days if d <= today}
+
+
+# ---------------------------------------------------------------------------- points
+
+# Entry kinds whose effect on the member's wallet follows from the kind alone.
+_PLUS = ("earn", "reward")
+_MINUS = ("redeem", "expire")
+_NEUTRAL = ("transfer", "settle", "hold")
+
+
+def _points_rows(
+    session: Session, tz: str, lo: uuid.UUID | None, hi: uuid.UUID | None
+) -> list[tuple[Any, ...]]:
+    """Per day, currency, store, channel, tier, kind class and sign: the member-side sum
+    of the entries with ids in [lo, hi)."""
+    # Raw integer units of 1/10 000 throughout (``Amount`` would turn them into Decimal).
+    member_net = (
+        select(func.coalesce(func.sum(type_coerce(Posting.amount, BigInteger)), 0))
+        .join(Account, Account.id == Posting.account_id)
+        .where(Posting.entry_id == Entry.id, Account.kind == "member")
+        .scalar_subquery()
+    )
+    signed = case(
+        (Entry.kind.in_(_PLUS), type_coerce(Entry.amount, BigInteger)),
+        (Entry.kind.in_(_MINUS), -type_coerce(Entry.amount, BigInteger)),
+        else_=member_net,
+    )
+    klass = case(
+        (Entry.kind.in_(_PLUS), literal("earned")),
+        (Entry.kind == "redeem", literal("redeemed")),
+        (Entry.kind == "expire", literal("expired")),
+        (Entry.kind == "adjust", literal("adjusted")),
+        else_=literal("reversed"),
+    )
+    per_entry = (
+        select(
+            local_day(session, Entry.occurred_at, tz).label("day"),
+            Entry.currency.label("currency"),
+            func.coalesce(Purchase.store, "").label("store"),
+            func.coalesce(Purchase.channel, "").label("channel"),
+            func.coalesce(Member.tier, "").label("tier"),
+            klass.label("klass"),
+            signed.label("signed"),
+        )
+        .outerjoin(Purchase, Purchase.id == Entry.purchase_id)
+        .outerjoin(Member, Member.id == Entry.member_id)
+        .where(Entry.member_id.is_not(None), Entry.kind.not_in(_NEUTRAL))
+    )
+    if lo is not None:
+        per_entry = per_entry.where(Entry.id >= lo)
+    if hi is not None:
+        per_entry = per_entry.where(Entry.id < hi)
+    sub = per_entry.subquery()
+    sign = case((sub.c.signed > 0, 1), else_=-1)
+    q = select(
+        sub.c.day,
+        sub.c.currency,
+        sub.c.store,
+        sub.c.channel,
+        sub.c.tier,
+        sub.c.klass,
+        sign.label("sign"),
+        func.sum(sub.c.signed),
+    ).group_by(sub.c.day, sub.c.currency, sub.c.store, sub.c.channel, sub.c.tier, sub.c.klass, sign)
+    return list(session.execute(q).all())
+
+
+_FLOW = {
+    ("earned", 1): "earned",
+    ("earned", -1): "earned",
+    ("redeemed", -1): "redeemed",
+    ("redeemed", 1): "redeemed",
+    ("expired", -1): "expired",
+    ("expired", 1): "expired",
+    ("adjusted", 1): "adjusted_in",
+    ("adjusted", -1): "adjusted_out",
+    ("reversed", 1): "restored",
+    ("reversed", -1): "revoked",
+}
+# Flows that take points out of wallets are stored as positive amounts.
+OUTFLOWS = frozenset({"redeemed", "expired", "adjusted_out", "revoked"})
+
+
+def _add_points(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    merged: dict[tuple[Any, ...], Decimal] = {}
+    for day, currency, store, channel, tier, klass, sign, total in rows:
+        if day is None or total is None:
+            continue
+        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        flow = _FLOW[(klass, int(sign))]
+        amount = _decimal_units(total)
+        if flow in OUTFLOWS:
+            amount = -amount
+        if amount == 0:
+            continue
+        key = (day, currency, flow, store, channel, tier)
+        merged[key] = merged.get(key, Decimal(0)) + amount
+    if not merged:
+        return
+    ins = _insert(session)(PointsDaily)
+    stmt = ins.on_conflict_do_update(
+        index_elements=["day", "currency", "flow", "store", "channel", "tier"],
+        set_={"amount": PointsDaily.__table__.c.amount + ins.excluded.amount},
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "day": k[0],
+                "currency": k[1],
+                "flow": k[2],
+                "store": k[3],
+                "channel": k[4],
+                "tier": k[5],
+                "amount": v,
+            }
+            for k, v in merged.items()
+        ],
+    )
+
+
+def _decimal_units(total: Any) -> Decimal:
+    """A sum of raw ``Amount`` units (integers of 1/10 000) → Decimal."""
+    return from_units(int(total))
+
+
+# ---------------------------------------------------------------------------- cohorts
+
+
+def _redo_cohorts(session: Session, months: Iterable[dt.date]) -> None:
+    for month in sorted(set(months)):
+        nxt = first_of_month(month + dt.timedelta(days=32))
+        session.execute(delete(CohortCell).where(CohortCell.month == month))
+        cohort = month_of(session, ReportMember.joined_day).label("cohort")
+        q = (
+            select(
+                cohort,
+                literal(month, Date).label("month"),
+                func.count(func.distinct(MemberDay.member_id)).label("members"),
+            )
+            .join(ReportMember, ReportMember.member_id == MemberDay.member_id)
+            .where(MemberDay.day >= month, MemberDay.day < nxt, ReportMember.joined_day < nxt)
+            .group_by(cohort)
+        )
+        session.execute(insert(CohortCell).from_select(["cohort", "month", "members"], q))
+
+
+# ---------------------------------------------------------------------------- the job
+
+
+def rollup(
+    session: Session,
+    tz: str,
+    *,
+    full: bool = False,
+    at: dt.datetime | None = None,
+    settle_seconds: int = DEFAULT_SETTLE_SECONDS,
+) -> RollupResult:
+    """Bring the report tables up to date and commit. ``full`` rebuilds them all."""
+    at = at or now()
+    prepare(session)
+    _lock(session)
+    result = RollupResult(full=full)
+    today = at.astimezone(zoneinfo.ZoneInfo(tz)).date()
+    hi = uuid7_floor(at - dt.timedelta(seconds=settle_seconds)) if settle_seconds else None
+    if hi is None:
+        hi = uuid7_floor(at + dt.timedelta(milliseconds=1))
+    if full:
+        for table in (SalesDaily, MemberDay, PointsDaily, CohortCell, ReportMember):
+            session.execute(delete(table))
+        result.members = _sync_members(session, tz, None)
+        first = session.execute(select(func.min(Purchase.occurred_at))).scalar()
+        days: set[dt.date] = set()
+        if first is not None:
+            start = first.astimezone(zoneinfo.ZoneInfo(tz)).date()
+            days = {start + dt.timedelta(days=i) for i in range((today - start).days + 1)}
+            _redo_receipts(session, tz, start, today)
+        _add_points(session, _points_rows(session, tz, None, hi))
+        months = {first_of_month(d) for d in days}
+    else:
+        last_run = _state(session, "last_run")
+        since = dt.datetime.fromisoformat(last_run) - OVERLAP if last_run else None
+        lo_raw = _state(session, "entries_to")
+        lo = uuid.UUID(lo_raw) if lo_raw else None
+        result.members = _sync_members(session, tz, uuid7_floor(since) if since else None)
+        if since is None:
+            # Never run: the whole history is dirty.
+            first = session.execute(select(func.min(Purchase.occurred_at))).scalar()
+            start = first.astimezone(zoneinfo.ZoneInfo(tz)).date() if first else today
+            days = {start + dt.timedelta(days=i) for i in range((today - start).days + 1)}
+        else:
+            days = _dirty_days(session, tz, since, today)
+        for a, b in _ranges(days):
+            _redo_receipts(session, tz, a, b)
+        if lo is None or lo < hi:
+            _add_points(session, _points_rows(session, tz, lo, hi))
+        elif lo is not None:
+            hi = lo  # a longer settle time than last run's: the mark never moves back
+        months = {first_of_month(d) for d in days}
+    _redo_cohorts(session, months)
+    _set_state(session, "entries_to", str(hi))
+    _set_state(session, "last_run", at.isoformat())
+    if full:
+        _set_state(session, "full_at", at.isoformat())
+    session.commit()
+    result.days = len(days)
+    result.entries_to = str(hi)
+    result.months = sorted(months)
+    return result
+
+
+def last_run(session: Session) -> dt.datetime | None:
+    row = session.get(RollupState, "last_run")
+    return dt.datetime.fromisoformat(row.value) if row else None
+
+
+__all__ = [
+    "OUTFLOWS",
+    "RollupResult",
+    "last_run",
+    "local_day",
+    "month_of",
+    "prepare",
+    "rollup",
+    "uuid7_floor",
+]

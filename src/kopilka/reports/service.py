@@ -1,0 +1,748 @@
+"""Dashboard figures, read from the rollup tables (``reports.rollup`` keeps them fresh).
+
+Every report answers a ``Report``: named columns and rows (the CSV and the chart data) and
+a summary of headline figures. Amounts are ``Decimal``; rates are ``Decimal`` fractions
+(0.25 = 25 %), rounded half-up to 4 places; ``None`` where a rate has no denominator.
+Definitions (also in docs/reports.md):
+
+* issued = earned + adjusted in − revoked (points taken back by returns and cancellations);
+* redeemed (net) = redeemed − restored (points given back by returns and cancellations);
+* breakage rate = expired ÷ issued; redemption rate = redeemed (net) ÷ issued, in the period;
+* liability = (available + pending) × the currency's money value;
+* ROI = (incremental revenue − cost) ÷ cost, where incremental revenue = (revenue per
+  member outside the control group − revenue per member in it) × members outside it, and
+  cost = the money value of the points issued + the discounts given to members.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Numeric, cast, func, select, type_coerce
+from sqlalchemy.orm import Session
+
+from kopilka.core.db import now
+from kopilka.core.errors import Problem, field_error, validation_problem
+from kopilka.core.money import ZERO, round_half_up
+from kopilka.ledger.models import Account, Lot
+from kopilka.members.models import Member
+from kopilka.program.schema import ProgramSpec
+from kopilka.program.service import current_program
+from kopilka.reports.models import (
+    CohortCell,
+    MemberDay,
+    PointsDaily,
+    ReportMember,
+    SalesDaily,
+)
+from kopilka.reports.shared import (
+    add_months,
+    bucket_day,
+    control_cut,
+    first_of_month,
+    in_control_group,
+)
+
+GRAINS = ("day", "week", "month")
+CHANNELS = ("pos", "online", "app")
+MAX_DAYS = 3 * 366
+MONEY = 2  # the base currency's precision
+Z95 = Decimal("1.96")
+RATE_PLACES = Decimal("0.0001")
+
+__all__ = ["REPORTS", "Filters", "Report", "in_control_group", "parse_filters", "run"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: dt.date
+    end: dt.date  # inclusive
+    store: str | None = None
+    channel: str | None = None
+    tier: str | None = None
+    grain: str = "day"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "store": self.store,
+            "channel": self.channel,
+            "tier": self.tier,
+            "grain": self.grain,
+        }
+
+    def buckets(self) -> list[dt.date]:
+        out: list[dt.date] = []
+        d = self.start
+        while d <= self.end:
+            b = bucket_day(d, self.grain)
+            if not out or out[-1] != b:
+                out.append(b)
+            d += dt.timedelta(days=1)
+        return out
+
+
+@dataclass
+class Report:
+    name: str
+    filters: Filters
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def items(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, (_plain(v) for v in r), strict=True)) for r in self.rows]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "report": self.name,
+            "filters": self.filters.as_json(),
+            "summary": _plain(self.summary),
+            "columns": self.columns,
+            "items": self.items(),
+        }
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: decimals as strings, dates as ISO text, containers recursively."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def rate(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
+    if not whole:
+        return None
+    return (Decimal(part) / Decimal(whole)).quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+
+
+def money(value: Decimal) -> Decimal:
+    return round_half_up(value, MONEY)
+
+
+def _points_of(precision: int) -> Any:
+    """Points are exact to their currency's precision already; this only fixes the places
+    shown (``5.0000`` → ``5.00``)."""
+
+    def q(value: Decimal) -> Decimal:
+        return round_half_up(value, precision)
+
+    return q
+
+
+# ---------------------------------------------------------------------------- filters
+
+
+def parse_filters(
+    program: ProgramSpec,
+    today: dt.date,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    store: str | None = None,
+    channel: str | None = None,
+    tier: str | None = None,
+    grain: str | None = None,
+) -> Filters:
+    """Query parameters → ``Filters``, or a 422 naming each bad parameter. The default
+    period is the 90 days up to today."""
+    errors = []
+
+    def day(raw: str | None, name: str, default: dt.date) -> dt.date:
+        if not raw:
+            return default
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            errors.append({**field_error(name, "a date as YYYY-MM-DD", "date"), "in": "query"})
+            return default
+
+    last = day(end, "to", today)
+    first = day(start, "from", last - dt.timedelta(days=89))
+    if first > last:
+        errors.append({**field_error("from", "must not be after 'to'", "range"), "in": "query"})
+    elif (last - first).days >= MAX_DAYS:
+        errors.append(
+            {**field_error("from", f"at most {MAX_DAYS} days per report", "range"), "in": "query"}
+        )
+    store = store or None
+    if store is not None and store not in {s.code for s in program.stores}:
+        errors.append(
+            {**field_error("store", f"unknown store {store!r}", "unknown"), "in": "query"}
+        )
+    channel = channel or None
+    if channel is not None and channel not in CHANNELS:
+        errors.append(
+            {**field_error("channel", f"one of {', '.join(CHANNELS)}", "unknown"), "in": "query"}
+        )
+    grain = grain or "day"
+    if grain not in GRAINS:
+        errors.append(
+            {**field_error("grain", f"one of {', '.join(GRAINS)}", "unknown"), "in": "query"}
+        )
+    tier = tier or None
+    if tier is not None and len(tier) > 32:
+        errors.append({**field_error("tier", "at most 32 characters", "length"), "in": "query"})
+    if errors:
+        raise validation_problem(errors)
+    return Filters(first, last, store, channel, tier, grain)
+
+
+def _sales_where(f: Filters) -> list[Any]:
+    cond: list[Any] = [SalesDaily.day.between(f.start, f.end)]
+    if f.store:
+        cond.append(SalesDaily.store == f.store)
+    if f.channel:
+        cond.append(SalesDaily.channel == f.channel)
+    if f.tier:
+        cond.append(SalesDaily.tier == f.tier)
+    return cond
+
+
+def _points_where(f: Filters, *, period: bool = True) -> list[Any]:
+    cond: list[Any] = [PointsDaily.day.between(f.start, f.end)] if period else []
+    if f.store:
+        cond.append(PointsDaily.store == f.store)
+    if f.channel:
+        cond.append(PointsDaily.channel == f.channel)
+    if f.tier:
+        cond.append(PointsDaily.tier == f.tier)
+    return cond
+
+
+def _member_days_where(f: Filters, first: dt.date, last: dt.date) -> list[Any]:
+    cond: list[Any] = [MemberDay.day.between(first, last)]
+    if f.store:
+        cond.append(MemberDay.store == f.store)
+    if f.channel:
+        cond.append(MemberDay.channel == f.channel)
+    if f.tier:
+        cond.append(MemberDay.tier == f.tier)
+    return cond
+
+
+# ---------------------------------------------------------------------------- members
+
+
+def acquisition(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """New members per day, week or month (``tier``: their tier now)."""
+    q = (
+        select(ReportMember.joined_day, func.count())
+        .where(ReportMember.joined_day.between(f.start, f.end))
+        .group_by(ReportMember.joined_day)
+    )
+    if f.tier:
+        q = q.join(Member, Member.id == ReportMember.member_id).where(Member.tier == f.tier)
+    per: dict[dt.date, int] = defaultdict(int)
+    for day, n in session.execute(q):
+        per[bucket_day(_date(day), f.grain)] += int(n)
+    rows = [[b, per.get(b, 0)] for b in f.buckets()]
+    return Report(
+        "acquisition",
+        f,
+        ["period", "members_joined"],
+        rows,
+        {"members_joined": sum(r[1] for r in rows)},
+    )
+
+
+def active(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """Members who bought in the 30 and the 90 days up to the end of the period."""
+    total = session.execute(
+        select(func.count()).where(ReportMember.joined_day <= f.end)
+    ).scalar_one()
+    rows = []
+    summary: dict[str, Any] = {"as_of": f.end, "members": total}
+    for window in (30, 90):
+        first = f.end - dt.timedelta(days=window - 1)
+        n = session.execute(
+            select(func.count(func.distinct(MemberDay.member_id))).where(
+                *_member_days_where(f, first, f.end)
+            )
+        ).scalar_one()
+        rows.append([window, int(n), rate(int(n), total)])
+        summary[f"active_{window}"] = int(n)
+        summary[f"active_{window}_share"] = rate(int(n), total)
+    return Report("active", f, ["window_days", "members", "share_of_members"], rows, summary)
+
+
+def tiers(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """Members per tier now (members without a tier under the empty name)."""
+    tier = func.coalesce(Member.tier, "")
+    counts = dict(
+        session.execute(
+            select(tier, func.count()).where(Member.status != "erased").group_by(tier)
+        ).all()
+    )
+    total = sum(counts.values())
+    rows = [[t, int(n), rate(int(n), total)] for t, n in sorted(counts.items())]
+    return Report("tiers", f, ["tier", "members", "share"], rows, {"members": total})
+
+
+# ---------------------------------------------------------------------------- receipts
+
+
+def receipts(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """Receipts, the share with a card, and the average receipt of members vs others."""
+    q = (
+        select(
+            SalesDaily.day,
+            SalesDaily.carded,
+            func.sum(SalesDaily.receipts),
+            func.sum(SalesDaily.revenue),
+            func.sum(SalesDaily.discount),
+            func.sum(SalesDaily.redeemed_value),
+        )
+        .where(*_sales_where(f))
+        .group_by(SalesDaily.day, SalesDaily.carded)
+    )
+    n: dict[tuple[dt.date, bool], int] = defaultdict(int)
+    rev: dict[tuple[dt.date, bool], Decimal] = defaultdict(Decimal)
+    disc = redeemed = ZERO
+    for day, carded, cnt, revenue, discount, red in session.execute(q):
+        key = (bucket_day(_date(day), f.grain), bool(carded))
+        n[key] += int(cnt)
+        rev[key] += Decimal(revenue)
+        if carded:
+            disc += Decimal(discount)
+            redeemed += Decimal(red)
+    rows = []
+    for b in f.buckets():
+        nm, na = n[(b, True)], n[(b, False)]
+        rm, ra = rev[(b, True)], rev[(b, False)]
+        rows.append(
+            [
+                b,
+                nm + na,
+                nm,
+                rate(nm, nm + na),
+                money(rm),
+                money(ra),
+                money(rm / nm) if nm else None,
+                money(ra / na) if na else None,
+            ]
+        )
+    nm = sum(v for (_, c), v in n.items() if c)
+    na = sum(v for (_, c), v in n.items() if not c)
+    rm = sum((v for (_, c), v in rev.items() if c), ZERO)
+    ra = sum((v for (_, c), v in rev.items() if not c), ZERO)
+    summary = {
+        "receipts": nm + na,
+        "receipts_with_card": nm,
+        "card_share": rate(nm, nm + na),
+        "revenue_members": money(rm),
+        "revenue_anonymous": money(ra),
+        "avg_receipt_members": money(rm / nm) if nm else None,
+        "avg_receipt_anonymous": money(ra / na) if na else None,
+        "discounts_members": money(disc),
+        "points_spent_value": money(redeemed),
+    }
+    return Report(
+        "receipts",
+        f,
+        [
+            "period",
+            "receipts",
+            "receipts_with_card",
+            "card_share",
+            "revenue_members",
+            "revenue_anonymous",
+            "avg_receipt_members",
+            "avg_receipt_anonymous",
+        ],
+        rows,
+        summary,
+    )
+
+
+# ---------------------------------------------------------------------------- points
+
+
+@dataclass
+class Flows:
+    earned: Decimal = ZERO
+    adjusted_in: Decimal = ZERO
+    adjusted_out: Decimal = ZERO
+    redeemed: Decimal = ZERO
+    restored: Decimal = ZERO
+    revoked: Decimal = ZERO
+    expired: Decimal = ZERO
+
+    def add(self, flow: str, amount: Decimal) -> None:
+        setattr(self, flow, getattr(self, flow) + amount)
+
+    @property
+    def issued(self) -> Decimal:
+        return self.earned + self.adjusted_in - self.revoked
+
+    @property
+    def redeemed_net(self) -> Decimal:
+        return self.redeemed - self.restored
+
+    @property
+    def net(self) -> Decimal:
+        """What the flows did to the members' wallets together."""
+        return self.issued - self.redeemed_net - self.expired - self.adjusted_out
+
+
+def _flows(session: Session, cond: list[Any], grain: str | None) -> dict[Any, Flows]:
+    q = (
+        select(
+            PointsDaily.day, PointsDaily.currency, PointsDaily.flow, func.sum(PointsDaily.amount)
+        )
+        .where(*cond)
+        .group_by(PointsDaily.day, PointsDaily.currency, PointsDaily.flow)
+    )
+    out: dict[Any, Flows] = defaultdict(Flows)
+    for day, currency, flow, amount in session.execute(q):
+        key = (bucket_day(_date(day), grain), currency) if grain else currency
+        out[key].add(flow, Decimal(amount))
+    return out
+
+
+def points(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """Points issued, redeemed and expired per period and currency; breakage and
+    redemption rates over the whole period."""
+    per = _flows(session, _points_where(f), f.grain)
+    rows = []
+    totals: dict[str, Flows] = defaultdict(Flows)
+    for b in f.buckets():
+        for cur in program.currencies:
+            fl = per.get((b, cur.code), Flows())
+            q = _points_of(cur.precision)
+            rows.append(
+                [b, cur.code, q(fl.issued), q(fl.redeemed_net), q(fl.expired), q(fl.adjusted_out)]
+            )
+            t = totals[cur.code]
+            for name in ("earned", "adjusted_in", "adjusted_out", "redeemed", "restored"):
+                t.add(name, getattr(fl, name))
+            t.add("revoked", fl.revoked)
+            t.add("expired", fl.expired)
+    summary = {
+        cur.code: {
+            "issued": _points_of(cur.precision)(totals[cur.code].issued),
+            "redeemed": _points_of(cur.precision)(totals[cur.code].redeemed_net),
+            "expired": _points_of(cur.precision)(totals[cur.code].expired),
+            "adjusted_out": _points_of(cur.precision)(totals[cur.code].adjusted_out),
+            "issued_value": money(totals[cur.code].issued * cur.value),
+            "breakage_rate": rate(totals[cur.code].expired, totals[cur.code].issued),
+            "redemption_rate": rate(totals[cur.code].redeemed_net, totals[cur.code].issued),
+        }
+        for cur in program.currencies
+    }
+    return Report(
+        "points",
+        f,
+        ["period", "currency", "issued", "redeemed", "expired", "adjusted_out"],
+        rows,
+        summary,
+    )
+
+
+def outstanding_now(session: Session, at: dt.datetime | None = None) -> dict[str, Decimal]:
+    """Per currency, exactly: the available and pending points of all member wallets
+    (their cached balances less the lots that have expired but whose expiry entry the
+    job has not written yet)."""
+    at = at or now()
+    held = dict(
+        session.execute(
+            select(Account.currency, func.sum(Account.balance))
+            .where(Account.kind == "member")
+            .group_by(Account.currency)
+        ).all()
+    )
+    lapsed = dict(
+        session.execute(
+            select(Account.currency, func.sum(Lot.remaining))
+            .join(Account, Account.id == Lot.account_id)
+            .where(Lot.expires_at <= at, Lot.remaining > 0, Account.kind == "member")
+            .group_by(Account.currency)
+        ).all()
+    )
+    return {c: Decimal(v) - Decimal(lapsed.get(c) or 0) for c, v in held.items()}
+
+
+def liability(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """Outstanding points and their money value: now (exact), and at the end of each
+    period (from the rollup's flows, whole programme)."""
+    before = _flows(session, [PointsDaily.day < f.start], None)  # everything up to the period
+    per = _flows(session, [PointsDaily.day.between(f.start, f.end)], f.grain)
+    rows = []
+    running = {c.code: before.get(c.code, Flows()).net for c in program.currencies}
+    for b in f.buckets():
+        for cur in program.currencies:
+            running[cur.code] += per.get((b, cur.code), Flows()).net
+            pts_ = _points_of(cur.precision)(running[cur.code])
+            rows.append([b, cur.code, pts_, money(running[cur.code] * cur.value)])
+    outstanding = outstanding_now(session)
+    summary: dict[str, Any] = {}
+    total = ZERO
+    for cur in program.currencies:
+        pts = outstanding.get(cur.code, ZERO)
+        value = money(pts * cur.value)
+        total += value
+        summary[cur.code] = {
+            "outstanding": _points_of(cur.precision)(pts),
+            "value": cur.value,
+            "liability": value,
+        }
+    summary["liability_total"] = money(total)
+    return Report("liability", f, ["period", "currency", "outstanding", "liability"], rows, summary)
+
+
+# ---------------------------------------------------------------------------- cohorts
+
+
+def cohorts(session: Session, program: ProgramSpec, f: Filters, horizon: int = 12) -> Report:
+    """For each month's new members (in the period): the share who bought in each later
+    month (month 0 is the month they joined)."""
+    first, last = first_of_month(f.start), first_of_month(f.end)
+    month = _month_expr(session)
+    sizes = {
+        _date(m): int(n)
+        for m, n in session.execute(
+            select(month, func.count())
+            .where(ReportMember.joined_day >= first, ReportMember.joined_day <= f.end)
+            .group_by(month)
+        )
+    }
+    cells = {
+        (_date(c), _date(m)): int(n)
+        for c, m, n in session.execute(
+            select(CohortCell.cohort, CohortCell.month, CohortCell.members).where(
+                CohortCell.cohort.between(first, last)
+            )
+        )
+    }
+    rows: list[list[Any]] = []
+    cohort = first
+    while cohort <= last:
+        size = sizes.get(cohort, 0)
+        for k in range(horizon):
+            m = add_months(cohort, k)
+            if m > first_of_month(now().date()):
+                break
+            active_n = cells.get((cohort, m), 0)
+            rows.append([cohort, size, k, active_n, rate(active_n, size)])
+        cohort = add_months(cohort, 1)
+    summary: dict[str, Any] = {}
+    for k in (1, 2, 3):
+        pairs = [(int(r[3]), int(r[1])) for r in rows if r[2] == k]
+        summary[f"retention_month_{k}"] = rate(sum(a for a, _ in pairs), sum(n for _, n in pairs))
+    return Report(
+        "cohorts", f, ["cohort", "members", "months_after", "active", "retention"], rows, summary
+    )
+
+
+def _month_expr(session: Session) -> Any:
+    from kopilka.reports.rollup import month_of, prepare
+
+    prepare(session)
+    return month_of(session, ReportMember.joined_day)
+
+
+# ---------------------------------------------------------------------------- ROI
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    members: int
+    total: Decimal  # revenue of the group in the period
+    squares: Decimal  # sum of squared revenue per member
+
+    @property
+    def mean(self) -> Decimal:
+        return self.total / self.members if self.members else ZERO
+
+    @property
+    def variance(self) -> Decimal:
+        n = self.members
+        if n < 2:
+            return ZERO
+        return max(ZERO, (self.squares - self.total * self.total / n) / (n - 1))
+
+
+def _group_stats(session: Session, f: Filters, cut: int) -> tuple[GroupStats, GroupStats]:
+    """(outside, inside) the control group: members who had joined by the end of the
+    period, their revenue in it and its sum of squares (exact: Python integers on SQLite,
+    NUMERIC on PostgreSQL)."""
+    in_control = ReportMember.bucket < cut
+    counts = dict(
+        session.execute(
+            select(in_control, func.count())
+            .where(ReportMember.joined_day <= f.end)
+            .group_by(in_control)
+        ).all()
+    )
+    units = type_coerce(func.sum(type_coerce(MemberDay.revenue, BigInteger)), BigInteger)
+    per_member = (
+        select(MemberDay.member_id.label("member_id"), units.label("rev"))
+        .where(MemberDay.day.between(f.start, f.end))
+        .group_by(MemberDay.member_id)
+        .subquery()
+    )
+    grp = (ReportMember.bucket < cut).label("grp")
+    sums: dict[bool, tuple[int, int]] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        rev = cast(per_member.c.rev, Numeric)
+        q = (
+            select(grp, func.sum(rev), func.sum(rev * rev))
+            .join(ReportMember, ReportMember.member_id == per_member.c.member_id)
+            .where(ReportMember.joined_day <= f.end)
+            .group_by(grp)
+        )
+        for g, s, sq in session.execute(q):
+            sums[bool(g)] = (int(s or 0), int(sq or 0))
+    else:
+        q2 = (
+            select(grp, per_member.c.rev)
+            .join(ReportMember, ReportMember.member_id == per_member.c.member_id)
+            .where(ReportMember.joined_day <= f.end)
+        )
+        acc: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
+        for g, r in session.execute(q2):
+            a = acc[bool(g)]
+            a[0] += int(r)
+            a[1] += int(r) * int(r)
+        sums = {k: (v[0], v[1]) for k, v in acc.items()}
+    scale = Decimal(10_000)
+
+    def stats(control: bool) -> GroupStats:
+        s, sq = sums.get(control, (0, 0))
+        return GroupStats(
+            int(counts.get(control, 0) or 0), Decimal(s) / scale, Decimal(sq) / scale / scale
+        )
+
+    return stats(False), stats(True)
+
+
+def roi(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """The programme's return against its control group, with a 95 % confidence interval
+    (normal approximation of the difference of two means, Welch's standard error)."""
+    share = _control_share(program)
+    cut = control_cut(share)
+    treated, control = _group_stats(session, f, cut)
+    pts = points(session, program, Filters(f.start, f.end))
+    cost_points = sum(
+        (Decimal(pts.summary[c.code]["issued_value"]) for c in program.currencies), ZERO
+    )
+    rec = receipts(session, program, Filters(f.start, f.end))
+    cost_discounts = Decimal(rec.summary["discounts_members"])
+    cost = money(cost_points + cost_discounts)
+    rows = [
+        ["members", treated.members, treated.total, money(treated.mean), _sd(treated)],
+        ["control", control.members, control.total, money(control.mean), _sd(control)],
+    ]
+    summary: dict[str, Any] = {
+        "control_group_share": share,
+        "configured": share > 0,
+        "members_outside": treated.members,
+        "members_control": control.members,
+        "revenue_per_member": money(treated.mean),
+        "revenue_per_control_member": money(control.mean),
+        "cost_points": money(cost_points),
+        "cost_discounts": money(cost_discounts),
+        "cost": cost,
+        "incremental_revenue": None,
+        "incremental_revenue_low": None,
+        "incremental_revenue_high": None,
+        "roi": None,
+        "roi_low": None,
+        "roi_high": None,
+        "lift": None,
+    }
+    if treated.members and control.members:
+        diff = treated.mean - control.mean
+        inc = diff * treated.members
+        summary["incremental_revenue"] = money(inc)
+        summary["lift"] = rate(diff, control.mean) if control.mean else None
+        if treated.members >= 2 and control.members >= 2:
+            se = (treated.variance / treated.members + control.variance / control.members).sqrt()
+            half = Z95 * se * treated.members
+            summary["incremental_revenue_low"] = money(inc - half)
+            summary["incremental_revenue_high"] = money(inc + half)
+            if cost > 0:
+                summary["roi_low"] = rate(inc - half - cost, cost)
+                summary["roi_high"] = rate(inc + half - cost, cost)
+        if cost > 0:
+            summary["roi"] = rate(inc - cost, cost)
+    return Report(
+        "roi",
+        f,
+        ["group", "members", "revenue", "revenue_per_member", "revenue_sd"],
+        rows,
+        summary,
+    )
+
+
+def _sd(g: GroupStats) -> Decimal:
+    return money(g.variance.sqrt()) if g.variance > 0 else ZERO
+
+
+def _control_share(program: ProgramSpec) -> Decimal:
+    share = getattr(program, "control_group_share", None)
+    return Decimal(share) if share else ZERO
+
+
+def is_control_member(session: Session, member_id: uuid.UUID) -> bool:
+    """Whether a member is in the control group of the programme in force."""
+    return in_control_group(member_id, _control_share(current_program(session).spec))
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+REPORTS = {
+    "acquisition": acquisition,
+    "active": active,
+    "receipts": receipts,
+    "points": points,
+    "liability": liability,
+    "cohorts": cohorts,
+    "tiers": tiers,
+    "roi": roi,
+}
+
+
+def run(session: Session, name: str, f: Filters) -> Report:
+    """The report called ``name`` (404 ``report_not_found`` for another name)."""
+    fn = REPORTS.get(name)
+    if fn is None:
+        raise Problem(
+            404, "report_not_found", f"no report {name!r}; known: {', '.join(sorted(REPORTS))}"
+        )
+    from kopilka.reports.rollup import prepare
+
+    prepare(session)
+    return fn(session, current_program(session).spec, f)
+
+
+def known_tiers(session: Session) -> list[str]:
+    """Tier names members carry now (for the filter's choices)."""
+    return [
+        t
+        for (t,) in session.execute(
+            select(Member.tier).where(Member.tier.is_not(None)).distinct().order_by(Member.tier)
+        )
+        if t
+    ]
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])

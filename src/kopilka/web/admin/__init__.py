@@ -1,0 +1,1 @@
+"""The console for the programme team at ``/admin``: Jinja2 templates, ES modules, CSS."""

@@ -1,0 +1,250 @@
+"""The console's words in English and Russian, and numbers written the local way.
+
+The language follows the browser (``Accept-Language``, by quality); English otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
+
+LANGS = ("en", "ru")
+
+# key → (English, Russian)
+MESSAGES: dict[str, tuple[str, str]] = {
+    "console": ("Console", "Консоль"),
+    "sign_in": ("Sign in", "Войти"),
+    "sign_out": ("Sign out", "Выйти"),
+    "email": ("Email", "Email"),
+    "password": ("Password", "Пароль"),
+    "totp_title": ("One-time code", "Одноразовый код"),
+    "totp_hint": (
+        "Enter the 6-digit code from your authenticator app.",
+        "Введите 6-значный код из приложения-аутентификатора.",
+    ),
+    "code": ("Code", "Код"),
+    "confirm": ("Confirm", "Подтвердить"),
+    "members": ("Members", "Участники"),
+    "programme": ("Programme", "Программа"),
+    "dashboards": ("Dashboards", "Дашборды"),
+    "audit": ("Audit log", "Журнал аудита"),
+    "account": ("Account", "Учётная запись"),
+    "search": ("Search", "Найти"),
+    "search_hint": (
+        "Phone, email, card number, full name or external id",
+        "Телефон, email, номер карты, ФИО или внешний id",
+    ),
+    "search_by": ("Search by", "Искать по"),
+    "by_auto": ("guess", "автоматически"),
+    "by_phone": ("phone", "телефону"),
+    "by_email": ("email", "email"),
+    "by_card": ("card", "карте"),
+    "by_name": ("name", "имени"),
+    "by_external_id": ("external id", "внешнему id"),
+    "nothing_found": ("Nobody found.", "Никого не нашли."),
+    "card": ("Card", "Карта"),
+    "phone": ("Phone", "Телефон"),
+    "name": ("Name", "Имя"),
+    "status": ("Status", "Статус"),
+    "tier": ("Tier", "Уровень"),
+    "joined": ("Joined", "Регистрация"),
+    "birth_date": ("Birth date", "Дата рождения"),
+    "external_id": ("External id", "Внешний id"),
+    "referral_code": ("Referral code", "Реферальный код"),
+    "profile": ("Profile", "Профиль"),
+    "consents": ("Consents", "Согласия"),
+    "granted": ("granted", "дано"),
+    "refused": ("not given", "нет"),
+    "balances": ("Balances", "Балансы"),
+    "currency": ("Currency", "Валюта"),
+    "available": ("Available", "Доступно"),
+    "pending": ("Pending", "Ожидает"),
+    "expiring_next": ("Expiring next", "Ближайшее сгорание"),
+    "ledger": ("Ledger", "История баллов"),
+    "when": ("When", "Когда"),
+    "kind": ("Kind", "Тип"),
+    "amount": ("Amount", "Сумма"),
+    "description": ("Description", "Описание"),
+    "purchases": ("Purchases and returns", "Покупки и возвраты"),
+    "receipt": ("Receipt", "Чек"),
+    "store": ("Store", "Магазин"),
+    "channel": ("Channel", "Канал"),
+    "total_due": ("Paid", "Оплачено"),
+    "returns": ("Returns", "Возвраты"),
+    "refund": ("Refund", "Возврат денег"),
+    "actions": ("Actions", "Действия"),
+    "adjust": ("Adjust the balance", "Скорректировать баланс"),
+    "adjust_hint": (
+        "Signed amount: negative takes points away.",
+        "Сумма со знаком: отрицательная списывает баллы.",
+    ),
+    "reason": ("Reason", "Причина"),
+    "apply": ("Apply", "Применить"),
+    "block": ("Block", "Заблокировать"),
+    "unblock": ("Unblock", "Разблокировать"),
+    "adjusted": ("Balance adjusted.", "Баланс скорректирован."),
+    "status_changed": ("Status changed.", "Статус изменён."),
+    "status_active": ("active", "активен"),
+    "status_blocked": ("blocked", "заблокирован"),
+    "status_erased": ("erased", "удалён"),
+    "programme_version": ("Version in force", "Действующая версия"),
+    "programme_upload": ("Apply a new version", "Применить новую версию"),
+    "programme_file": ("YAML file", "Файл YAML"),
+    "programme_text": ("or paste the YAML", "или вставьте YAML"),
+    "programme_applied": ("Programme applied: version", "Программа применена: версия"),
+    "programme_unchanged": ("Nothing changed: version", "Без изменений: версия"),
+    "programme_errors": ("The file has errors", "В файле ошибки"),
+    "programme_history": ("Versions", "Версии"),
+    "simulate": ("Simulate on a receipt", "Проверить на чеке"),
+    "simulate_hint": (
+        "A sample receipt (JSON, as for /api/v1/purchases/calculate).",
+        "Пример чека (JSON, как для /api/v1/purchases/calculate).",
+    ),
+    "simulate_result": ("Simulation", "Результат проверки"),
+    "publish": ("Publish", "Опубликовать"),
+    "rules_fired": ("Rules that fired", "Сработавшие правила"),
+    "period": ("Period", "Период"),
+    "from": ("From", "С"),
+    "to": ("To", "По"),
+    "all": ("all", "все"),
+    "grain": ("Step", "Шаг"),
+    "grain_day": ("day", "день"),
+    "grain_week": ("week", "неделя"),
+    "grain_month": ("month", "месяц"),
+    "show": ("Show", "Показать"),
+    "csv": ("CSV", "CSV"),
+    "rolled_up_at": ("Figures as of", "Данные на"),
+    "never_rolled_up": (
+        "The rollup has not run yet: `kopilka reports rollup`.",
+        "Агрегаты ещё не построены: `kopilka reports rollup`.",
+    ),
+    "acquisition": ("Members acquired", "Новые участники"),
+    "active": ("Active members", "Активные участники"),
+    "active_30": ("bought in 30 days", "покупали за 30 дней"),
+    "active_90": ("bought in 90 days", "покупали за 90 дней"),
+    "receipts": ("Receipts", "Чеки"),
+    "card_share": ("Receipts with a card", "Чеки с картой"),
+    "avg_receipt": ("Average receipt", "Средний чек"),
+    "avg_members": ("members", "участники"),
+    "avg_anonymous": ("without a card", "без карты"),
+    "points": ("Points", "Баллы"),
+    "issued": ("issued", "начислено"),
+    "redeemed": ("redeemed", "списано"),
+    "expired": ("expired", "сгорело"),
+    "breakage_rate": ("Breakage rate", "Доля сгорания"),
+    "redemption_rate": ("Redemption rate", "Доля списания"),
+    "liability": ("Outstanding liability", "Обязательства по баллам"),
+    "liability_now": ("now", "сейчас"),
+    "cohorts": ("Cohort retention", "Удержание когорт"),
+    "cohort_hint": (
+        "Share of each month's new members who bought in the months after joining.",
+        "Доля новых участников месяца, купивших в следующие месяцы.",
+    ),
+    "tiers": ("Tier mix", "Распределение по уровням"),
+    "no_tier": ("no tier", "без уровня"),
+    "roi": ("Programme ROI", "ROI программы"),
+    "roi_hint": (
+        "Incremental revenue against the control group, less the cost of points and "
+        "discounts; 95 % confidence interval.",
+        "Дополнительная выручка относительно контрольной группы за вычетом стоимости "
+        "баллов и скидок; 95 % доверительный интервал.",
+    ),
+    "roi_not_configured": (
+        "No control group: set control_group_share in the programme.",
+        "Нет контрольной группы: задайте control_group_share в программе.",
+    ),
+    "incremental_revenue": ("Incremental revenue", "Дополнительная выручка"),
+    "cost": ("Cost", "Затраты"),
+    "control_group": ("Control group", "Контрольная группа"),
+    "members_outside": ("members outside it", "остальные участники"),
+    "revenue_per_member": ("Revenue per member", "Выручка на участника"),
+    "filter_na": ("(not filtered by store, channel, tier)", "(без фильтров)"),
+    "audit_actor": ("Who", "Кто"),
+    "audit_action": ("What", "Что"),
+    "audit_target": ("Object", "Объект"),
+    "audit_before": ("Before", "До"),
+    "audit_after": ("After", "После"),
+    "audit_details": ("Details", "Подробности"),
+    "next_page": ("Older", "Раньше"),
+    "totp_enrol": ("Two-factor sign-in", "Двухфакторный вход"),
+    "totp_on": ("Two-factor sign-in is on.", "Двухфакторный вход включён."),
+    "totp_scan": (
+        "Scan the code with an authenticator app, then enter the code it shows.",
+        "Отсканируйте код приложением-аутентификатором и введите показанный код.",
+    ),
+    "totp_enabled": ("Two-factor sign-in enabled.", "Двухфакторный вход включён."),
+    "totp_disable": ("Turn off", "Отключить"),
+    "totp_disabled": ("Two-factor sign-in turned off.", "Двухфакторный вход отключён."),
+    "secret": ("Secret", "Секрет"),
+    "forbidden": ("Your role may not do this.", "Вашей роли это недоступно."),
+    "not_found": ("Not found.", "Не найдено."),
+    "role": ("Role", "Роль"),
+    "language": ("Language", "Язык"),
+}
+
+
+def pick_lang(accept_language: str | None) -> str:
+    """The best of ``LANGS`` for an ``Accept-Language`` header (by quality, then order)."""
+    best, best_q = "en", -1.0
+    for i, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        lang = tag.strip().lower().split("-")[0]
+        if lang in LANGS and (q > best_q or (q == best_q and i == 0)):
+            best, best_q = lang, q
+    return best
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    idx = 1 if lang == "ru" else 0
+
+    def t(key: str) -> str:
+        pair = MESSAGES.get(key)
+        return pair[idx] if pair else key
+
+    return t
+
+
+def fmt_number(value: Decimal | int | None, lang: str, places: int = 2) -> str:
+    """``1234567.5`` → ``1,234,567.50`` (en) or ``1 234 567,50`` (ru)."""
+    if value is None:
+        return "—"
+    d = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    sign = "-" if d < 0 else ""
+    whole, _, frac = f"{abs(d):f}".partition(".")
+    groups: list[str] = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    groups.insert(0, whole)
+    sep, point = ("\u202f", ",") if lang == "ru" else (",", ".")
+    return sign + sep.join(groups) + (point + frac if frac else "")
+
+
+def fmt_percent(value: Decimal | None, lang: str, places: int = 1) -> str:
+    if value is None:
+        return "—"
+    return fmt_number(Decimal(value) * 100, lang, places) + ("\u00a0%" if lang == "ru" else "%")
+
+
+def fmt_moment(value: dt.datetime | str | None, lang: str) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.strftime("%d.%m.%Y %H:%M" if lang == "ru" else "%Y-%m-%d %H:%M")
+
+
+def fmt_day(value: dt.date | str | None, lang: str) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = dt.date.fromisoformat(value[:10])
+    return value.strftime("%d.%m.%Y" if lang == "ru" else "%Y-%m-%d")

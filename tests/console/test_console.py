@@ -1,0 +1,376 @@
+"""The console: sign-in with password and TOTP, lockout, CSRF, roles, member actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from typing import Any
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from kopilka.audit.models import AuditEntry
+from kopilka.console import service as console
+from kopilka.console.models import ConsoleSession
+from kopilka.core.db import Database, now
+from kopilka.members.schemas import MemberCreate
+from kopilka.members.service import create_member
+from kopilka.users.models import User
+from kopilka.users.service import create_user
+from kopilka.web.admin.i18n import fmt_number, pick_lang
+from kopilka.web.admin.views import guess_field
+
+PASSWORD = "correct horse battery"
+
+
+def make_user(db: Database, role: str = "admin", email: str = "ops@example.com") -> str:
+    with db.session() as s:
+        create_user(s, email, role, PASSWORD)
+        s.commit()
+    return email
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:2000]
+    return found.group(1)
+
+
+def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> Any:
+    form = client.get("/admin/login")
+    return client.post(
+        "/admin/login",
+        data={"email": email, "password": password, "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+
+
+def member(db: Database, phone: str = "+79161234567") -> str:
+    with db.session() as s:
+        m = create_member(s, MemberCreate(phone=phone, name="Анна Петрова"), "RU")
+        s.commit()
+        return str(m.id)
+
+
+def test_pages_need_a_session(program: Database, client: TestClient) -> None:
+    r = client.get("/admin/members?q=1", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/admin/login?next=/admin/members%3Fq%3D1"
+
+
+def test_sign_in_and_out(program: Database, client: TestClient) -> None:
+    email = make_user(program)
+    r = sign_in(client, email)
+    assert (r.status_code, r.headers["location"]) == (303, "/admin")
+    cookie = r.cookies.get(console.COOKIE)
+    assert cookie and "httponly" in r.headers["set-cookie"].lower()
+    with program.session() as s:
+        row = s.get(ConsoleSession, console._digest(cookie))
+        assert row is not None and row.stage == "full"  # only the digest is stored
+    page = client.get("/admin/members")
+    assert page.status_code == 200 and email in page.text
+    r = client.post("/admin/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert r.status_code == 303
+    client.cookies.set(console.COOKIE, cookie)
+    assert client.get("/admin/members", follow_redirects=False).status_code == 303
+    with program.session() as s:
+        actions = s.scalars(select(AuditEntry.action).order_by(AuditEntry.occurred_at)).all()
+    assert [a for a in actions if a.startswith("console.")] == [
+        "console.sign_in",
+        "console.sign_out",
+    ]
+
+
+def test_wrong_password_and_unknown_email_answer_alike(
+    program: Database, client: TestClient
+) -> None:
+    email = make_user(program)
+    wrong = sign_in(client, email, "not the password")
+    nobody = sign_in(client, "nobody@example.com", "whatever-123")
+    assert wrong.status_code == nobody.status_code == 401
+    assert "Wrong email or password" in wrong.text and "Wrong email or password" in nobody.text
+    assert console.COOKIE not in wrong.cookies
+
+
+def test_lockout_after_repeated_failures(program: Database, client: TestClient) -> None:
+    email = make_user(program)
+    for _ in range(console.MAX_FAILURES - 1):
+        assert sign_in(client, email, "nope-nope-nope").status_code == 401
+    locked = sign_in(client, email, "nope-nope-nope")
+    assert locked.status_code == 423
+    assert "Too many failed attempts" in locked.text
+    # even the right password is refused until the lock runs out
+    assert sign_in(client, email).status_code == 423
+    with program.session() as s:
+        s.execute(update(User).values(locked_until=now() - dt.timedelta(seconds=1)))
+        s.commit()
+        assert s.scalars(
+            select(AuditEntry.action).where(AuditEntry.action == "console.locked")
+        ).all()
+    assert sign_in(client, email).status_code == 303
+
+
+def test_sign_in_form_needs_its_csrf_token(program: Database, client: TestClient) -> None:
+    email = make_user(program)
+    client.get("/admin/login")
+    r = client.post("/admin/login", data={"email": email, "password": PASSWORD, "csrf": "forged"})
+    assert r.status_code == 403
+
+
+def test_totp_enrolment_and_two_step_sign_in(program: Database, client: TestClient) -> None:
+    email = make_user(program)
+    sign_in(client, email)
+    page = client.get("/admin/account")
+    secret = re.search(r'data-testid="totp-secret">([A-Z2-7]+)<', page.text).group(1)
+    assert "<svg" in page.text  # the QR code
+    wrong = client.post("/admin/account/totp", data={"code": "000000", "csrf": csrf_of(page.text)})
+    assert wrong.status_code == 422
+    r = client.post(
+        "/admin/account/totp",
+        data={"code": pyotp.TOTP(secret).now(), "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    client.cookies.clear()
+    r = sign_in(client, email)
+    assert r.headers["location"].startswith("/admin/login/totp")
+    assert client.get("/admin/members", follow_redirects=False).status_code == 303  # not yet
+    form = client.get("/admin/login/totp")
+    code = pyotp.TOTP(secret).at(int(time.time()) + 30)  # the next step is accepted too
+    bad = client.post("/admin/login/totp", data={"code": "123456", "csrf": csrf_of(form.text)})
+    assert bad.status_code == 401
+    r = client.post(
+        "/admin/login/totp",
+        data={"code": code, "csrf": csrf_of(form.text), "next": "/admin/members"},
+        follow_redirects=False,
+    )
+    assert (r.status_code, r.headers["location"]) == (303, "/admin/members")
+    assert client.get("/admin/members").status_code == 200
+    # the same code does not sign in a second time (no replay)
+    client.cookies.clear()
+    sign_in(client, email)
+    form = client.get("/admin/login/totp")
+    again = client.post("/admin/login/totp", data={"code": code, "csrf": csrf_of(form.text)})
+    assert again.status_code == 401
+
+
+def test_idle_sessions_end(program: Database, client: TestClient) -> None:
+    email = make_user(program)
+    sign_in(client, email)
+    with program.session() as s:
+        s.execute(update(ConsoleSession).values(last_seen_at=now() - console.IDLE))
+        s.commit()
+    assert client.get("/admin/members", follow_redirects=False).status_code == 303
+
+
+def test_find_by_phone_adjust_and_see_it_in_ledger_and_audit(
+    program: Database, client: TestClient
+) -> None:
+    member_id = member(program)
+    sign_in(client, make_user(program, "support"))
+    r = client.get("/admin/members?q=8 916 123-45-67")
+    assert str(r.url).endswith(f"/admin/members/{member_id}")  # one hit: straight to it
+    form = {"currency": "BONUS", "amount": "150,50", "reason": "Lost receipt, checked"}
+    r = client.post(
+        f"/admin/members/{member_id}/adjust",
+        data={**form, "csrf": csrf_of(r.text), "key": "k1"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    page = client.get(f"/admin/members/{member_id}")
+    assert re.search(r'data-testid="balance">150\.50<', page.text)
+    assert "Lost receipt, checked" in page.text
+    # the same form sent twice adjusts once
+    client.post(
+        f"/admin/members/{member_id}/adjust", data={**form, "csrf": csrf_of(page.text), "key": "k1"}
+    )
+    assert re.search(
+        r'data-testid="balance">150\.50<', client.get(f"/admin/members/{member_id}").text
+    )
+    with program.session() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "ledger.adjust")).one()
+    assert entry.actor.startswith("user:")
+    assert entry.details["reason"] == "Lost receipt, checked"
+    assert (entry.before["available"], entry.after["available"]) == ("0.00", "150.50")
+
+
+def test_adjust_errors_are_shown_and_change_nothing(program: Database, client: TestClient) -> None:
+    member_id = member(program)
+    sign_in(client, make_user(program, "manager"))
+    page = client.get(f"/admin/members/{member_id}")
+    r = client.post(
+        f"/admin/members/{member_id}/adjust",
+        data={
+            "currency": "BONUS",
+            "amount": "-5",
+            "reason": "oops",
+            "csrf": csrf_of(page.text),
+            "key": "k2",
+        },
+    )
+    assert r.status_code == 422 and "amount: more than the available balance" in r.text
+    r = client.post(
+        f"/admin/members/{member_id}/adjust",
+        data={
+            "currency": "BONUS",
+            "amount": "abc",
+            "reason": "oops",
+            "csrf": csrf_of(page.text),
+            "key": "k3",
+        },
+    )
+    assert r.status_code == 422 and "amount: a number" in r.text
+    r = client.post(
+        f"/admin/members/{member_id}/adjust",
+        data={"currency": "BONUS", "amount": "5", "reason": "x", "csrf": "stale", "key": "k4"},
+    )
+    assert r.status_code == 403
+    with program.session() as s:
+        assert not s.scalars(select(AuditEntry).where(AuditEntry.action == "ledger.adjust")).all()
+
+
+def test_roles(program: Database, client: TestClient) -> None:
+    member_id = member(program)
+    sign_in(client, make_user(program, "analyst"))
+    page = client.get(f"/admin/members/{member_id}")
+    assert page.status_code == 200 and 'data-testid="adjust-form"' not in page.text
+    r = client.post(
+        f"/admin/members/{member_id}/adjust",
+        data={
+            "currency": "BONUS",
+            "amount": "5",
+            "reason": "why not",
+            "csrf": csrf_of(page.text),
+            "key": "k",
+        },
+    )
+    assert r.status_code == 403
+    assert client.get("/admin/dashboards").status_code == 200
+    assert client.get("/admin/audit").status_code == 403
+    client.cookies.clear()
+    sign_in(client, make_user(program, "support", "desk@example.com"))
+    assert client.get("/admin/dashboards").status_code == 403
+    assert client.get("/admin/programme").status_code == 403
+
+
+def test_block_and_unblock(program: Database, client: TestClient) -> None:
+    member_id = member(program)
+    sign_in(client, make_user(program, "support"))
+    page = client.get(f"/admin/members/{member_id}")
+    r = client.post(
+        f"/admin/members/{member_id}/status",
+        data={"status": "blocked", "reason": "fraud check", "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert 'data-testid="member-status">blocked<' in client.get(f"/admin/members/{member_id}").text
+    client.post(
+        f"/admin/members/{member_id}/status", data={"status": "active", "csrf": csrf_of(page.text)}
+    )
+    with program.session() as s:
+        rows = s.scalars(select(AuditEntry).where(AuditEntry.action == "member.status")).all()
+    assert [(r.before, r.after) for r in rows] == [
+        ({"status": "active"}, {"status": "blocked"}),
+        ({"status": "blocked"}, {"status": "active"}),
+    ]
+
+
+def test_programme_errors_by_path_simulate_and_publish(
+    program: Database, client: TestClient
+) -> None:
+    sign_in(client, make_user(program))
+    page = client.get("/admin/programme")
+    import html
+
+    yaml_text = html.unescape(
+        re.search(r'data-testid="programme-draft">([^<]*)<', page.text).group(1)
+    )
+    bad = yaml_text.replace("precision: 2", "precision: 9", 1)
+    r = client.post(
+        "/admin/programme",
+        data={"csrf": csrf_of(page.text), "action": "publish", "draft": bad, "receipt": "{}"},
+    )
+    assert r.status_code == 422 and "currencies[0].precision" in r.text
+    draft = yaml_text.replace("percent: '5'", "percent: '7'")
+    receipt = (
+        '{"store": "msk-01", "member": {}, '
+        '"lines": [{"sku": "A", "quantity": "1", "unit_price": "100.00"}]}'
+    )
+    r = client.post(
+        "/admin/programme",
+        data={"csrf": csrf_of(page.text), "action": "simulate", "draft": draft, "receipt": receipt},
+    )
+    assert r.status_code == 200
+    assert 'data-testid="rule-fired"><strong>Base earn</strong> — earn: 7.00 BONUS' in r.text
+    r = client.post(
+        "/admin/programme",
+        data={"csrf": csrf_of(page.text), "action": "publish", "draft": draft, "receipt": receipt},
+        follow_redirects=False,
+    )
+    assert (r.status_code, r.headers["location"]) == (303, "/admin/programme?done=applied:2")
+    with program.session() as s:
+        audit = s.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "program.apply")
+            .order_by(AuditEntry.occurred_at.desc())
+        ).first()
+    assert audit is not None and audit.actor.startswith("user:")
+    assert (audit.before["version"], audit.after["version"]) == (1, 2)
+    assert audit.details == {"changed": ["rules"]}
+
+
+def test_console_session_reaches_the_api_with_csrf_for_writes(
+    program: Database, client: TestClient
+) -> None:
+    member_id = member(program)
+    sign_in(client, make_user(program, "manager"))
+    assert client.get(f"/api/v1/members/{member_id}/balances").status_code == 200
+    body = {"currency": "BONUS", "amount": "1.00", "reason": "api test"}
+    r = client.post(f"/api/v1/members/{member_id}/adjustments", json=body)
+    assert (r.status_code, r.json()["code"]) == (403, "csrf_invalid")
+    page = client.get("/admin/members")
+    r = client.post(
+        f"/api/v1/members/{member_id}/adjustments",
+        json=body,
+        headers={"X-CSRF-Token": csrf_of(page.text)},
+    )
+    assert r.status_code == 201
+
+
+def test_dashboards_and_csv_render(program: Database, client: TestClient) -> None:
+    sign_in(client, make_user(program))
+    page = client.get("/admin/dashboards?grain=week", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+    assert page.status_code == 200
+    assert "Дашборды" in page.text and 'data-testid="chart-acquisition"' in page.text
+    r = client.get("/admin/dashboards?from=bad")
+    assert r.status_code == 422 and "from: a date as YYYY-MM-DD" in r.text
+    csv_r = client.get("/admin/reports/points.csv?grain=month")
+    assert csv_r.status_code == 200 and csv_r.text.startswith("period,currency,issued")
+
+
+@pytest.mark.parametrize(
+    ("q", "field"),
+    [
+        ("+7 916 123-45-67", "phone"),
+        ("anna@example.com", "email"),
+        ("4600000000003", "phone"),
+        ("DEMO-00001", "external_id"),
+        ("Анна Петрова", "name"),
+    ],
+)
+def test_search_guesses_the_field(q: str, field: str) -> None:
+    assert guess_field(q) == field
+
+
+def test_language_and_numbers() -> None:
+    assert pick_lang("ru-RU,ru;q=0.9,en;q=0.8") == "ru"
+    assert pick_lang("en-GB,ru;q=0.5") == "en"
+    assert pick_lang("de-DE,ru;q=0.7") == "ru"
+    assert pick_lang(None) == "en"
+    from decimal import Decimal
+
+    assert fmt_number(Decimal("1234567.5"), "ru") == "1\u202f234\u202f567,50"
+    assert fmt_number(Decimal("-1234.567"), "en") == "-1,234.57"
