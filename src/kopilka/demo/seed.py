@@ -1,0 +1,307 @@
+"""`kopilka demo`: an embedded database with a demo programme and members, then the server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+from importlib import resources
+
+import typer
+from sqlalchemy import func, select, update
+
+FIRST_M = [
+    "Александр",
+    "Дмитрий",
+    "Максим",
+    "Сергей",
+    "Андрей",
+    "Алексей",
+    "Иван",
+    "Михаил",
+    "Николай",
+    "Павел",
+    "Егор",
+    "Артём",
+    "Кирилл",
+    "Роман",
+    "Олег",
+    "Владимир",
+]
+FIRST_F = [
+    "Анна",
+    "Мария",
+    "Елена",
+    "Ольга",
+    "Наталья",
+    "Татьяна",
+    "Ирина",
+    "Екатерина",
+    "Светлана",
+    "Юлия",
+    "Дарья",
+    "Алина",
+    "Ксения",
+    "Полина",
+    "Виктория",
+    "Софья",
+]
+LAST = [
+    "Иванов",
+    "Смирнов",
+    "Кузнецов",
+    "Попов",
+    "Васильев",
+    "Петров",
+    "Соколов",
+    "Михайлов",
+    "Новиков",
+    "Фёдоров",
+    "Морозов",
+    "Волков",
+    "Алексеев",
+    "Лебедев",
+    "Семёнов",
+    "Егоров",
+    "Павлов",
+    "Козлов",
+    "Степанов",
+    "Николаев",
+    "Орлов",
+    "Андреев",
+    "Макаров",
+    "Никитин",
+]
+TRANSLIT = str.maketrans(
+    {
+        "а": "a",
+        "б": "b",
+        "в": "v",
+        "г": "g",
+        "д": "d",
+        "е": "e",
+        "ё": "e",
+        "ж": "zh",
+        "з": "z",
+        "и": "i",
+        "й": "i",
+        "к": "k",
+        "л": "l",
+        "м": "m",
+        "н": "n",
+        "о": "o",
+        "п": "p",
+        "р": "r",
+        "с": "s",
+        "т": "t",
+        "у": "u",
+        "ф": "f",
+        "х": "h",
+        "ц": "ts",
+        "ч": "ch",
+        "ш": "sh",
+        "щ": "sch",
+        "ъ": "",
+        "ы": "y",
+        "ь": "",
+        "э": "e",
+        "ю": "yu",
+        "я": "ya",
+    }
+)
+DEMO_USER = "admin@demo.kopilka.dev"
+DEMO_PASSWORD = "kopilka-demo"  # noqa: S105 - printed for the demo on purpose
+
+
+def demo_program_text() -> str:
+    return resources.files("kopilka.demo").joinpath("program.yaml").read_text(encoding="utf-8")
+
+
+def seed_members(count: int, seed: int = 42) -> int:
+    """Create ``count`` members with plausible Russian names and mobile phones."""
+    from kopilka.core.db import get_db
+    from kopilka.members.schemas import Consents, MemberCreate
+    from kopilka.members.service import create_member
+
+    rng = random.Random(seed)
+    made = 0
+    with get_db().session() as session:
+        for i in range(count):
+            female = rng.random() < 0.55
+            first = rng.choice(FIRST_F if female else FIRST_M)
+            last = rng.choice(LAST) + ("а" if female else "")
+            phone = f"+79{rng.randint(10, 99)}{rng.randint(1000000, 9999999)}"
+            email = None
+            if rng.random() < 0.6:
+                local = f"{first.lower().translate(TRANSLIT)}.{last.lower().translate(TRANSLIT)}"
+                email = f"{local}{i}@example.ru"
+            birth = dt.date(rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28))
+            data = MemberCreate(
+                phone=phone,
+                email=email,
+                name=f"{first} {last}",
+                birth_date=birth,
+                external_id=f"DEMO-{i + 1:05d}",
+                consents=Consents(
+                    email=email is not None and rng.random() < 0.7,
+                    sms=rng.random() < 0.5,
+                    push=False,
+                ),
+                consent_source="demo",
+            )
+            try:
+                create_member(session, data, "RU")
+                made += 1
+            except Exception:
+                session.rollback()
+                continue
+            if made % 100 == 0:
+                session.commit()
+        session.commit()
+    return made
+
+
+CATALOGUE = [
+    # sku, name, category, price, sold by weight
+    ("MILK-1L", "Молоко 3,2 % 1 л", "dairy", "89.90", False),
+    ("KEFIR-1L", "Кефир 1 л", "dairy", "94.50", False),
+    ("CHEESE-RU", "Сыр Российский", "dairy", "899.00", True),
+    ("BREAD-BORO", "Хлеб Бородинский", "bakery", "65.00", False),
+    ("CROISSANT", "Круассан", "bakery", "129.00", False),
+    ("COFFEE-250", "Кофе в зёрнах 250 г", "grocery", "450.00", False),
+    ("TEA-100", "Чай чёрный 100 пак.", "grocery", "319.00", False),
+    ("BUCKWHEAT", "Гречка 900 г", "grocery", "119.90", False),
+    ("APPLES", "Яблоки Голден", "produce", "149.90", True),
+    ("BANANAS", "Бананы", "produce", "139.00", True),
+    ("LATTE", "Латте 0,4", "cafe", "240.00", False),
+    ("CAPPUCCINO", "Капучино 0,3", "cafe", "210.00", False),
+]
+STORES = ["msk-01", "msk-02", "spb-01", "online"]
+
+
+def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
+    """Receipts over the last 120 days for the demo members (and anonymous ones), through
+    the purchases service itself: earnings, some redemptions and returns, backdated
+    enrolment dates. Returns the number of receipts."""
+    from kopilka.core.db import get_db
+    from kopilka.members.models import Member
+
+    rng = random.Random(seed)
+    today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    with get_db().session() as session:
+        members = list(session.execute(select(Member.id, Member.card_number)).all())
+    made = 0
+    for member_id, card in members:
+        visits = rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12])
+        joined = today - dt.timedelta(days=rng.randint(0, 120))
+        with get_db().session() as session:
+            session.execute(update(Member).where(Member.id == member_id).values(created_at=joined))
+            session.commit()
+        days = sorted(rng.randint(0, max(0, (today - joined).days)) for _ in range(visits))
+        for n, day in enumerate(days):
+            when = joined + dt.timedelta(days=day, hours=rng.randint(-3, 8))
+            made += _demo_receipt(rng, min(when, today), card, f"D-{member_id.hex}-{n}")
+    for n in range(int(made * anonymous_share)):
+        when = today - dt.timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 8))
+        made += _demo_receipt(rng, when, None, f"A-{n}")
+    return made
+
+
+def _demo_receipt(rng: random.Random, when: dt.datetime, card: str | None, ext: str) -> int:
+    import uuid
+
+    from kopilka.apikeys.service import Principal
+    from kopilka.core.db import get_db
+    from kopilka.core.errors import Problem
+    from kopilka.purchases import service as purchases
+    from kopilka.purchases.schemas import PurchaseIn, ReturnIn
+
+    lines = []
+    for sku, name, category, price, by_weight in rng.sample(CATALOGUE, rng.randint(1, 6)):
+        qty = f"{rng.uniform(0.2, 1.5):.3f}" if by_weight else str(rng.choice([1, 1, 1, 2, 3]))
+        lines.append(
+            {"sku": sku, "name": name, "category": category, "quantity": qty, "unit_price": price}
+        )
+    store = rng.choice(STORES)
+    body: dict[str, object] = {
+        "external_id": ext,
+        "store": store,
+        "channel": "online" if store == "online" else "pos",
+        "occurred_at": when.isoformat(),
+        "lines": lines,
+    }
+    if card is not None:
+        body["member"] = {"card": card}
+        if rng.random() < 0.25:
+            body["redeem"] = {"currency": "BONUS", "amount": "max"}
+    system = Principal(kind="system", id="demo", role="admin")
+    with get_db().session() as session:
+        try:
+            _, p = purchases.confirm(session, PurchaseIn.model_validate(body), system)
+            session.commit()
+        except Problem:  # e.g. a redemption the member can no longer afford
+            session.rollback()
+            return 0
+        if card is not None and rng.random() < 0.05:
+            ret = ReturnIn.model_validate(
+                {"external_id": "R1", "lines": [{"line_no": 1, "quantity": lines[0]["quantity"]}]}
+            )
+            purchases.create_return(session, uuid.UUID(p["id"]), ret, system)
+            session.commit()
+    return 1
+
+
+def run_demo(host: str, port: int, members: int, serve: bool) -> None:
+    os.environ.setdefault("KOPILKA_DATABASE_URL", "sqlite:///kopilka-demo.db")
+    from kopilka.apikeys.service import create_key
+    from kopilka.cli import ensure_schema
+    from kopilka.core.config import reset_settings_cache
+    from kopilka.core.db import get_db
+    from kopilka.members.models import Member
+    from kopilka.program.service import apply_program, parse_program
+    from kopilka.users.models import User
+    from kopilka.users.service import create_user
+
+    reset_settings_cache()
+    ensure_schema(auto=True)
+    db = get_db()
+    with db.session() as session:
+        apply_program(session, parse_program(demo_program_text()), actor="demo")
+        session.commit()
+        have = session.execute(select(func.count()).select_from(Member)).scalar_one()
+    if have == 0 and members:
+        typer.echo(f"seeding {members} demo members …")
+        seed_members(members)
+        typer.echo("seeding their receipts of the last 120 days …")
+        receipts = seed_history()
+        typer.echo(f"{receipts} receipts recorded")
+        from kopilka.reports.jobs import run_rollup
+
+        run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once
+    with db.session() as session:
+        if session.execute(select(User.id).where(User.email == DEMO_USER)).first() is None:
+            create_user(session, DEMO_USER, "admin", DEMO_PASSWORD)
+        _, key = create_key(session, "demo", "admin")
+        _, till = create_key(session, "demo till msk-01", "cashier", store="msk-01")
+        session.commit()
+    base = f"http://{host}:{port}"
+    typer.echo(
+        "\nKopilka demo is ready.\n"
+        f"  API:       {base}/api/v1\n"
+        f"  OpenAPI:   {base}/api/v1/openapi.json   (browse: {base}/api/v1/docs)\n"
+        f"  Health:    {base}/health/ready\n"
+        f"  Console:   {DEMO_USER} / {DEMO_PASSWORD}\n"
+        f"  Till key (cashier, store msk-01): {till}\n"
+        f"  Admin API key:\n{key}\n"
+    )
+    if serve:
+        import uvicorn
+
+        uvicorn.run(
+            "kopilka.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
