@@ -15,7 +15,7 @@ from kopilka.ledger.models import Posting
 from kopilka.members import privacy
 from tests.conftest import KeyFactory
 from tests.purchases.conftest import receipt
-from tests.security.rawdb import found_in, raw_dump
+from tests.security.rawdb import found_in, raw_dump, rows_as_text
 
 pytestmark = pytest.mark.usefixtures("program")
 
@@ -142,6 +142,12 @@ def test_erasure_leaves_an_anonymous_account_and_a_whole_ledger(
         dump, [PERSON["phone"], PERSON["email"], PERSON["name"], "79161234567", "Кузнецова"]
     )
     assert left == []
+    # nor in any row the identifiers that the member.created event carried (regression:
+    # the outbox kept the old card number and the CRM id after erasure). Freed pages are
+    # zeroed by SQLite's secure_delete; old page images in its WAL and PostgreSQL's dead
+    # row versions go at the next checkpoint / VACUUM (docs/security.md).
+    rows = "\n".join(rows_as_text(db))
+    assert found_in(rows, [m["card_number"], PERSON["external_id"]]) == []
     # nor can they be found by them any more
     for q in (f"phone={PERSON['phone']}", f"email={PERSON['email']}", f"card={m['card_number']}"):
         assert client.get(f"/api/v1/members?{q}", headers=admin).json()["items"] == []

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 from kopilka.core.db import Database
 
 
-def _rows_as_text(db: Database) -> list[str]:
+def rows_as_text(db: Database) -> list[str]:
     parts = []
     with db.engine.connect() as c:
         for t in inspect(c).get_table_names():
@@ -25,7 +25,7 @@ def _rows_as_text(db: Database) -> list[str]:
 
 
 def raw_dump(db: Database) -> str:
-    parts = _rows_as_text(db)
+    parts = rows_as_text(db)
     if db.dialect == "sqlite":
         path = Path(str(db.engine.url.database))
         for p in (path, path.with_name(path.name + "-wal")):

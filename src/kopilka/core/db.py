@@ -87,6 +87,9 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any, busy_timeout_ms: int) -> N
     cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Deleted and overwritten content is zeroed, not left in free pages: an erased
+    # member's identifiers must not stay readable in the file (152-FZ / GDPR erasure).
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 

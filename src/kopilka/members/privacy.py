@@ -152,6 +152,7 @@ def erase_member(
             "erasure",
             actor=actor,
         )
+    _redact_events(session, member_id)
     with _lock:
         erasers = dict(_erasers)
     for _name, eraser in sorted(erasers.items()):
@@ -167,6 +168,24 @@ def erase_member(
         details={"reason": reason} if reason else None,
     )
     return member
+
+
+# Identifiers of the person that events about a member may carry (never phone, email or
+# name: those stay in the API). Erasure blanks them in the outbox, so a webhook replayed
+# later does not bring them back.
+EVENT_IDENTIFIERS = ("card_number", "external_id")
+
+
+def _redact_events(session: Session, member_id: uuid.UUID) -> None:
+    from kopilka.events.models import OutboxEvent
+
+    for event in session.scalars(select(OutboxEvent).where(OutboxEvent.member_id == member_id)):
+        if any(event.data.get(k) is not None for k in EVENT_IDENTIFIERS):
+            event.data = {
+                **event.data,
+                **{k: None for k in EVENT_IDENTIFIERS if k in event.data},
+            }
+    session.flush()
 
 
 def _new_card(session: Session, member: Member, prefix: str) -> None:
