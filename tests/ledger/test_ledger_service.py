@@ -267,3 +267,33 @@ def test_verify_reports_a_tampered_cache(
     with program.session() as s:
         found = verify(s)
     assert [b.check for b in found] == ["wallet_balance_cache"]
+
+
+def test_a_system_account_made_by_a_rolled_back_transaction_is_not_remembered(
+    program: Database,
+) -> None:
+    # regression: racing tills on PostgreSQL — a transaction made the issuance account,
+    # the process remembered its id, the transaction rolled back, and the next credits of
+    # other tills failed on a foreign key to a row that never existed.
+    ledger.clear_caches()
+    with program.session() as s:
+        s.execute(
+            text("DELETE FROM ledger_accounts WHERE member_id IS NULL AND currency = 'STAMP'")
+        )
+        s.commit()
+    # given a transaction that makes STAMP's issuance account, then rolls back
+    with program.session() as s:
+        phantom = ledger.system_account(s, "STAMP", "issuance")
+        assert ledger.system_account(s, "STAMP", "issuance") == phantom  # same tx: same row
+        s.rollback()
+    # when another transaction asks for it
+    with program.session() as s:
+        real = ledger.system_account(s, "STAMP", "issuance")
+        # then it gets a row that exists
+        assert (
+            s.execute(text(f"SELECT count(*) FROM ledger_accounts WHERE id = {real}")).scalar() == 1
+        )
+        s.commit()
+    # and once committed, the id is remembered and still right
+    with program.session() as s:
+        assert ledger.system_account(s, "STAMP", "issuance") == real

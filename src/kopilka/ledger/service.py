@@ -92,7 +92,16 @@ def system_account(session: Session, currency: str, kind: str) -> int:
         return hit
     cond = [Account.currency == currency, Account.kind == kind, Account.member_id.is_(None)]
     found = session.execute(select(Account.id).where(*cond)).scalar_one_or_none()
+    # An account made by this very transaction is not remembered: if the transaction rolls
+    # back, the id would name a row that never existed (regression: racing tills whose
+    # transactions were rolled back left other tills posting to a phantom account).
+    tx = session.get_transaction()
+    made: tuple[object, set[tuple[str, str, str]]] | None = session.info.get("kopilka.system_made")
+    if made is None or made[0] is not tx:
+        made = (tx, set())
+        session.info["kopilka.system_made"] = made
     if found is None:
+        made[1].add(cache_key)
         session.execute(
             _insert(session)(Account)
             .values(
@@ -106,8 +115,9 @@ def system_account(session: Session, currency: str, kind: str) -> int:
             .on_conflict_do_nothing()
         )
         found = session.execute(select(Account.id).where(*cond)).scalar_one()
-    with _system_lock:
-        _system_ids[cache_key] = int(found)
+    if cache_key not in made[1]:
+        with _system_lock:
+            _system_ids[cache_key] = int(found)
     return int(found)
 
 
