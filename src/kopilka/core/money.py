@@ -21,8 +21,12 @@ class AmountError(ValueError):
     """An amount that cannot be represented exactly."""
 
 
+_QUANTA = {p: Decimal(1).scaleb(-p) for p in range(MAX_PRECISION + 3)}
+
+
 def quantum(precision: int) -> Decimal:
-    return Decimal(1).scaleb(-precision)
+    hit = _QUANTA.get(precision)
+    return hit if hit is not None else Decimal(1).scaleb(-precision)
 
 
 def to_decimal(value: str | int | Decimal) -> Decimal:

@@ -27,6 +27,9 @@ def allocate(total: Decimal, weights: Sequence[Decimal], precision: int) -> list
         if total != 0:
             raise ValueError("cannot allocate a non-zero total over zero weights")
         return [ZERO] * n
+    fast = _allocate_in_integers(total, weights, precision)
+    if fast is not None:
+        return fast
     q = quantum(precision)
     exact = [total * w / weight_sum for w in weights]
     parts = [e.quantize(q, rounding=ROUND_DOWN) for e in exact]
@@ -35,6 +38,36 @@ def allocate(total: Decimal, weights: Sequence[Decimal], precision: int) -> list
     for i in order[:left]:
         parts[i] += q
     return parts
+
+
+_WEIGHT_SCALE = 10**8
+
+
+def _allocate_in_integers(
+    total: Decimal, weights: Sequence[Decimal], precision: int
+) -> list[Decimal] | None:
+    """The same split as ``allocate`` in integer arithmetic (several times faster than
+    Decimal division, and this runs for every rule on every receipt), or None when the
+    amounts do not fit it exactly (negative, or finer than the scale)."""
+    units_d = total.scaleb(precision)
+    units = int(units_d)
+    if units != units_d or units < 0:
+        return None
+    iw = []
+    for w in weights:
+        x = w * _WEIGHT_SCALE
+        xi = int(x)
+        if xi != x or xi < 0:
+            return None
+        iw.append(xi)
+    whole = sum(iw)
+    floors = [units * w // whole for w in iw]
+    left = units - sum(floors)
+    if left:
+        rems = [units * w % whole for w in iw]
+        for i in sorted(range(len(iw)), key=lambda i: (-rems[i], i))[:left]:
+            floors[i] += 1
+    return [Decimal(f).scaleb(-precision) for f in floors]
 
 
 def prorate(full: Decimal, part: Decimal, whole: Decimal, precision: int) -> Decimal:
