@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Decimal
 from decimal import Decimal as D
 
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from kopilka.purchases.split import allocate, prorate
+from kopilka.purchases.split import _allocate_in_integers, allocate, prorate
 
 money = st.decimals(min_value=D("0.01"), max_value=D("100000"), places=2)
 
@@ -43,3 +44,28 @@ def test_prorate_in_pieces_adds_up_to_the_whole(full: D, pieces: list[int]) -> N
         got += prorate(full, done + piece, whole, 2) - prorate(full, done, whole, 2)
         done += piece
     assert got == full
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.decimals(min_value=0, max_value=100000, places=2),
+    st.lists(st.decimals(min_value=0, max_value=100000, places=4), min_size=1, max_size=25),
+    st.sampled_from([0, 2, 4]),
+)
+def test_the_integer_split_equals_the_decimal_split(
+    total: Decimal, weights: list[Decimal], precision: int
+) -> None:
+    # given any total at the precision and non-negative weights with some weight
+    total = total.quantize(Decimal(1).scaleb(-precision), rounding=ROUND_DOWN)
+    assume(sum(weights) > 0)
+    # when split by the integer fast path and by the plain Decimal largest-remainder rule
+    fast = _allocate_in_integers(total, weights, precision)
+    q = Decimal(1).scaleb(-precision)
+    exact = [total * w / sum(weights) for w in weights]
+    parts = [e.quantize(q, rounding=ROUND_DOWN) for e in exact]
+    left = int((total - sum(parts)) / q)
+    for i in sorted(range(len(weights)), key=lambda i: (-(exact[i] - parts[i]), i))[:left]:
+        parts[i] += q
+    # then both give the same parts, which add up to the total
+    assert fast == parts
+    assert sum(fast) == total
