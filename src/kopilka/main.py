@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from kopilka import __version__
+from kopilka.activities.api import router as activities_router
 from kopilka.apikeys.api import router as apikeys_router
 from kopilka.audit.api import router as audit_router
 from kopilka.core.config import get_settings
@@ -18,8 +19,10 @@ from kopilka.members.api import router as members_router
 from kopilka.program.api import router as program_router
 from kopilka.purchases.api import router as purchases_router
 from kopilka.reports.api import router as reports_router
+from kopilka.rules.api import router as rules_router
 from kopilka.security.api import router as security_router
 from kopilka.security.middleware import install as install_security
+from kopilka.tiers.api import router as tiers_router
 from kopilka.web.admin.views import mount as mount_console
 from kopilka.web.app.views import mount as mount_member_app
 from kopilka.webhooks.api import router as webhooks_router
@@ -33,7 +36,9 @@ def api_router() -> APIRouter:
     api.include_router(members_router)
     api.include_router(ledger_router)
     api.include_router(purchases_router)
+    api.include_router(activities_router)
     api.include_router(program_router)
+    api.include_router(rules_router)
     api.include_router(apikeys_router)
     api.include_router(audit_router)
     api.include_router(security_router)
@@ -42,6 +47,7 @@ def api_router() -> APIRouter:
     api.include_router(coupons_router)
     api.include_router(reports_router)
     api.include_router(memberapp_router)
+    api.include_router(tiers_router)
     return api
 
 

@@ -3,6 +3,7 @@
 One line per domain; keep them sorted.
 """
 
+import kopilka.activities.models
 import kopilka.apikeys.models
 import kopilka.audit.models
 import kopilka.console.models
@@ -15,7 +16,9 @@ import kopilka.members.models
 import kopilka.program.models
 import kopilka.purchases.models
 import kopilka.reports.models
+import kopilka.rules.models
 import kopilka.security.models
+import kopilka.tiers.models
 import kopilka.users.models
 import kopilka.webhooks.models
 import kopilka.worker.models  # noqa: F401

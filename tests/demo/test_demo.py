@@ -10,6 +10,7 @@ from kopilka.ledger.models import Entry
 from kopilka.ledger.verify import verify
 from kopilka.program.service import apply_program, parse_program
 from kopilka.purchases.models import Purchase
+from kopilka.rules.models import PurchaseRule
 
 
 def test_demo_seed_makes_a_consistent_history(db: Database) -> None:
@@ -26,4 +27,13 @@ def test_demo_seed_makes_a_consistent_history(db: Database) -> None:
         assert 0 < anonymous < receipts
         kinds = set(s.scalars(select(Entry.kind).distinct()))
         assert {"earn", "redeem"} <= kinds
+        # the demo programme's rules show their effects in the history
+        fired = set(s.scalars(select(PurchaseRule.rule_key).distinct()))
+        assert {
+            "base-earn",
+            "bakery-bonus",
+            "dairy-weekend-x2",
+            "cafe-stickers",
+            "welcome-gift",
+        } <= fired
         assert verify(s, stop_at_first=False) == []

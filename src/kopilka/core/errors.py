@@ -55,6 +55,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "webhook_inactive": ("Webhook is disabled", "Вебхук отключён"),
     "store_not_found": ("Unknown store", "Неизвестный магазин"),
     "purchase_not_found": ("Purchase not found", "Покупка не найдена"),
+    "custom_event_not_found": ("Custom event not found", "Событие не найдено"),
     "duplicate_external_id": (
         "A different receipt with this external_id exists",
         "Другой чек с этим external_id уже есть",

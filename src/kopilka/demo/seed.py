@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+from decimal import Decimal
 from importlib import resources
 
 import typer
@@ -150,11 +151,20 @@ def seed_members(count: int, seed: int = 42) -> int:
                 consent_source="demo",
             )
             try:
-                create_member(session, data, "RU")
+                member = create_member(session, data, "RU")
                 made += 1
             except Exception:
                 session.rollback()
                 continue
+            # a few staff (the staff discount rule) and students, and a handful of members
+            # with a personal discount agreed with the shop
+            roll = rng.random()
+            if roll < 0.03:
+                member.tags = ["staff"]
+            elif roll < 0.10:
+                member.tags = ["student"]
+            if rng.random() < 0.02:
+                member.personal_discount = Decimal(rng.choice([3, 5, 7]))
             if made % 100 == 0:
                 session.commit()
         session.commit()
@@ -177,6 +187,9 @@ CATALOGUE = [
     ("CAPPUCCINO", "Капучино 0,3", "cafe", "210.00", False),
 ]
 STORES = ["msk-01", "msk-02", "spb-01", "online"]
+# How many times a usual basket a member buys: a few big spenders (office cafés, families
+# stocking up) reach the demo's gold and platinum tiers.
+BASKET_SCALES = (1,) * 12 + (10, 10, 25)
 
 
 def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
@@ -193,6 +206,9 @@ def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
     made = 0
     for member_id, card in members:
         visits = rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12])
+        scale = rng.choice(BASKET_SCALES)
+        if scale > 1:
+            visits = max(visits, 6)
         joined = today - dt.timedelta(days=rng.randint(0, 120))
         with get_db().session() as session:
             session.execute(update(Member).where(Member.id == member_id).values(created_at=joined))
@@ -200,14 +216,21 @@ def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
         days = sorted(rng.randint(0, max(0, (today - joined).days)) for _ in range(visits))
         for n, day in enumerate(days):
             when = joined + dt.timedelta(days=day, hours=rng.randint(-3, 8))
-            made += _demo_receipt(rng, min(when, today), card, f"D-{member_id.hex}-{n}")
+            made += _demo_receipt(rng, min(when, today), card, f"D-{member_id.hex}-{n}", scale)
     for n in range(int(made * anonymous_share)):
         when = today - dt.timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 8))
         made += _demo_receipt(rng, when, None, f"A-{n}")
+    from kopilka.tiers.service import reevaluate
+
+    with get_db().session() as session:
+        reevaluate(session)  # members without receipts get the first level too
+        session.commit()
     return made
 
 
-def _demo_receipt(rng: random.Random, when: dt.datetime, card: str | None, ext: str) -> int:
+def _demo_receipt(
+    rng: random.Random, when: dt.datetime, card: str | None, ext: str, scale: int = 1
+) -> int:
     import uuid
 
     from kopilka.apikeys.service import Principal
@@ -218,7 +241,11 @@ def _demo_receipt(rng: random.Random, when: dt.datetime, card: str | None, ext: 
 
     lines = []
     for sku, name, category, price, by_weight in rng.sample(CATALOGUE, rng.randint(1, 6)):
-        qty = f"{rng.uniform(0.2, 1.5):.3f}" if by_weight else str(rng.choice([1, 1, 1, 2, 3]))
+        qty = (
+            f"{rng.uniform(0.2, 1.5) * scale:.3f}"
+            if by_weight
+            else str(rng.choice([1, 1, 1, 2, 3]) * scale)
+        )
         lines.append(
             {"sku": sku, "name": name, "category": category, "quantity": qty, "unit_price": price}
         )
@@ -251,6 +278,62 @@ def _demo_receipt(rng: random.Random, when: dt.datetime, card: str | None, ext: 
     return 1
 
 
+def seed_activities(seed: int = 11, share: float = 0.4) -> int:
+    """Custom events for some of the demo members (clothes brought for recycling, jars
+    returned, a completed profile, a check-in) over the last 120 days, through the custom
+    events service itself. Returns the number of events recorded."""
+    from decimal import Decimal
+
+    from kopilka.activities import service as activities
+    from kopilka.activities.schemas import EventIn
+    from kopilka.apikeys.service import Principal
+    from kopilka.core.db import get_db
+    from kopilka.core.errors import Problem
+    from kopilka.members.models import Member
+
+    rng = random.Random(seed)
+    today = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    system = Principal(kind="system", id="demo", role="admin")
+    with get_db().session() as session:
+        members = list(
+            session.execute(
+                select(Member.id, Member.created_at).where(Member.status == "active")
+            ).all()
+        )
+    made = 0
+    for member_id, joined in members:
+        if rng.random() >= share:
+            continue
+        events: list[tuple[str, dict[str, object]]] = [("profile_completed", {})]
+        events += [
+            ("clothes_recycled", {"kg": str(Decimal(rng.randint(3, 60)) / 10)})
+            for _ in range(rng.randint(0, 4))
+        ]
+        events += [("jar_returned", {"jars": 1}) for _ in range(rng.randint(0, 3))]
+        if rng.random() < 0.3:
+            events.append(("event_checkin", {"event": "Эко-суббота"}))
+        span = max(0, int((today - joined).total_seconds() // 3600))
+        for n, (type_, properties) in enumerate(events):
+            when = joined + dt.timedelta(hours=rng.randint(0, span))
+            body = EventIn.model_validate(
+                {
+                    "member": {"id": str(member_id)},
+                    "type": type_,
+                    "external_id": f"DEMO-EV-{member_id.hex}-{n}",
+                    "occurred_at": min(when, today).isoformat(),
+                    "properties": properties,
+                }
+            )
+            with get_db().session() as session:
+                try:
+                    activities.record_event(session, body, system)
+                    session.commit()
+                    made += 1
+                except Problem:
+                    session.rollback()
+    return made
+
+
 def run_demo(host: str, port: int, members: int, serve: bool) -> None:
     os.environ.setdefault("KOPILKA_DATABASE_URL", "sqlite:///kopilka-demo.db")
     from kopilka.apikeys.service import create_key
@@ -275,6 +358,7 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         typer.echo("seeding their receipts of the last 120 days …")
         receipts = seed_history()
         typer.echo(f"{receipts} receipts recorded")
+        typer.echo(f"{seed_activities()} custom events recorded (recycling, jars, check-ins)")
         from kopilka.reports.jobs import run_rollup
 
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once

@@ -31,6 +31,7 @@ EVENT_TYPES = (
     "purchase.returned",
     "purchase.cancelled",
     "points.earned",
+    "activity.recorded",
     "points.redeemed",
     "points.available",
     "points.expiring",

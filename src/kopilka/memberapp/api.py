@@ -246,10 +246,12 @@ def revoke_session(
 
 @router.get("/app/me")
 def me(session: SessionDep, principal: MemberDep) -> dict[str, Any]:
-    """The member's profile, balances (main currency first) and consents."""
+    """The member's profile, balances (main currency first), consents and the progress
+    to the next tier (``tier_progress``, null without tiers)."""
     from kopilka.ledger.service import balances
     from kopilka.members import service as members
     from kopilka.program.service import current_program
+    from kopilka.tiers.service import progress as tier_progress
 
     member_id = uuid.UUID(principal.id)
     member = members.get_member(session, member_id)
@@ -271,6 +273,7 @@ def me(session: SessionDep, principal: MemberDep) -> dict[str, Any]:
         "balances": [{**b.as_json(), "name": names.get(b.currency, b.currency)} for b in rows],
         "main_currency": spec.currencies[0].code,
         "consents": members.current_consents(session, member_id),
+        "tier_progress": tier_progress(session, member_id),
         "as_of": now().isoformat(),
     }
 

@@ -89,7 +89,9 @@ def message_for(
             "tag": f"expiring-{data.get('currency', '')}",
         }
     if event_type == "tier.changed":
-        tier = str(data.get("tier") or data.get("to") or data.get("new_tier") or "—")
+        tier = str(
+            data.get("tier") or data.get("to_name") or data.get("to") or data.get("new_tier") or "—"
+        )
         return {
             "title": _t("tier_title", lang),
             "body": _t("tier_body", lang, tier=tier),

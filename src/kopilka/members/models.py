@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, event
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kopilka.core.db import Base, UTCDateTime, now, uuid_pk
+from kopilka.core.db import Amount, Base, UTCDateTime, now, uuid_pk
 from kopilka.security.crypto import EncryptedDate, EncryptedText, blind_index
 
 CHANNELS = ("email", "sms", "push")
@@ -54,6 +55,10 @@ class Member(Base):
     )
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     tier: Mapped[str | None] = mapped_column(String(32))
+    # segment tags the rules look at (``when.member.tags``), and a fixed personal discount in
+    # percent (``discount: {personal: true}``)
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    personal_discount: Mapped[Decimal | None] = mapped_column(Amount)
     status: Mapped[str] = mapped_column(String(16), default="active")
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)
     referred_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
@@ -87,6 +88,8 @@ class MemberOut(BaseModel):
     referral_code: str
     consents: dict[str, bool]
     created_at: dt.datetime
+    tags: list[str] = []
+    personal_discount: str | None = None  # percent, a decimal string
 
 
 class MemberList(BaseModel):
@@ -104,6 +107,18 @@ class MemberUpdate(BaseModel):
     name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     birth_date: dt.date | None = None
     external_id: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    # segment tags for the rules (``when.member.tags``); [] or null clears them
+    tags: Annotated[
+        list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]] | None,
+        Field(max_length=50),
+    ] = None
+    # a fixed personal discount in percent for ``discount: {personal: true}``; null clears
+    personal_discount: Annotated[Decimal | None, Field(gt=0, le=100, decimal_places=2)] = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str] | None) -> list[str] | None:
+        return sorted(set(v)) or None if v is not None else None
 
     @field_validator("email")
     @classmethod

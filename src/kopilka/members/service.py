@@ -227,6 +227,10 @@ def to_out(session: Session, member: Member) -> MemberOut:
         referral_code=member.referral_code,
         consents=current_consents(session, member.id),
         created_at=member.created_at,
+        tags=list(member.tags or []),
+        personal_discount=(
+            None if member.personal_discount is None else f"{member.personal_discount:.2f}"
+        ),
     )
 
 

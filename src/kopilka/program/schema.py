@@ -13,7 +13,9 @@ from typing import Annotated, Any
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kopilka.activities.schema import EventRuleSpec, EventType
 from kopilka.core.money import MAX_PRECISION
+from kopilka.tiers.schema import TiersSpec
 
 CODE_RE = r"^[A-Z][A-Z0-9_]{1,15}$"
 STORE_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -86,7 +88,13 @@ class ProgramSpec(_Strict):
     control_group_share: Annotated[Decimal, Field(ge=0, le=Decimal("0.5"), decimal_places=4)] = (
         Decimal(0)
     )
+    # The rules engine owns the language of these two (``kopilka.rules.schema``).
+    campaigns: list[dict[str, Any]] = []
     rules: list[dict[str, Any]] = []
+    tiers: TiersSpec | None = None
+    # Custom events (``kopilka.activities.schema``): known types (None: any) and their rules.
+    event_types: list[EventType] | None = None
+    event_rules: list[EventRuleSpec] = []
 
     @field_validator("timezone")
     @classmethod

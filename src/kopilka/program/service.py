@@ -67,9 +67,11 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
         spec = ProgramSpec.model_validate(data)
     except ValidationError as exc:
         raise _problem_from_validation(exc) from exc
+    from kopilka.activities.schema import validate_event_rules  # custom events
     from kopilka.rules.schema import validate_rules  # the rules engine owns its language
+    from kopilka.tiers.schema import validate_tiers
 
-    errors = validate_rules(spec)
+    errors = validate_tiers(spec) + validate_rules(spec) + validate_event_rules(spec)
     if errors:
         raise Problem(422, "program_invalid", "the programme file has errors", errors=errors)
     return spec
@@ -146,6 +148,9 @@ def apply_program(session: Session, spec: ProgramSpec, actor: str | None = None)
         )
     )
     session.flush()
+    from kopilka.rules.service import sync_versions  # numbers each rule's definitions
+
+    sync_versions(session, list(doc.get("rules", [])), version, actor)
     from kopilka.audit.service import record
 
     old_doc = current.document if current else {}

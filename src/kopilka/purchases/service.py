@@ -49,6 +49,7 @@ from kopilka.purchases.models import (
 from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
 from kopilka.purchases.split import allocate, prorate
 from kopilka.rules import engine
+from kopilka.rules import service as rules_service
 
 MONEY_PRECISION = 2
 CENT = Decimal("0.01")
@@ -60,14 +61,19 @@ _rules_lock = threading.Lock()
 _rules_cache: dict[str, engine.CompiledRules] = {}
 
 
-def compiled_rules(program: Program) -> engine.CompiledRules:
+def compiled_rules(program: Program, session: Session) -> engine.CompiledRules:
+    """The programme's rules compiled once per programme (by digest), with the version of
+    each rule in force (a draft being simulated has none yet)."""
+    key = f"{session.get_bind().engine.url}|{program.digest}"
     with _rules_lock:
-        hit = _rules_cache.get(program.digest)
+        hit = _rules_cache.get(key)
     if hit is None:
-        hit = engine.compile_rules(program.spec)
+        versions = rules_service.versions_in_force(session, program.spec.rules)
+        hit = engine.compile_rules(program.spec, versions)
         with _rules_lock:
-            _rules_cache.clear()
-            _rules_cache[program.digest] = hit
+            if len(_rules_cache) >= 8:
+                _rules_cache.clear()
+            _rules_cache[key] = hit
     return hit
 
 
@@ -95,6 +101,11 @@ class Figures:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     applied: list[engine.AppliedRule] = field(default_factory=list)
     coupons: coupons.CouponOutcome | None = None
+    rules: engine.CompiledRules | None = None
+    given: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
+    campaign_spend: dict[str, Decimal] = field(default_factory=dict)
+    campaign_spent: dict[str, Decimal] = field(default_factory=dict)
+    trace: list[engine.Verdict] | None = None
     json: dict[str, Any] = field(default_factory=dict)
     quote_id: str = ""
 
@@ -171,12 +182,16 @@ def _resolve(
     return member, store.partner
 
 
-def _member_context(member: Member | None) -> engine.MemberContext | None:
+def _member_context(
+    session: Session,
+    member: Member | None,
+    rules: engine.CompiledRules,
+    program: Program,
+    occurred_at: dt.datetime,
+) -> engine.MemberContext | None:
     if member is None:
         return None
-    return engine.MemberContext(
-        id=member.id, tier=member.tier, birth_date=member.birth_date, joined_at=member.created_at
-    )
+    return rules_service.member_context(session, member, rules, program.spec, occurred_at)
 
 
 def _figure(
@@ -187,6 +202,9 @@ def _figure(
     partner: str | None,
     strict: bool,
     caller: str | None = None,
+    trace: bool = False,
+    campaign_spent: dict[str, Decimal] | None = None,
+    member_ctx: engine.MemberContext | None = None,
 ) -> Figures:
     """The receipt's figures. ``strict``: limits are errors (confirm); otherwise they are
     reported as warnings and the redemption is cut to what is allowed (calculate).
@@ -208,6 +226,9 @@ def _figure(
         )
         for i, ln in enumerate(body.lines)
     ]
+    rules = compiled_rules(program, session)
+    if campaign_spent is None:
+        campaign_spent = rules_service.campaign_spent(session, rules)
     ctx = engine.ReceiptContext(
         store=body.store,
         partner=partner,
@@ -215,11 +236,11 @@ def _figure(
         occurred_at=body.occurred_at,
         timezone=program.spec.timezone,
         lines=tuple(lines),
-        member=_member_context(member),
+        member=member_ctx or _member_context(session, member, rules, program, body.occurred_at),
         coupons=tuple(body.coupons),
+        campaign_spent=campaign_spent,
     )
-    rules = compiled_rules(program)
-    pricing = engine.price(rules, ctx)
+    pricing = engine.price(rules, ctx, trace=trace)
     discounts = [
         min(max(d, ZERO), ln.amount) for d, ln in zip(pricing.line_discounts, lines, strict=True)
     ]
@@ -345,6 +366,14 @@ def _figure(
         warnings=warnings,
         applied=[*pricing.applied, *earning.applied],
         coupons=outcome,
+        rules=rules,
+        given={**pricing.given, **earning.given},
+        campaign_spend={
+            k: pricing.campaign_spend.get(k, ZERO) + earning.campaign_spend.get(k, ZERO)
+            for k in {*pricing.campaign_spend, *earning.campaign_spend}
+        },
+        campaign_spent=campaign_spent,
+        trace=pricing.trace,
     )
     fig.json = _figures_json(fig, body, code)
     fig.quote_id = _quote_id(fig)
@@ -429,11 +458,15 @@ def _figures_json(f: Figures, body: PurchaseIn, limit_code: str | None) -> dict[
         "coupons": f.coupons.as_json() if f.coupons is not None else [],
         "applied_rules": [
             {
+                "key": a.key,
+                "version": a.version,
                 "name": a.name,
                 "effect": a.effect,
                 "reason": a.reason,
+                "campaign": a.campaign,
                 "currency": a.currency,
                 "amount": None if a.amount is None else str(a.amount),
+                "lines": list(a.lines),
             }
             for a in f.applied
         ],
@@ -458,6 +491,52 @@ def calculate(session: Session, body: PurchaseIn, principal: Principal) -> dict[
     fig = _figure(session, body, program, member, partner, strict=False, caller=principal.actor)
     session.rollback()
     return {**fig.json, "quote_id": fig.quote_id}
+
+
+def simulate(
+    session: Session,
+    body: PurchaseIn,
+    principal: Principal,
+    program: Program | None = None,
+    member_override: engine.MemberContext | None = None,
+) -> dict[str, Any]:
+    """The figures of a receipt under the programme in force or a draft ``program``, with
+    every rule's verdict (fired or not, and why). Writes nothing; unknown coupon codes do
+    not count against the caller. ``member_override``: a hypothetical member's context for a
+    receipt without a member (no redemption then)."""
+    program = program or current_program(session)
+    member, partner = _resolve(session, body, program, principal)
+    fig = _figure(
+        session,
+        body,
+        program,
+        member,
+        partner,
+        strict=False,
+        trace=True,
+        member_ctx=member_override if member is None else None,
+    )
+    session.rollback()
+    verdicts = fig.trace or []
+    versions = fig.rules.versions if fig.rules is not None else {}
+    if fig.rules is not None:  # in order of evaluation, the tier's benefits last
+        order = {r.key: i for i, r in enumerate(fig.rules.rules)}
+        verdicts = sorted(verdicts, key=lambda v: order.get(v.key, len(order)))
+    return {
+        **fig.json,
+        "program_version": program.version or None,
+        "rules": [
+            {
+                "key": v.key,
+                "version": versions.get(v.key),
+                "name": v.name,
+                "effect": v.effect,
+                "fired": v.fired,
+                "reason": v.reason,
+            }
+            for v in verdicts
+        ],
+    }
 
 
 # ---------------------------------------------------------------------------- confirm
@@ -508,8 +587,26 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
         # Lock every wallet of the member up front, in account order, before reading the
         # balance (or whether this receipt is already recorded): concurrent receipts of one
         # member are serialised, and never deadlock.
-        ledger.lock_wallets(session, [(member.id, c) for c in _touched(program, body)])
+        ledger.lock_wallets(session, [(member.id, c) for c in _touched(program, body, session)])
     fig = _figure(session, body, program, member, partner, strict=True, caller=principal.actor)
+    if fig.campaign_spend:
+        # The receipt draws on a campaign budget: take the budgets' row locks (in code
+        # order) and, if another receipt spent from them meanwhile, figure again, so a
+        # budget is never overspent whatever the concurrency.
+        locked = rules_service.campaign_spent(
+            session, fig.rules or compiled_rules(program, session), lock=True
+        )
+        if locked != fig.campaign_spent:
+            fig = _figure(
+                session,
+                body,
+                program,
+                member,
+                partner,
+                strict=True,
+                caller=principal.actor,
+                campaign_spent=locked,
+            )
     if body.quote_id is not None and body.quote_id != fig.quote_id:
         raise Problem(
             409,
@@ -577,6 +674,18 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
         return _replay(found, body_hash)
     purchase = Purchase(**values)
     pid = purchase.id
+    if fig.rules is not None and fig.applied:
+        rules_service.record(
+            session,
+            pid,
+            member.id if member else None,
+            fig.rules,
+            fig.applied,
+            fig.given,
+            fig.campaign_spend,
+            body.occurred_at,
+            program.spec.timezone,
+        )
     if fig.coupons is not None and fig.coupons.applied:
         # A hold reserves its codes too: no other receipt can take the last use meanwhile.
         coupons.consume(session, fig.coupons, pid, member.id if member else None, at)
@@ -598,6 +707,10 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
     if not body.hold:
         _credit_earnings(session, purchase, fig.earned, principal.actor, fresh=True)
     _emit_purchase(session, purchase, "purchase.held" if body.hold else "purchase.confirmed")
+    if member is not None and not body.hold:
+        from kopilka.tiers.service import on_purchase  # up a tier at once if reached
+
+        on_purchase(session, member.id, body.occurred_at)
     return 201, purchase_json(purchase)
 
 
@@ -676,12 +789,12 @@ def _emit_coupons(session: Session, p: Purchase) -> None:
         )
 
 
-def _touched(program: Program, body: PurchaseIn) -> list[str]:
+def _touched(program: Program, body: PurchaseIn, session: Session) -> list[str]:
     """The currencies a receipt may move: the one redeemed and those the rules earn
     (with coupons, any: a coupon may earn any currency)."""
     if body.coupons:
         return sorted(c.code for c in program.spec.currencies)
-    codes = set(compiled_rules(program).earn_currencies)
+    codes = set(compiled_rules(program, session).earn_currencies)
     if body.redeem is not None:
         codes.add(body.redeem.currency)
     return sorted(codes)
@@ -864,6 +977,7 @@ def _release(session: Session, p: Purchase, actor: str) -> None:
             description=f"hold of receipt {p.external_id} released",
         )
     coupons.release(session, p.id)
+    rules_service.release(session, p.id)  # caps and campaign budgets
     p.status = "released"
     p.cancelled_at = now()
 
@@ -904,6 +1018,10 @@ def commit(
     p.settled_at = now()
     p.receipt_number = body.receipt_number
     _emit_purchase(session, p, "purchase.confirmed")
+    if p.member_id is not None:
+        from kopilka.tiers.service import on_purchase  # up a tier at once if reached
+
+        on_purchase(session, p.member_id, p.occurred_at)
     session.flush()
     return purchase_json(p)
 
@@ -956,6 +1074,7 @@ def cancel(session: Session, purchase_id: uuid.UUID, principal: Principal) -> di
             session, p, fig, key=f"purchase:{p.id}:cancel", kind="cancel", actor=principal.actor
         )
     coupons.release(session, p.id)
+    rules_service.release(session, p.id)  # caps and campaign budgets
     p.status = "cancelled"
     p.cancelled_at = now()
     _emit_purchase(session, p, "purchase.cancelled", {"refund_due": fmt(refund, MONEY_PRECISION)})
@@ -1176,6 +1295,7 @@ def create_return(
         # Returned in full (in one return or several): the coupons' uses come back. A
         # partial return keeps them (the customer kept part of what the coupon paid for).
         coupons.release(session, p.id)
+        rules_service.release(session, p.id)  # caps and campaign budgets
     _emit_purchase(session, p, "purchase.returned", {"return": _return_json(ret)})
     session.flush()
     return 201, _return_json(ret)

@@ -43,6 +43,7 @@ CAN = {
     "members.view": ("admin", "manager", "analyst", "support"),
     "members.adjust": ("admin", "manager", "support"),
     "members.status": ("admin", "manager", "support"),
+    "members.tier": ("admin", "manager"),
     "programme.view": ("admin", "manager", "analyst"),
     "programme.apply": ("admin", "manager"),
     "dashboards": ("admin", "manager", "analyst"),
@@ -447,10 +448,16 @@ def _member_page(
     history_of = getattr(members_service, "consent_history", None)
     if history_of is not None:
         consent_log = history_of(session, member_id)
+    from kopilka.tiers import service as tiers
+
+    tier = tiers.status(session, member_id, history_limit=20)
+    tier_levels = tiers.setup(session)
     return p.render(
         "member.html",
         status,
         member=out,
+        tier=tier,
+        tier_levels=tier_levels.tiers.levels if tier_levels else [],
         balances=ledger.balances(session, member_id),
         history=history,
         ledger_next=next_cursor,
@@ -540,6 +547,68 @@ def member_status(
         session.rollback()
         raise PageError(exc.status, "not_found" if exc.status == 404 else exc.code) from exc
     return RedirectResponse(f"/admin/members/{member_id}?done=status_changed", status_code=303)
+
+
+@router.post("/members/{member_id}/tier")
+def member_tier(
+    request: Request,
+    member_id: uuid.UUID,
+    session: SessionDep,
+    user: UserDep,
+    csrf: Annotated[str, Form(max_length=200)],
+    reason: Annotated[str, Form(max_length=500)],
+    tier: Annotated[str, Form(max_length=32)] = "",
+    until: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """A manual tier (a floor) until the end of a day in the programme's time zone, or
+    for good; an empty tier clears it."""
+    from kopilka.tiers import service as tiers
+
+    _csrf(user, csrf)
+    p = page(request, user, "members.tier", session)
+    form = {"tier": tier, "until": until, "tier_reason": reason}
+    try:
+        ends = None
+        if until.strip():
+            try:
+                day = dt.date.fromisoformat(until.strip())
+            except ValueError as exc:
+                raise Problem(
+                    422,
+                    "validation_error",
+                    errors=[{"field": "until", "code": "date", "message": "a date YYYY-MM-DD"}],
+                ) from exc
+            # the floor lasts through that whole day, local time
+            ends = dt.datetime.combine(
+                day + dt.timedelta(days=1), dt.time(), zoneinfo.ZoneInfo(p.tz)
+            ).astimezone(dt.UTC)
+        if len(reason.strip()) < 3:
+            raise Problem(
+                422,
+                "validation_error",
+                errors=[{"field": "reason", "code": "too_short", "message": "say why"}],
+            )
+        tiers.set_floor(session, member_id, tier or None, ends, reason.strip(), user.actor)
+        session.commit()
+    except Problem as exc:
+        session.rollback()
+        if exc.status == 404:
+            raise PageError(404, "not_found") from exc
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors or []) or (
+            exc.detail or _problem_text(p, exc)
+        )
+        return _member_page(
+            request,
+            session,
+            user,
+            member_id,
+            form_error=None,
+            form={},
+            tier_error=message,
+            tier_form=form,
+            status=422,
+        )
+    return RedirectResponse(f"/admin/members/{member_id}?done=tier_set", status_code=303)
 
 
 # ---------------------------------------------------------------------------- programme

@@ -44,6 +44,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "expiring_next": ("{amount} expire on {day}", "{amount} сгорят {day}"),
     "tier_heading": ("Tier", "Уровень"),
     "tier_none": ("No tier yet", "Пока без уровня"),
+    "tier_progress": ("{amount} to {tier}", "Ещё {amount} до уровня «{tier}»"),
+    "tier_progress_purchases": (
+        "{n} more purchases to {tier}",
+        "До уровня «{tier}» осталось покупок: {n}",
+    ),
     "blocked": (
         "Your card is blocked. Please ask at the till.",
         "Карта заблокирована. Обратитесь, пожалуйста, на кассу.",

@@ -272,6 +272,35 @@ def _balances(page: Page, session: Session, member_id: uuid.UUID) -> list[Balanc
 
 
 @dataclass(frozen=True)
+class TierRow:
+    name: str
+    progress: str | None  # "12 000 ₽ to Gold"
+
+
+def _tier(page: Page, session: Session, member_id: uuid.UUID) -> TierRow | None:
+    """The member's level by name and what is left to the next (None without tiers)."""
+    from kopilka.tiers.service import progress
+
+    got = progress(session, member_id)
+    if got is None:
+        return None
+    nxt = got["next"]
+    text = None
+    if nxt is not None:
+        left = Decimal(nxt["remaining"])
+        if got["metric"] == "purchases":
+            text = page.t("tier_progress_purchases", n=f"{left:f}", tier=nxt["name"])
+        else:
+            amount = (
+                page.money(left)
+                if got["metric"] == "spend"
+                else f"{page.points(left, got['precision'])} {page.currency_name(got['currency'])}"
+            )
+            text = page.t("tier_progress", amount=amount, tier=nxt["name"])
+    return TierRow(name=got["name"] or page.t("tier_none"), progress=text)
+
+
+@dataclass(frozen=True)
 class HistoryRow:
     kind: str
     label: str
@@ -377,11 +406,13 @@ def home(request: Request) -> Response:
         balances = _balances(page, session, member.id)
         recent, _ = _history(page, session, member.id, None, RECENT)
         coupons = _coupons(page, session, member.id)
+        tier = _tier(page, session, member.id)
         session.commit()
     return page.render(
         "home.html",
         nav="card",
         balances=balances,
+        tier=tier,
         recent=recent,
         coupons=coupons,
         card=app_service.card_params(page.device),

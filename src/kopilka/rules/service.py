@@ -1,0 +1,550 @@
+"""Rules in the database: versions, the member context the engine needs, caps and campaign
+budgets, editing rules and campaigns over the API (each edit is a new programme version).
+
+The rules themselves live in the programme (``rules:`` and ``campaigns:``); every applied
+programme version is kept, and ``rule_versions`` numbers each distinct definition a rule has
+had, so a purchase names the exact versions that priced it.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import uuid
+import zoneinfo
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kopilka.core.db import now
+from kopilka.core.errors import Problem
+from kopilka.core.money import fmt
+from kopilka.members.models import Member
+from kopilka.program.models import ProgramVersion
+from kopilka.reports.shared import in_control_group
+from kopilka.rules import engine
+from kopilka.rules.models import CampaignSpend, PurchaseRule, RuleUsage, RuleVersion
+from kopilka.rules.schema import RuleSpec, parse_rules
+
+ZERO = Decimal(0)
+
+
+def _digest(doc: dict[str, Any] | None) -> str:
+    raw = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _normalised(raw: dict[str, Any]) -> dict[str, Any]:
+    """A rule as the API shows it: validated, defaults filled, its key explicit."""
+    rule = RuleSpec.model_validate(raw)
+    doc = rule.model_dump(mode="json", by_alias=True, exclude_none=True)
+    doc["key"] = rule.rule_key
+    return doc
+
+
+# ---------------------------------------------------------------------------- versions
+
+
+def latest_versions(session: Session) -> dict[str, tuple[int, str, bool]]:
+    """Rule key → (latest version, digest, removed)."""
+    sub = (
+        select(RuleVersion.key, func.max(RuleVersion.version).label("v"))
+        .group_by(RuleVersion.key)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            RuleVersion.key, RuleVersion.version, RuleVersion.digest, RuleVersion.definition
+        ).join(sub, and_(sub.c.key == RuleVersion.key, sub.c.v == RuleVersion.version))
+    ).all()
+    return {r.key: (r.version, r.digest, r.definition is None) for r in rows}
+
+
+def sync_versions(
+    session: Session, rules: list[dict[str, Any]], program_version: int, actor: str | None
+) -> dict[str, int]:
+    """Record a new version of every rule whose definition changed in this programme
+    version (and a removal for every rule that left it). Returns key → version in force."""
+    latest = latest_versions(session)
+    in_force: dict[str, int] = {}
+    at = now()
+    for raw in rules:
+        doc = _normalised(raw)
+        key = doc["key"]
+        digest = _digest(doc)
+        version, old_digest, removed = latest.get(key, (0, "", True))
+        if version and old_digest == digest and not removed:
+            in_force[key] = version
+            continue
+        session.add(
+            RuleVersion(
+                key=key,
+                version=version + 1,
+                program_version=program_version,
+                digest=digest,
+                definition=doc,
+                created_at=at,
+                created_by=actor,
+            )
+        )
+        in_force[key] = version + 1
+    for key, (version, _, removed) in latest.items():
+        if key not in in_force and not removed:
+            session.add(
+                RuleVersion(
+                    key=key,
+                    version=version + 1,
+                    program_version=program_version,
+                    digest=_digest(None),
+                    definition=None,
+                    created_at=at,
+                    created_by=actor,
+                )
+            )
+    session.flush()
+    return in_force
+
+
+def versions_in_force(session: Session, rules: list[dict[str, Any]]) -> dict[str, int]:
+    """Key → version of each rule of the programme in force (for the engine to report)."""
+    latest = latest_versions(session)
+    out = {}
+    for r in parse_rules(rules):
+        hit = latest.get(r.rule_key)
+        if hit is not None and not hit[2]:
+            out[r.rule_key] = hit[0]
+    return out
+
+
+def rule_history(session: Session, key: str) -> list[RuleVersion]:
+    rows = list(
+        session.scalars(
+            select(RuleVersion).where(RuleVersion.key == key).order_by(RuleVersion.version.desc())
+        )
+    )
+    if not rows:
+        raise Problem(404, "rule_not_found", f"no rule {key!r}")
+    return rows
+
+
+# ---------------------------------------------------------------------------- editing
+
+
+def _current_doc(session: Session) -> tuple[int, dict[str, Any]]:
+    row = session.execute(
+        select(ProgramVersion).order_by(ProgramVersion.version.desc()).limit(1).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise Problem(503, "program_not_configured", "apply a programme file first")
+    return row.version, copy.deepcopy(row.document)
+
+
+def _publish(session: Session, doc: dict[str, Any], actor: str, prefix: str) -> int:
+    """Validate and apply an edited programme; validation errors keep the edited item's
+    path (``rules[3].earn.percent`` becomes ``earn.percent`` for the item sent)."""
+    from kopilka.program.service import apply_program, validate_program
+
+    try:
+        spec = validate_program(doc)
+    except Problem as exc:
+        errors = []
+        for e in exc.errors or []:
+            f = str(e.get("field", "$"))
+            if prefix and f.startswith(prefix):
+                f = f[len(prefix) :].lstrip(".") or "$"
+            errors.append({**e, "field": f})
+        raise Problem(422, "validation_error", "the rule is not valid", errors=errors) from exc
+    return apply_program(session, spec, actor=actor).version
+
+
+def current_rules(session: Session) -> list[dict[str, Any]]:
+    """The rules in force, normalised, each with its version."""
+    _, doc = _current_doc_readonly(session)
+    rules = [_normalised(r) for r in doc.get("rules", [])]
+    versions = latest_versions(session)
+    for r in rules:
+        v = versions.get(r["key"])
+        r["version"] = v[0] if v else None
+    return rules
+
+
+def _current_doc_readonly(session: Session) -> tuple[int, dict[str, Any]]:
+    row = session.execute(
+        select(ProgramVersion.version, ProgramVersion.document)
+        .order_by(ProgramVersion.version.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        raise Problem(503, "program_not_configured", "apply a programme file first")
+    return row.version, dict(row.document)
+
+
+def get_rule(session: Session, key: str) -> dict[str, Any]:
+    for r in current_rules(session):
+        if r["key"] == key:
+            return r
+    raise Problem(404, "rule_not_found", f"no rule {key!r} in the programme in force")
+
+
+def _index_of(rules: list[dict[str, Any]], key: str) -> int | None:
+    for i, r in enumerate(rules):
+        try:
+            if RuleSpec.model_validate(r).rule_key == key:
+                return i
+        except ValueError:
+            continue
+    return None
+
+
+def create_rule(session: Session, definition: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Add a rule to the programme (a new programme version). 409 if its key is taken."""
+    _, doc = _current_doc(session)
+    rules = list(doc.get("rules", []))
+    try:
+        key = RuleSpec.model_validate(definition).rule_key
+    except ValueError:
+        key = None
+    if key is not None and _index_of(rules, key) is not None:
+        raise Problem(409, "rule_exists", f"a rule with key {key!r} exists; PUT it to change it")
+    rules.append(definition)
+    doc["rules"] = rules
+    _publish(session, doc, actor, f"rules[{len(rules) - 1}]")
+    return get_rule(session, str(key))
+
+
+def put_rule(session: Session, key: str, definition: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Replace (or add) the rule ``key``; its key is forced to ``key``."""
+    _, doc = _current_doc(session)
+    rules = list(doc.get("rules", []))
+    definition = {**definition, "key": key}
+    at = _index_of(rules, key)
+    if at is None:
+        rules.append(definition)
+        at = len(rules) - 1
+    else:
+        rules[at] = definition
+    doc["rules"] = rules
+    _publish(session, doc, actor, f"rules[{at}]")
+    return get_rule(session, key)
+
+
+def delete_rule(session: Session, key: str, actor: str) -> None:
+    _, doc = _current_doc(session)
+    rules = list(doc.get("rules", []))
+    at = _index_of(rules, key)
+    if at is None:
+        raise Problem(404, "rule_not_found", f"no rule {key!r} in the programme in force")
+    del rules[at]
+    doc["rules"] = rules
+    _publish(session, doc, actor, "")
+
+
+def put_campaign(
+    session: Session, code: str, definition: dict[str, Any], actor: str
+) -> dict[str, Any]:
+    _, doc = _current_doc(session)
+    camps = list(doc.get("campaigns", []))
+    definition = {**definition, "code": code}
+    at = next((i for i, c in enumerate(camps) if c.get("code") == code), None)
+    if at is None:
+        camps.append(definition)
+        at = len(camps) - 1
+    else:
+        camps[at] = definition
+    doc["campaigns"] = camps
+    _publish(session, doc, actor, f"campaigns[{at}]")
+    return campaign_report(session, code)
+
+
+def delete_campaign(session: Session, code: str, actor: str) -> None:
+    _, doc = _current_doc(session)
+    camps = list(doc.get("campaigns", []))
+    at = next((i for i, c in enumerate(camps) if c.get("code") == code), None)
+    if at is None:
+        raise Problem(404, "campaign_not_found", f"no campaign {code!r}")
+    users = [r.get("name") for r in doc.get("rules", []) if r.get("campaign") == code]
+    if users:
+        raise Problem(
+            409,
+            "campaign_in_use",
+            f"rules still belong to campaign {code!r}: {', '.join(map(str, users))}",
+        )
+    del camps[at]
+    doc["campaigns"] = camps
+    _publish(session, doc, actor, "")
+
+
+def campaigns(session: Session) -> list[dict[str, Any]]:
+    from kopilka.program.service import current_program
+
+    program = current_program(session)
+    compiled = engine.compile_rules(program.spec)
+    given: dict[str, tuple[str | None, Decimal]] = {}
+    for code, unit, total in session.execute(
+        select(PurchaseRule.campaign, PurchaseRule.unit, func.sum(PurchaseRule.amount))
+        .where(PurchaseRule.campaign.is_not(None), PurchaseRule.released.is_(False))
+        .group_by(PurchaseRule.campaign, PurchaseRule.unit)
+    ).all():
+        given[str(code)] = (unit, Decimal(total))
+    counts = dict(
+        session.execute(
+            select(PurchaseRule.campaign, func.count(func.distinct(PurchaseRule.purchase_id)))
+            .where(PurchaseRule.campaign.is_not(None), PurchaseRule.released.is_(False))
+            .group_by(PurchaseRule.campaign)
+        ).all()
+    )
+    places = {code: c.precision for code, c in compiled.currencies.items()}
+    at = now()
+    out = []
+    for code, c in compiled.campaigns.items():
+        spent_unit, used = given.get(code, (c.budget.currency if c.budget else None, ZERO))
+        budget = c.budget.amount if c.budget else None
+        running = (
+            c.active
+            and (c.starts_at is None or c.starts_at <= at)
+            and (c.ends_at is None or at < c.ends_at)
+        )
+        out.append(
+            {
+                **c.model_dump(mode="json", by_alias=True, exclude_none=True),
+                "running": running,
+                "spent": fmt(used, places.get(spent_unit or "", 2)),
+                "spent_currency": spent_unit,
+                "remaining": None
+                if budget is None
+                else fmt(max(budget - used, ZERO), places.get(spent_unit or "", 2)),
+                "purchases": int(counts.get(code, 0)),
+                "rules": [r.key for r in compiled.rules if r.campaign and r.campaign.code == code],
+            }
+        )
+    return out
+
+
+def campaign_report(session: Session, code: str) -> dict[str, Any]:
+    for c in campaigns(session):
+        if c["code"] == code:
+            return c
+    raise Problem(404, "campaign_not_found", f"no campaign {code!r}")
+
+
+# ---------------------------------------------------------------------------- context
+
+
+def period_start(period: str, day: dt.date) -> dt.date:
+    if period == "day":
+        return day
+    if period == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day.replace(month=1, day=1)
+
+
+def local_day(at: dt.datetime, timezone: str) -> dt.date:
+    return at.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+
+
+def member_context(
+    session: Session,
+    member: Member,
+    compiled: engine.CompiledRules,
+    spec: Any,
+    occurred_at: dt.datetime,
+    exclude_purchase: uuid.UUID | None = None,
+) -> engine.MemberContext:
+    """What the engine knows of a member: tier, tags, dates, personal discount, control
+    group, and (only when some rule looks at them) the purchase count, lifetime spend and
+    what capped rules already gave in their period."""
+    count = 0
+    spend = ZERO
+    if compiled.needs_history:
+        from kopilka.purchases.models import Purchase, PurchaseReturn
+
+        q = select(func.count(), func.coalesce(func.sum(Purchase.total_due), 0)).where(
+            Purchase.member_id == member.id, Purchase.status == "confirmed"
+        )
+        if exclude_purchase is not None:
+            q = q.where(Purchase.id != exclude_purchase)
+        n, total = session.execute(q).one()
+        refunds = session.execute(
+            select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+            .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
+            .where(Purchase.member_id == member.id, Purchase.status == "confirmed")
+        ).scalar_one()
+        count = int(n)
+        spend = Decimal(total) - Decimal(refunds)
+    usage: dict[str, Decimal] = {}
+    capped = compiled.member_capped
+    if capped:
+        day = local_day(occurred_at, spec.timezone)
+        wanted = {(k, period_start(p, day)) for k, p in capped.items()}
+        rows = session.execute(
+            select(RuleUsage.rule_key, RuleUsage.period_start, RuleUsage.amount).where(
+                RuleUsage.member_id == member.id, RuleUsage.rule_key.in_(list(capped))
+            )
+        ).all()
+        for key, start, amount in rows:
+            if (key, start) in wanted:
+                usage[key] = amount
+    return engine.MemberContext(
+        id=member.id,
+        tier=member.tier,
+        tags=frozenset(member.tags or ()),
+        birth_date=member.birth_date,
+        joined_at=member.created_at,
+        purchases_count=count,
+        lifetime_spend=spend,
+        personal_discount=member.personal_discount,
+        control_group=in_control_group(member.id, spec.control_group_share),
+        usage=usage,
+    )
+
+
+def campaign_spent(
+    session: Session, compiled: engine.CompiledRules, lock: bool = False
+) -> dict[str, Decimal]:
+    """What each budgeted campaign has spent (0 if nothing yet). ``lock``: make sure each
+    campaign has its row, then take the rows' locks in code order, so that receipts drawing
+    on one budget are serialised and the budget is never overspent."""
+    budgeted = compiled.budgeted
+    codes = sorted(budgeted)
+    if not codes:
+        return {}
+    if lock:
+        dialect = session.get_bind().dialect.name
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CampaignSpend)
+        session.execute(
+            ins.values(
+                [
+                    {"code": c, "currency": budgeted[c], "spent": ZERO, "updated_at": now()}
+                    for c in codes
+                ]
+            ).on_conflict_do_nothing(index_elements=["code"])
+        )
+    q = select(CampaignSpend.code, CampaignSpend.spent).where(CampaignSpend.code.in_(codes))
+    if lock:
+        q = q.order_by(CampaignSpend.code).with_for_update()
+    found = {str(code): Decimal(spent) for code, spent in session.execute(q).all()}
+    return {c: found.get(c, ZERO) for c in codes}
+
+
+def _upsert(
+    session: Session, table: Any, values: dict[str, Any], keys: list[str], add: str
+) -> None:
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(**values)
+    session.execute(
+        ins.on_conflict_do_update(
+            index_elements=keys, set_={add: getattr(table, add) + ins.excluded[add]}
+        )
+    )
+
+
+def record(
+    session: Session,
+    purchase_id: uuid.UUID,
+    member_id: uuid.UUID | None,
+    compiled: engine.CompiledRules,
+    applied: list[engine.AppliedRule],
+    given: dict[str, tuple[str, Decimal]],
+    campaign_spend: dict[str, Decimal],
+    occurred_at: dt.datetime,
+    timezone: str,
+) -> None:
+    """Write which rules gave what on a purchase, and move the per-member caps and the
+    campaign budgets it drew on (in the purchase's transaction)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    capped = compiled.member_capped
+    day = local_day(occurred_at, timezone)
+    for a in applied:
+        if a.key is None or a.amount is None or a.amount <= 0 or a.key.startswith("tier-"):
+            continue
+        unit = a.currency or compiled.base_currency
+        k = (a.key, unit)
+        row = rows.get(k)
+        if row is None:
+            period = capped.get(a.key)
+            rows[k] = {
+                "purchase_id": purchase_id,
+                "rule_key": a.key,
+                "unit": unit,
+                "rule_version": a.version,
+                "effect": a.effect,
+                "campaign": a.campaign,
+                "member_id": member_id,
+                "period_start": period_start(period, day) if period and member_id else None,
+                "amount": a.amount,
+                "released": False,
+            }
+        else:
+            row["amount"] += a.amount
+    if rows:
+        session.execute(insert(PurchaseRule), list(rows.values()))
+    if member_id is not None:
+        for key, period in capped.items():
+            if key not in given:
+                continue
+            unit, amount = given[key]
+            _upsert(
+                session,
+                RuleUsage,
+                {
+                    "rule_key": key,
+                    "member_id": member_id,
+                    "period_start": period_start(period, day),
+                    "unit": unit,
+                    "amount": amount,
+                },
+                ["rule_key", "member_id", "period_start"],
+                "amount",
+            )
+    for code, amount in sorted(campaign_spend.items()):
+        if amount <= 0:
+            continue
+        _upsert(
+            session,
+            CampaignSpend,
+            {
+                "code": code,
+                "currency": compiled.budgeted.get(code, compiled.base_currency),
+                "spent": amount,
+                "updated_at": now(),
+            },
+            ["code"],
+            "spent",
+        )
+
+
+def release(session: Session, purchase_id: uuid.UUID) -> None:
+    """Give back to the caps and budgets what a cancelled purchase drew on (once)."""
+    rows = list(
+        session.scalars(
+            select(PurchaseRule)
+            .where(PurchaseRule.purchase_id == purchase_id, PurchaseRule.released.is_(False))
+            .order_by(PurchaseRule.rule_key, PurchaseRule.unit)
+        )
+    )
+    for r in rows:
+        if r.member_id is not None and r.period_start is not None:
+            session.execute(
+                update(RuleUsage)
+                .where(
+                    RuleUsage.rule_key == r.rule_key,
+                    RuleUsage.member_id == r.member_id,
+                    RuleUsage.period_start == r.period_start,
+                )
+                .values(amount=RuleUsage.amount - r.amount)
+            )
+        if r.campaign is not None:
+            session.execute(
+                update(CampaignSpend)
+                .where(CampaignSpend.code == r.campaign)
+                .values(spent=CampaignSpend.spent - r.amount)
+            )
+        r.released = True
+    session.flush()

@@ -1,0 +1,94 @@
+"""What crosses the API about tiers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kopilka.tiers.schema import TIER_RE
+
+
+class TierAssignIn(BaseModel):
+    """A manual assignment: the member is at least ``tier`` until ``until`` (or for good);
+    ``"tier": null`` clears it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    tier: Annotated[str | None, Field(pattern=TIER_RE)]
+    until: dt.datetime | None = None
+    reason: Annotated[str, Field(min_length=3, max_length=500)]
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, v: dt.datetime | None) -> dt.datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("give a time zone offset (RFC 3339)")
+        return v
+
+
+class BenefitsOut(BaseModel):
+    earn_multiplier: str
+    discount_percent: str
+
+
+class LevelOut(BaseModel):
+    code: str
+    name: str
+    threshold: str
+    benefits: BenefitsOut
+
+
+class NextLevelOut(LevelOut):
+    remaining: str
+
+
+class WindowOut(BaseModel):
+    rolling_days: int | None
+    calendar: str | None
+    from_: Annotated[str, Field(alias="from")]
+    to: str
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class FloorOut(BaseModel):
+    tier: str
+    until: str | None
+    reason: str | None
+    set_by: str | None
+    set_at: str | None
+    live: bool = False
+
+
+class TierChangeOut(BaseModel):
+    id: str
+    from_: Annotated[str | None, Field(alias="from")]
+    to: str | None
+    reason: str
+    at: str
+    actor: str
+    qualifying_value: str | None
+    note: str | None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class TierHistoryPage(BaseModel):
+    items: list[TierChangeOut]
+    next_cursor: str | None
+
+
+class TierStatusOut(BaseModel):
+    member_id: str
+    tier: str | None
+    level: LevelOut | None
+    metric: str | None
+    currency: str | None
+    qualifying_value: str | None
+    window: WindowOut | None
+    floor: FloorOut | None
+    grace_until: str | None
+    next: NextLevelOut | None
+    history: list[TierChangeOut]
+    as_of: str
