@@ -88,7 +88,6 @@ TITLES: dict[str, tuple[str, str]] = {
     "coupon_used": ("The coupon was used", "Купон уже использован"),
     "coupon_limit_reached": ("The coupon's limit is reached", "Лимит купона исчерпан"),
     "coupon_not_applicable": ("The coupon does not apply", "Купон не применим"),
-    "coupon_not_yours": ("The coupon belongs to a member", "Купон выдан участнику"),
     "coupon_not_combinable": ("The coupon cannot be combined", "Купон нельзя совмещать"),
     "coupon_pool_not_found": ("Coupon pool not found", "Пул купонов не найден"),
     "coupon_pool_in_use": ("The pool's coupons were used", "Купоны пула уже использовались"),

@@ -56,7 +56,7 @@ PENDING = ("queued", "running")
 # a pool whose generation wrote nothing for this long may be deleted
 STALE_AFTER = dt.timedelta(seconds=120)
 
-FAILURE_REASONS = frozenset({"coupon_invalid", "coupon_not_yours"})
+FAILURE_REASONS = frozenset({"coupon_invalid"})
 
 
 # ---------------------------------------------------------------------------- pools
@@ -998,8 +998,8 @@ def evaluate(
 
     Codes are taken in the order given; each applied one sees the lines as the ones
     before it left them. Reasons, checked in this order: ``coupon_invalid`` (unknown, or
-    another member's personal code: the two are not told apart), ``coupon_not_yours`` (a
-    personal code on a receipt with no member), ``coupon_not_combinable`` (the same code
+    a personal code of another member or on a receipt with no member: not told apart),
+    ``coupon_not_combinable`` (the same code
     twice), ``coupon_not_applicable`` (pool paused), ``coupon_not_started``,
     ``coupon_expired``, ``coupon_used`` (single-use) / ``coupon_limit_reached`` (the
     code's limit or the member's), ``coupon_not_applicable`` (member needed, store,
@@ -1050,10 +1050,11 @@ def evaluate(
             continue
         coupon, pool = hit
         if coupon.member_id is not None and coupon.member_id != member_id:
-            if member_id is None:
-                outcome.results.append(_reject(i, coupon.code, "coupon_not_yours"))
-            else:  # told apart from an unknown code by nothing, not even the spelling
-                outcome.results.append(_reject(i, shown, "coupon_invalid"))
+            # another member's code, or a personal code on a receipt with no member: told
+            # apart from an unknown code by nothing, not even the spelling (regression: an
+            # anonymous till was told ``coupon_not_yours``, which revealed that the code
+            # exists and is someone's)
+            outcome.results.append(_reject(i, shown, "coupon_invalid"))
             continue
         shown = coupon.code
         reason: str | None = _static_reason(pool, coupon, at, key in seen)
