@@ -138,6 +138,44 @@ def test_multiplier_and_points_coupons_add_to_what_the_rules_earn(
     assert body["discount"] == "0.00"
 
 
+def test_a_control_group_member_earns_nothing_from_coupons_either(
+    client: TestClient,
+    admin: dict[str, str],
+    enrol: Enrol,
+    make_pool: MakePool,
+    add_code: AddCode,
+) -> None:
+    # regression: coupon points and multipliers were credited to held-out members, so the
+    # ROI report's control group was not "earning nothing"
+    import yaml
+
+    from kopilka.reports.shared import in_control_group
+    from tests.conftest import TEST_PROGRAM
+
+    doc = yaml.safe_load(TEST_PROGRAM)
+    doc["control_group_share"] = "0.5"
+    assert client.put("/api/v1/program", content=yaml.safe_dump(doc), headers=admin).is_success
+    x2 = add_code(
+        make_pool(reward={"kind": "multiplier", "value": "2", "currency": "BONUS"}, stackable=True),
+        "DOUBLE",
+    )
+    plus = add_code(
+        make_pool(reward={"kind": "points", "value": "100", "currency": "BONUS"}, stackable=True),
+        "PLUS-100",
+    )
+    # given a member held out in the control group
+    m = enrol()
+    while not in_control_group(uuid.UUID(m["id"]), D("0.5")):
+        m = enrol()
+    # when they buy with a multiplier and a points coupon
+    r = client.post(BUY, json=receipt("C-CG", m["card_number"], coupons=[x2, plus]), headers=admin)
+    # then the codes are used but nothing is earned
+    assert r.status_code == 201, r.text
+    assert [c["status"] for c in r.json()["coupons"]] == ["applied", "applied"]
+    assert r.json()["earned"] == []
+    assert r.json()["applied_rules"] == []
+
+
 def test_a_points_coupon_needs_a_member(
     client: TestClient, admin: dict[str, str], make_pool: MakePool, add_code: AddCode
 ) -> None:

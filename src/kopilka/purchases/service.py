@@ -334,7 +334,10 @@ def _figure(
     due = [a - v for a, v in zip(after, line_value, strict=True)]
     earning = engine.earn(rules, ctx, pricing, due)
     raw_earned = {c: list(amounts) for c, amounts in earning.earned.items()}
-    if outcome is not None and member is not None:
+    held_out = ctx.member is not None and ctx.member.control_group
+    if outcome is not None and member is not None and not held_out:
+        # the control group earns nothing, coupon points included (coupon discounts, being
+        # money off and not earnings, still apply)
         for c, factor in outcome.multipliers.items():
             if c in raw_earned:
                 p = _precision(program, c)
