@@ -15,6 +15,7 @@ postgresql-client`).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -171,6 +172,11 @@ def main() -> None:
         "KOPILKA_LOG_LEVEL": "WARNING",
         "KOPILKA_ENVIRONMENT": "production",
         "KOPILKA_SECRET_KEY": secrets.token_urlsafe(48),
+        # production refuses the public development keys and the console code channel
+        "KOPILKA_DATA_KEYS": "k1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "KOPILKA_INDEX_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "KOPILKA_MEMBER_CODE_CHANNEL": "file",
+        "KOPILKA_MEMBER_CODE_FILE": os.devnull,
         "KOPILKA_DB_POOL_SIZE": str(max(4, args.clients // args.workers + 2)),
     }
     kopilka = str(Path(sys.executable).parent / "kopilka")

@@ -397,6 +397,7 @@ def test_loopback_endpoints_are_refused_in_production(
     monkeypatch.setenv("KOPILKA_SECRET_KEY", "x" * 40)
     monkeypatch.setenv("KOPILKA_DATA_KEYS", "k1:" + b64(os.urandom(32)))
     monkeypatch.setenv("KOPILKA_INDEX_KEY", b64(os.urandom(32)))
+    monkeypatch.setenv("KOPILKA_MEMBER_CODE_CHANNEL", "file")
     reset_settings_cache()
     try:
         # then a loopback endpoint is refused and a push service's is accepted

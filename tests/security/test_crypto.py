@@ -77,9 +77,24 @@ def test_production_refuses_the_development_keys() -> None:
     strong = "x" * 40
     with pytest.raises(ValueError, match="KOPILKA_DATA_KEYS"):
         Settings(environment="production", secret_key=strong)
-    ok = Settings(environment="production", secret_key=strong, data_keys=f"k1:{K1}", index_key=IDX1)
+    ok = Settings(
+        environment="production",
+        secret_key=strong,
+        data_keys=f"k1:{K1}",
+        index_key=IDX1,
+        member_code_channel="file",
+    )
     assert not crypto.KeyRing.from_settings(ok).development
     assert crypto.KeyRing.from_settings(Settings()).development
+
+
+def test_production_refuses_the_console_code_channel() -> None:
+    # the console channel prints members' phones and sign-in codes to the server's log
+    keys = {"secret_key": "x" * 40, "data_keys": f"k1:{K1}", "index_key": IDX1}
+    with pytest.raises(ValueError, match="KOPILKA_MEMBER_CODE_CHANNEL"):
+        Settings(environment="production", **keys)
+    assert Settings(environment="production", member_code_channel="file", **keys)
+    assert Settings(environment="development", **keys).member_code_channel == "console"
 
 
 def test_blind_indexes_match_equal_normalised_values_only() -> None:

@@ -97,6 +97,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _refuse_code_channel_console_in_production(self) -> Settings:
+        # the console channel prints phones, emails and codes to the server's log
+        if self.environment == "production" and self.member_code_channel == "console":
+            raise ValueError(
+                "KOPILKA_MEMBER_CODE_CHANNEL=console prints members' phones and sign-in codes "
+                "to the log: in production choose a channel that delivers them (SMS, email)"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
