@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--http", action="store_true")
     ap.add_argument("--no-profile", action="store_true", help="time only")
+    ap.add_argument("--count-sql", action="store_true", help="count SQL statements per call")
     args = ap.parse_args()
     name = f"kopilka_prof_{secrets.token_hex(4)}"
     admin = psycopg.connect(PG_ADMIN, autocommit=True)
@@ -42,7 +43,7 @@ def main() -> None:
         from kopilka.purchases.schemas import PurchaseIn
 
         upgrade(get_db().engine)
-        cards, key = seed(url, 200)
+        cards, key = seed(url, 200, dict(os.environ))
         till = Principal(kind="api_key", id=str(uuid.uuid4()), role="cashier", store="msk-01")
 
         def body(i: int) -> dict[str, object]:
@@ -81,13 +82,32 @@ def main() -> None:
 
         for i in range(50):
             one(-i - 1)
+        statements = [0]
+        if args.count_sql:
+            from sqlalchemy import event
+
+            seen: dict[str, int] = {}
+
+            @event.listens_for(get_db().engine, "before_cursor_execute")
+            def _count(_c: object, _cur: object, statement: str, *_: object) -> None:
+                statements[0] += 1
+                head = " ".join(statement.split())[:90]
+                seen[head] = seen.get(head, 0) + 1
+
         prof = Profiler(interval=0.0005)
         if not args.no_profile:
             prof.start()
         t = time.perf_counter()
+        cpu = time.process_time()
         for i in range(args.n):
             one(i)
         dt = time.perf_counter() - t
+        cpu = time.process_time() - cpu
+        print(f"CPU time of this process: {cpu / args.n * 1000:.2f} ms per confirmation")
+        if args.count_sql:
+            print(f"{statements[0] / args.n:.1f} SQL statements per confirmation")
+            for head, n in sorted(seen.items(), key=lambda x: -x[1])[:25]:
+                print(f"{n / args.n:6.2f}  {head}")
         if not args.no_profile:
             prof.stop()
             print(prof.output_text(unicode=True, color=False, show_all=False))

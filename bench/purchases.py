@@ -47,9 +47,14 @@ def db_url(name: str) -> str:
     return f"{base}/{name}"
 
 
-def seed(url: str, members: int) -> tuple[list[str], str]:
-    """Members with 1,000 available BONUS each; returns their cards and a till key."""
+def seed(url: str, members: int, env: dict[str, str]) -> tuple[list[str], str]:
+    """Members with 1,000 available BONUS each; returns their cards and a till key. Runs
+    with the server's settings (its data keys make the cards' blind indexes)."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith("KOPILKA_")})
     os.environ["KOPILKA_DATABASE_URL"] = url
+    from kopilka.core.config import reset_settings_cache
+
+    reset_settings_cache()
     from decimal import Decimal
 
     from kopilka.apikeys.service import create_key
@@ -184,7 +189,7 @@ def main() -> None:
     try:
         print(f"migrating and seeding {args.members} members …", flush=True)
         sh(kopilka, "migrate", env=env)
-        cards, key = seed(url, args.members)
+        cards, key = seed(url, args.members, env)
         server = subprocess.Popen(
             [kopilka, "serve", "--port", str(args.port), "--workers", str(args.workers)],
             env=env,

@@ -19,6 +19,7 @@ import hmac
 import json
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -104,7 +105,7 @@ class Figures:
     rules: engine.CompiledRules | None = None
     given: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
     campaign_spend: dict[str, Decimal] = field(default_factory=dict)
-    campaign_spent: dict[str, Decimal] = field(default_factory=dict)
+    campaign_spent: Mapping[str, Decimal] = field(default_factory=dict)
     trace: list[engine.Verdict] | None = None
     json: dict[str, Any] = field(default_factory=dict)
     quote_id: str = ""
@@ -203,7 +204,7 @@ def _figure(
     strict: bool,
     caller: str | None = None,
     trace: bool = False,
-    campaign_spent: dict[str, Decimal] | None = None,
+    campaign_spent: Mapping[str, Decimal] | None = None,
     member_ctx: engine.MemberContext | None = None,
 ) -> Figures:
     """The receipt's figures. ``strict``: limits are errors (confirm); otherwise they are
@@ -228,7 +229,7 @@ def _figure(
     ]
     rules = compiled_rules(program, session)
     if campaign_spent is None:
-        campaign_spent = rules_service.campaign_spent(session, rules)
+        campaign_spent = rules_service.LazySpent(session, rules) if rules.budgeted else {}
     ctx = engine.ReceiptContext(
         store=body.store,
         partner=partner,
@@ -575,9 +576,30 @@ def purchase_json(p: Purchase) -> dict[str, Any]:
     }
 
 
+class _BudgetRace(Exception):
+    """Another receipt drew on a campaign budget meanwhile and this one no longer fits."""
+
+
 def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[int, dict[str, Any]]:
     """Record a receipt (or hold it). 201 the first time; 200 with the same purchase when
-    the same receipt comes again; 409 ``duplicate_external_id`` when its content differs."""
+    the same receipt comes again; 409 ``duplicate_external_id`` when its content differs.
+
+    Campaign budgets are drawn optimistically: the receipt is figured on the spend read
+    without a lock, and the budget is taken by one conditional UPDATE just before commit
+    (so its row lock is held only for the commit, and receipts of one campaign do not queue
+    behind each other's whole transactions). If another receipt spent from the budget
+    meanwhile and this one no longer fits, everything is rolled back and the receipt is
+    recorded again with the budgets' rows locked first and the figures made on them."""
+    try:
+        return _confirm(session, body, principal, lock_budgets=False)
+    except _BudgetRace:
+        session.rollback()
+        return _confirm(session, body, principal, lock_budgets=True)
+
+
+def _confirm(
+    session: Session, body: PurchaseIn, principal: Principal, lock_budgets: bool
+) -> tuple[int, dict[str, Any]]:
     body_hash = _request_hash(body)
     program = current_program(session)
     if body.member is None:
@@ -592,14 +614,13 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
         # member are serialised, and never deadlock.
         ledger.lock_wallets(session, [(member.id, c) for c in _touched(program, body, session)])
     fig = _figure(session, body, program, member, partner, strict=True, caller=principal.actor)
-    if fig.campaign_spend:
-        # The receipt draws on a campaign budget: take the budgets' row locks (in code
-        # order) and, if another receipt spent from them meanwhile, figure again, so a
-        # budget is never overspent whatever the concurrency.
+    if fig.campaign_spend and lock_budgets:
+        # The second try after a budget race: take the budgets' row locks (in code
+        # order) and, if another receipt spent from them meanwhile, figure again.
         locked = rules_service.campaign_spent(
             session, fig.rules or compiled_rules(program, session), lock=True
         )
-        if locked != fig.campaign_spent:
+        if locked != dict(fig.campaign_spent):
             fig = _figure(
                 session,
                 body,
@@ -685,7 +706,6 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
             fig.rules,
             fig.applied,
             fig.given,
-            fig.campaign_spend,
             body.occurred_at,
             program.spec.timezone,
         )
@@ -714,6 +734,13 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
         from kopilka.tiers.service import on_purchase  # up a tier at once if reached
 
         on_purchase(session, member.id, body.occurred_at)
+    # last, so a budget's row lock is held only for the commit
+    if (
+        fig.campaign_spend
+        and fig.rules is not None
+        and not rules_service.draw_budgets(session, fig.rules, fig.campaign_spend)
+    ):
+        raise _BudgetRace
     return 201, purchase_json(purchase)
 
 
@@ -743,8 +770,8 @@ def _emit_purchase(
         },
         member_id=p.member_id,
     )
-    if type_ == "purchase.confirmed":
-        _emit_coupons(session, p)
+    if type_ == "purchase.confirmed" and any(c.get("status") == "applied" for c in f["coupons"]):
+        _emit_coupons(session, p)  # a query only for receipts that carry a code
     if p.member_id is None or type_ not in ("purchase.confirmed",):
         return
     for e in f["earned"]:

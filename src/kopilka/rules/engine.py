@@ -32,7 +32,7 @@ import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from kopilka.core.money import ZERO, quantum, round_down
@@ -202,16 +202,16 @@ class CompiledRules:
     tier_rules: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)  # rule key → version in force
 
-    @property
+    @cached_property
     def earn_currencies(self) -> frozenset[str]:
         """Every currency some rule may earn (the purchase locks these wallets)."""
         return frozenset(
             r.unit for r in self.rules if r.effect in ("earn", "reward") and r.unit != "*"
         )
 
-    @property
-    def needs_history(self) -> bool:
-        """Whether some rule looks at the member's purchase count or lifetime spend."""
+    @cached_property
+    def needs_count(self) -> bool:
+        """Whether some rule looks at the member's number of earlier purchases."""
         for r in self.rules:
             m = r.spec.when.member if r.spec.when else None
             if m is not None and (
@@ -220,11 +220,18 @@ class CompiledRules:
                 or m.max_purchases is not None
             ):
                 return True
-            if r.spec.discount is not None and r.spec.discount.ladder is not None:
-                return True
         return False
 
-    @property
+    @cached_property
+    def needs_spend(self) -> bool:
+        """Whether some rule looks at the member's lifetime spend (a cumulative discount)."""
+        return any(r.spec.discount is not None and r.spec.discount.ladder for r in self.rules)
+
+    @cached_property
+    def needs_history(self) -> bool:
+        return self.needs_count or self.needs_spend
+
+    @cached_property
     def member_capped(self) -> dict[str, str]:
         """Rule key → period, for rules with a per-member cap."""
         return {
@@ -233,7 +240,7 @@ class CompiledRules:
             if r.spec.caps is not None and r.spec.caps.per_member is not None
         }
 
-    @property
+    @cached_property
     def budgeted(self) -> dict[str, str]:
         """Campaign code → budget currency, for campaigns with a budget."""
         return {c: s.budget.currency for c, s in self.campaigns.items() if s.budget is not None}

@@ -14,14 +14,15 @@ import hashlib
 import json
 import uuid
 import zoneinfo
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kopilka.core.db import now
+from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem
 from kopilka.core.money import fmt
 from kopilka.members.models import Member
@@ -365,32 +366,24 @@ def member_context(
     if compiled.needs_history:
         from kopilka.purchases.models import Purchase, PurchaseReturn
 
-        q = select(func.count(), func.coalesce(func.sum(Purchase.total_due), 0)).where(
-            Purchase.member_id == member.id, Purchase.status == "confirmed"
-        )
+        mine = [Purchase.member_id == member.id, Purchase.status == "confirmed"]
         if exclude_purchase is not None:
-            q = q.where(Purchase.id != exclude_purchase)
-        n, total = session.execute(q).one()
-        refunds = session.execute(
-            select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
-            .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
-            .where(Purchase.member_id == member.id, Purchase.status == "confirmed")
-        ).scalar_one()
-        count = int(n)
-        spend = Decimal(total) - Decimal(refunds)
-    usage: dict[str, Decimal] = {}
-    capped = compiled.member_capped
-    if capped:
-        day = local_day(occurred_at, spec.timezone)
-        wanted = {(k, period_start(p, day)) for k, p in capped.items()}
-        rows = session.execute(
-            select(RuleUsage.rule_key, RuleUsage.period_start, RuleUsage.amount).where(
-                RuleUsage.member_id == member.id, RuleUsage.rule_key.in_(list(capped))
-            )
-        ).all()
-        for key, start, amount in rows:
-            if (key, start) in wanted:
-                usage[key] = amount
+            mine.append(Purchase.id != exclude_purchase)
+        if compiled.needs_spend:
+            n, total = session.execute(
+                select(func.count(), func.coalesce(func.sum(Purchase.total_due), 0)).where(*mine)
+            ).one()
+            refunds = session.execute(
+                select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+                .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
+                .where(*mine)
+            ).scalar_one()
+            count, spend = int(n), Decimal(total) - Decimal(refunds)
+        else:
+            count = int(session.execute(select(func.count()).where(*mine)).scalar_one())
+    usage: Mapping[str, Decimal] = {}
+    if compiled.member_capped:
+        usage = LazyUsage(session, member.id, compiled, local_day(occurred_at, spec.timezone))
     return engine.MemberContext(
         id=member.id,
         tier=member.tier,
@@ -403,6 +396,70 @@ def member_context(
         control_group=in_control_group(member.id, spec.control_group_share),
         usage=usage,
     )
+
+
+class LazyUsage(Mapping[str, Decimal]):
+    """What capped rules already gave a member in their current periods, read only if the
+    engine asks (when a capped rule fires on the receipt)."""
+
+    def __init__(
+        self, session: Session, member_id: uuid.UUID, compiled: engine.CompiledRules, day: dt.date
+    ) -> None:
+        self._session = session
+        self._member_id = member_id
+        self._capped = compiled.member_capped
+        self._day = day
+        self._values: dict[str, Decimal] | None = None
+
+    def _load(self) -> dict[str, Decimal]:
+        if self._values is None:
+            wanted = {(k, period_start(p, self._day)) for k, p in self._capped.items()}
+            rows = self._session.execute(
+                select(RuleUsage.rule_key, RuleUsage.period_start, RuleUsage.amount).where(
+                    RuleUsage.member_id == self._member_id,
+                    RuleUsage.rule_key.in_(list(self._capped)),
+                    RuleUsage.period_start.in_({start for _, start in wanted}),
+                )
+            ).all()
+            self._values = {key: amount for key, start, amount in rows if (key, start) in wanted}
+        return self._values
+
+    def __getitem__(self, key: str) -> Decimal:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+class LazySpent(Mapping[str, Decimal]):
+    """What budgeted campaigns have spent, read from the database only if the engine asks
+    (most receipts touch no budgeted campaign, and then cost no query)."""
+
+    def __init__(self, session: Session, compiled: engine.CompiledRules) -> None:
+        self._session = session
+        self._compiled = compiled
+        self._values: dict[str, Decimal] | None = None
+
+    def _load(self) -> dict[str, Decimal]:
+        if self._values is None:
+            self._values = campaign_spent(self._session, self._compiled)
+        return self._values
+
+    @property
+    def loaded(self) -> bool:
+        return self._values is not None
+
+    def __getitem__(self, key: str) -> Decimal:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 def campaign_spent(
@@ -452,12 +509,11 @@ def record(
     compiled: engine.CompiledRules,
     applied: list[engine.AppliedRule],
     given: dict[str, tuple[str, Decimal]],
-    campaign_spend: dict[str, Decimal],
     occurred_at: dt.datetime,
     timezone: str,
 ) -> None:
-    """Write which rules gave what on a purchase, and move the per-member caps and the
-    campaign budgets it drew on (in the purchase's transaction)."""
+    """Write which rules gave what on a purchase, and move the per-member caps it drew on
+    (in the purchase's transaction; campaign budgets: ``draw_budgets``)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     capped = compiled.member_capped
     day = local_day(occurred_at, timezone)
@@ -503,21 +559,47 @@ def record(
                 ["rule_key", "member_id", "period_start"],
                 "amount",
             )
-    for code, amount in sorted(campaign_spend.items()):
-        if amount <= 0:
-            continue
-        _upsert(
-            session,
-            CampaignSpend,
-            {
-                "code": code,
-                "currency": compiled.budgeted.get(code, compiled.base_currency),
-                "spent": amount,
-                "updated_at": now(),
-            },
-            ["code"],
-            "spent",
+
+
+def draw_budgets(
+    session: Session, compiled: engine.CompiledRules, campaign_spend: dict[str, Decimal]
+) -> bool:
+    """Take what a receipt gives from its campaigns' budgets, each with one conditional
+    UPDATE (in code order); False, having changed nothing that will be kept, if one no
+    longer fits (the caller rolls back and figures again with the rows locked)."""
+    spend = {c: a for c, a in campaign_spend.items() if a > 0 and c in compiled.campaigns}
+    if not spend:
+        return True
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CampaignSpend)
+    session.execute(
+        ins.values(
+            [
+                {
+                    "code": c,
+                    "currency": compiled.budgeted.get(c, compiled.base_currency),
+                    "spent": ZERO,
+                    "updated_at": now(),
+                }
+                for c in sorted(spend)
+            ]
+        ).on_conflict_do_nothing(index_elements=["code"])
+    )
+    for code in sorted(spend):
+        amount = spend[code]
+        camp = compiled.campaigns[code]
+        q = (
+            update(CampaignSpend)
+            .where(CampaignSpend.code == code)
+            .values(spent=CampaignSpend.spent + literal(amount, Amount()), updated_at=now())
+            .execution_options(synchronize_session=False)
         )
+        if camp.budget is not None:
+            # spent ≤ budget − amount: both sides typed, so compared in the same units
+            q = q.where(CampaignSpend.spent <= literal(camp.budget.amount - amount, Amount()))
+        if session.connection().execute(q).rowcount != 1:
+            return False
+    return True
 
 
 def release(session: Session, purchase_id: uuid.UUID) -> None:
@@ -538,13 +620,13 @@ def release(session: Session, purchase_id: uuid.UUID) -> None:
                     RuleUsage.member_id == r.member_id,
                     RuleUsage.period_start == r.period_start,
                 )
-                .values(amount=RuleUsage.amount - r.amount)
+                .values(amount=RuleUsage.amount - literal(r.amount, Amount()))
             )
         if r.campaign is not None:
             session.execute(
                 update(CampaignSpend)
                 .where(CampaignSpend.code == r.campaign)
-                .values(spent=CampaignSpend.spent - r.amount)
+                .values(spent=CampaignSpend.spent - literal(r.amount, Amount()))
             )
         r.released = True
     session.flush()

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from kopilka.core.db import now
+from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.money import ZERO, fmt
 from kopilka.members import service as members
@@ -171,23 +171,24 @@ def qualifying_values(
             ),
         )
         return out
-    _add(
-        out,
-        session.execute(
-            select(Purchase.member_id, func.sum(Purchase.total_due))
-            .where(*bought)
-            .group_by(Purchase.member_id)
-        ),
+    # money paid less what its returns refunded, in one statement (this runs on every
+    # purchase of a member below the top level)
+    refunded = (
+        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+        .where(PurchaseReturn.purchase_id == Purchase.id)
+        .scalar_subquery()
     )
     _add(
         out,
         session.execute(
-            select(Purchase.member_id, func.sum(PurchaseReturn.refund_due))
-            .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
+            select(
+                Purchase.member_id,
+                # both in the units of ``Amount``, and so is their difference
+                func.sum(Purchase.total_due - refunded, type_=Amount()),
+            )
             .where(*bought)
             .group_by(Purchase.member_id)
         ),
-        -1,
     )
     return out
 
