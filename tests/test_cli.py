@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +112,56 @@ def test_serve_refuses_schema_behind_on_postgres_style_config(tmp: Path) -> None
     )
     assert r.returncode == 3
     assert "kopilka migrate" in r.stderr
+
+
+def test_demo_serves_the_api_with_its_programme_and_members(tmp_path: Path) -> None:
+    # given a fresh directory, when `kopilka demo` runs as the README says (fewer members)
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    e = {k: v for k, v in os.environ.items() if not k.startswith("KOPILKA_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kopilka", "demo", "--members", "20", "--port", str(port)],
+        cwd=tmp_path,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        ready = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{base}/health/ready", timeout=2) as r:
+                    ready = r.status
+                    break
+            except OSError:
+                time.sleep(0.5)
+        # then it serves: /health/ready answers 200
+        assert ready == 200, proc.stdout.read() if proc.poll() is not None and proc.stdout else ""
+        # and the admin key it printed reads the demo's members and rules
+        assert proc.stdout is not None
+        lines = iter(proc.stdout.readline, "")
+        next(ln for ln in lines if ln.startswith("  Admin API key:"))
+        key = next(lines).strip()
+        assert key.startswith("kop_")
+
+        def get(path: str) -> Any:
+            req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {key}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read())
+
+        assert len(get("/api/v1/members?limit=5")["items"]) == 5
+        rules = [r["key"] for r in get("/api/v1/rules")["items"]]
+        assert rules[:2] == ["base-earn", "bakery-bonus"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert (tmp_path / "kopilka-demo.db").exists()
