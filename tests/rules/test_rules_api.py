@@ -317,3 +317,21 @@ def test_simulation_answers_every_verdict_and_writes_nothing(
         next(r["key"] for r in client.get("/api/v1/rules", headers=admin).json()["items"])
         == "base-earn"
     )
+
+
+def test_a_draft_names_versions_only_for_rules_it_leaves_unchanged(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    _apply(client, admin)
+    body = {
+        "receipt": {k: v for k, v in receipt("S-3", None).items() if k != "external_id"},
+        "member_context": {"purchases_count": 3},
+        "rules": [
+            {"name": "Base earn", "earn": {"currency": "BONUS", "percent": "5"}},  # unchanged
+            {"name": "Welcome gift", "reward": {"currency": "BONUS", "amount": "50"}},  # changed
+        ],
+    }
+    r = client.post("/api/v1/rules/simulate", json=body, headers=admin)
+    assert r.status_code == 200, r.text
+    versions = {v["key"]: v["version"] for v in r.json()["rules"]}
+    assert versions == {"base-earn": 1, "welcome-gift": None}

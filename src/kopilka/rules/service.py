@@ -30,7 +30,7 @@ from kopilka.program.models import ProgramVersion
 from kopilka.reports.shared import in_control_group
 from kopilka.rules import engine
 from kopilka.rules.models import CampaignSpend, PurchaseRule, RuleUsage, RuleVersion
-from kopilka.rules.schema import RuleSpec, parse_rules
+from kopilka.rules.schema import RuleSpec
 
 ZERO = Decimal(0)
 
@@ -115,10 +115,12 @@ def versions_in_force(session: Session, rules: list[dict[str, Any]]) -> dict[str
     """Key → version of each rule of the programme in force (for the engine to report)."""
     latest = latest_versions(session)
     out = {}
-    for r in parse_rules(rules):
-        hit = latest.get(r.rule_key)
-        if hit is not None and not hit[2]:
-            out[r.rule_key] = hit[0]
+    for raw in rules:
+        doc = _normalised(raw)
+        hit = latest.get(doc["key"])
+        # a draft's changed rule has no version yet: only an identical definition has one
+        if hit is not None and not hit[2] and hit[1] == _digest(doc):
+            out[doc["key"]] = hit[0]
     return out
 
 
