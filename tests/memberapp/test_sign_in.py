@@ -458,3 +458,33 @@ def test_a_session_slides_on_use_and_ends_when_expired(
         s.commit()
     # then the session no longer works
     assert client.get("/api/v1/app/me").status_code == 401
+
+
+def test_asking_for_codes_is_limited_per_address(client: TestClient, code_file: Path) -> None:
+    # given one address asking for codes for twenty different phones (the limit per hour)
+    answers = [
+        client.post("/api/v1/app/sign-in/code", json={"phone": f"+7916000{i:04d}"}).status_code
+        for i in range(20)
+    ]
+    assert answers == [202] * 20
+    # when it asks for a twenty-first, then it is refused for a while, saying how long
+    r = client.post("/api/v1/app/sign-in/code", json={"phone": "+79160009999"})
+    assert r.status_code == 429
+    assert r.json()["code"] == "rate_limited"
+    assert 0 < int(r.headers["Retry-After"]) <= 3600
+
+
+def test_wrong_links_and_codes_are_limited_per_address(client: TestClient) -> None:
+    # given one address trying thirty made-up sign-in links (the limit per 15 minutes)
+    answers = [
+        client.post("/api/v1/app/sign-in/link", json={"token": f"{i:043d}"}).status_code
+        for i in range(30)
+    ]
+    assert answers == [422] * 30
+    # when it tries once more, with a link or a code, then it is refused for a while
+    r = client.post("/api/v1/app/sign-in/link", json={"token": "y" * 43})
+    assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 900
+    r = client.post(
+        "/api/v1/app/sign-in/verify", json={"challenge": str(uuid.uuid4()), "code": "000000"}
+    )
+    assert r.status_code == 429
