@@ -263,3 +263,30 @@ def test_the_service_worker_precaches_the_shell(client: TestClient) -> None:
     # and static files are revalidated by browsers (the worker keeps its own copy)
     static = client.get("/app/static/app.js")
     assert static.status_code == 200 and static.headers["cache-control"] == "no-cache"
+
+
+def test_the_card_page_shows_the_members_own_coupons_with_their_codes(
+    client: TestClient, signed: SignedIn, db: Database, make_member: MemberFactory
+) -> None:
+    from kopilka.coupons import service as coupons
+    from kopilka.coupons.schemas import PoolIn
+
+    # given a pool with a personal code for this member and one for another member
+    other = make_member(phone="+79165550001", email=None)
+    with db.session() as s:
+        pool = coupons.create_pool(
+            s,
+            PoolIn.model_validate(
+                {"name": "Birthday 20 %", "reward": {"kind": "percent", "value": "20"}}
+            ),
+            "test",
+        )
+        mine = coupons.issue_personal(s, pool.id, [signed.member_id], "test")[0]["code"]
+        theirs = coupons.issue_personal(s, pool.id, [other], "test")[0]["code"]
+        s.commit()
+    # when the member opens the app
+    html = client.get("/app/", headers={"Accept-Language": "en"}).text
+    # then their code is shown with its pool, and nobody else's
+    assert _text(html, "coupon-code") == mine
+    assert "Birthday 20 %" in html
+    assert theirs not in html
