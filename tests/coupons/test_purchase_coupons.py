@@ -20,6 +20,7 @@ from kopilka.events.models import OutboxEvent
 from kopilka.ledger.verify import verify
 from kopilka.purchases import service as purchases
 from kopilka.purchases.schemas import PurchaseIn
+from tests.conftest import KeyFactory
 from tests.coupons.conftest import AddCode, MakePool
 from tests.purchases.conftest import Enrol, enrol, receipt
 
@@ -333,3 +334,27 @@ def test_tills_racing_with_one_single_use_code_use_it_once(
     with program.session() as s:
         assert len(s.scalars(select(CouponUse)).all()) == 1
         assert verify(s, stop_at_first=False) == []
+
+
+def test_a_till_guessing_codes_gets_429_at_calculate_and_confirm(
+    client: TestClient, auth: KeyFactory, make_pool: MakePool, add_code: AddCode
+) -> None:
+    # given a real code, and a till that sends made-up ones (the limit is 20 per window)
+    real = add_code(make_pool(), "REAL-1")
+    till = auth("cashier")
+    for i in range(20):
+        r = client.post(
+            CALC, json=receipt(f"G-{i}", None, coupons=[f"GUESS-{i:04d}"]), headers=till
+        )
+        assert r.status_code == 200
+        assert r.json()["coupons"][0]["reason"] == "coupon_invalid"
+    # when it sends one more, then calculate and confirm refuse every code check for a while,
+    # the real one included, saying how long
+    for path in (CALC, BUY):
+        r = client.post(path, json=receipt("G-X", None, coupons=[real]), headers=till)
+        assert r.status_code == 429, r.text
+        assert r.json()["code"] == "rate_limited"
+        assert 0 < int(r.headers["Retry-After"]) <= 900
+    # and another till is not affected
+    r = client.post(CALC, json=receipt("G-Y", None, coupons=[real]), headers=auth("cashier"))
+    assert r.status_code == 200 and r.json()["coupons"][0]["status"] == "applied"
