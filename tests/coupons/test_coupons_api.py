@@ -394,6 +394,12 @@ def test_personal_codes_and_the_member_app_list(
     assert first["pool"]["name"] == "Подарок на день рождения"
     assert first["member_id"] == str(alice) and first["uses_left"] == 1
     assert "history" not in first
+    # a cashier looking a personal code up by itself learns nothing, not even that it exists
+    # (regression: it answered the code's status and its owner's member id)
+    r = client.get(f"/api/v1/coupons/{issued[0]['code']}", headers=auth("cashier"))
+    assert (r.status_code, r.json()["code"]) == (404, "coupon_invalid")
+    r = client.get(f"/api/v1/coupons/{issued[0]['code']}", headers=auth("analyst"))
+    assert r.status_code == 200 and r.json()["member_id"] == str(alice)
     page = client.get(f"/api/v1/members/{alice}/coupons", params={"limit": 1}, headers=admin)
     assert len(page.json()["items"]) == 1 and page.json()["next_cursor"] is not None
     missing = client.post(

@@ -368,10 +368,13 @@ def _for(principal: Principal) -> uuid.UUID | None:
 def lookup(code: CodePath, session: SessionDep, principal: Staff) -> JSONResponse:
     """A code's status and the history of its uses (the history not for cashiers). Unknown
     codes are 404 ``coupon_invalid`` and count against the caller (429 ``rate_limited``
-    past the limit)."""
+    past the limit); so are members' personal codes asked by a cashier, who then cannot
+    learn whether someone's code exists (a till applies them on the member's receipt)."""
     at = now()
     try:
-        coupon, pool = service.get_code(session, code, principal.actor, at)
+        coupon, pool = service.get_code(
+            session, code, principal.actor, at, public_only=principal.role == "cashier"
+        )
         out = service.code_json(session, coupon, pool, at, history=principal.role != "cashier")
     finally:
         session.rollback()

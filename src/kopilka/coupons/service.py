@@ -772,14 +772,19 @@ def get_code(
     caller: str | None,
     at: dt.datetime | None = None,
     member_id: uuid.UUID | None = None,
+    public_only: bool = False,
 ) -> tuple[Coupon, CouponPool]:
     """The code and its pool, for a caller subject to brute-force protection; 404
     ``coupon_invalid`` (counted as a failure) if it is unknown or, when ``member_id`` is
-    given, not that member's."""
+    given, not that member's, or, with ``public_only``, anybody's personal code."""
     at = at or now()
     throttle.check(session, caller, at)
     found = find_code(session, raw)
-    if found is None or (member_id is not None and found[0].member_id != member_id):
+    if (
+        found is None
+        or (member_id is not None and found[0].member_id != member_id)
+        or (public_only and found[0].member_id is not None)
+    ):
         raise _unknown(session, caller, at)
     return found
 
