@@ -3,11 +3,17 @@ blind indexes, also under concurrency."""
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from kopilka.core.db import Database
+from kopilka.events.models import OutboxEvent
+from kopilka.members.models import Member
 from tests.conftest import KeyFactory
 
 pytestmark = pytest.mark.usefixtures("program")
@@ -125,3 +131,103 @@ def test_concurrent_enrolments_of_one_phone_make_one_member(
     assert sorted(answers) == [201] + [409] * 7
     found = client.get("/api/v1/members?phone=%2B79160000001", headers=admin).json()["items"]
     assert len(found) == 1
+
+
+def _events(db: Database, type_: str) -> list[OutboxEvent]:
+    with db.session() as s:
+        return list(
+            s.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.type == type_)
+                .order_by(OutboxEvent.created_at)
+            )
+        )
+
+
+def test_a_profile_edit_writes_member_updated_naming_fields_not_values(
+    client: TestClient, admin: dict[str, str], db: Database
+) -> None:
+    # given a member
+    m = _enrol(client, admin, phone="+79160000001", email="a@example.com", name="Анна")
+    # when their phone, name and birth date change (the email is sent unchanged)
+    r = client.patch(
+        f"/api/v1/members/{m['id']}",
+        json={
+            "phone": "+79160000009",
+            "email": "a@example.com",
+            "name": "Анна Ли",
+            "birth_date": "1990-05-01",
+        },
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    # then one member.updated names the fields that changed, with no personal value
+    [e] = _events(db, "member.updated")
+    assert e.member_id == uuid.UUID(str(m["id"]))
+    with db.session() as s:
+        updated_at = s.get(Member, e.member_id).updated_at  # type: ignore[union-attr]
+    assert e.data == {
+        "member_id": m["id"],
+        "changed": ["birth_date", "name", "phone"],
+        "status": "active",
+        "updated_at": updated_at.isoformat(),
+    }
+    body = json.dumps(e.data, ensure_ascii=False)
+    for personal in ("+79160000009", "79160000009", "Анна", "1990", "a@example.com"):
+        assert personal not in body
+    # when the same values are sent again, then nothing changed and no event is written
+    again = client.patch(f"/api/v1/members/{m['id']}", json={"name": "Анна Ли"}, headers=admin)
+    assert again.status_code == 200
+    assert len(_events(db, "member.updated")) == 1
+
+
+def test_a_refused_edit_writes_no_member_updated(
+    client: TestClient, admin: dict[str, str], db: Database
+) -> None:
+    a = _enrol(client, admin, phone="+79160000001")
+    _enrol(client, admin, phone="+79160000002")
+    # when A asks for B's phone, then 409 and no event
+    r = client.patch(f"/api/v1/members/{a['id']}", json={"phone": "+79160000002"}, headers=admin)
+    assert r.status_code == 409
+    assert _events(db, "member.updated") == []
+
+
+def test_block_and_unblock_write_member_updated(
+    client: TestClient, auth: KeyFactory, db: Database
+) -> None:
+    manager = auth("manager")
+    m = _enrol(client, manager, phone="+79160000001")
+    # when the member is blocked, blocked again (no change) and unblocked
+    for status in ("blocked", "blocked", "active"):
+        r = client.post(
+            f"/api/v1/members/{m['id']}/status",
+            json={"status": status, "reason": "ticket 1"},
+            headers=manager,
+        )
+        assert r.status_code == 200, r.text
+    # then two member.updated events carry the new status, in order
+    events = _events(db, "member.updated")
+    assert [(e.data["changed"], e.data["status"]) for e in events] == [
+        (["status"], "blocked"),
+        (["status"], "active"),
+    ]
+    assert all(e.member_id == uuid.UUID(str(m["id"])) for e in events)
+    assert set(events[0].data) == {"member_id", "changed", "status", "updated_at"}
+
+
+def test_erasure_leaves_nothing_personal_in_member_updated(
+    client: TestClient, admin: dict[str, str], db: Database
+) -> None:
+    # given a member whose external id and email were changed
+    m = _enrol(client, admin, phone="+79160000001", external_id="crm-1")
+    client.patch(
+        f"/api/v1/members/{m['id']}",
+        json={"external_id": "crm-2", "email": "x@example.com"},
+        headers=admin,
+    )
+    # when the member is erased
+    assert client.post(f"/api/v1/members/{m['id']}/erase", headers=admin).status_code == 200
+    # then the outbox's member.updated still names only the fields
+    [e] = _events(db, "member.updated")
+    assert e.data["changed"] == ["email", "external_id"]
+    assert "crm-2" not in json.dumps(e.data) and "x@example.com" not in json.dumps(e.data)

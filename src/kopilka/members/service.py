@@ -418,7 +418,26 @@ def update_member(
             str(member.id),
             details={"fields": changed},
         )
+        _emit_updated(session, member, changed)
     return member
+
+
+def _emit_updated(session: Session, member: Member, changed: Sequence[str]) -> None:
+    """``member.updated`` in the change's transaction. It names the fields changed, never
+    their values: personal data stays in the API (and erasure has nothing to redact)."""
+    from kopilka.events.service import emit
+
+    emit(
+        session,
+        "member.updated",
+        {
+            "member_id": str(member.id),
+            "changed": list(changed),
+            "status": member.status,
+            "updated_at": member.updated_at.isoformat(),
+        },
+        member_id=member.id,
+    )
 
 
 def set_status(
@@ -447,4 +466,5 @@ def set_status(
             after={"status": status},
             details={"reason": reason} if reason else None,
         )
+        _emit_updated(session, member, ["status"])
     return member
