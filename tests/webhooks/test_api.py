@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
@@ -12,7 +13,7 @@ from kopilka.audit.models import AuditEntry
 from kopilka.core.db import Database, now
 from kopilka.events import service as events
 from kopilka.webhooks.models import Delivery, WebhookEndpoint
-from kopilka.webhooks.service import Policy
+from kopilka.webhooks.service import Policy, claim
 from tests.conftest import KeyFactory
 from tests.receiver import SECRET, Receiver, drain, subscribe
 
@@ -232,6 +233,42 @@ def test_replay_every_dead_delivery(
     assert r.json() == {"replayed": 3}
     assert drain(db) == 3
     assert sorted(e["data"]["n"] for e in receiver.events()) == [0, 1, 2]
+
+
+@pytest.mark.usefixtures("program")
+def test_a_delivery_in_flight_is_not_replayed(
+    client: TestClient, auth: KeyFactory, db: Database
+) -> None:
+    # given a delivery a worker has claimed and is sending (its lease runs 60 s)
+    admin = auth("admin")
+    hook = subscribe(client, admin, URL)
+    with db.session() as s:
+        events.emit(s, "member.updated", {"n": 1}, member_id=uuid.uuid4())
+        s.commit()
+    with db.session() as s:
+        [claimed] = claim(s, 10, now(), 60)
+    path = f"/api/v1/webhooks/{hook}/deliveries/{claimed.delivery_id}/replay"
+    # when an operator replays it
+    r = client.post(path, headers=admin)
+    # then 409 delivery_in_flight, and the worker keeps its lease; nothing is audited
+    assert (r.status_code, r.json()["code"]) == (409, "delivery_in_flight")
+    with db.session() as s:
+        d = s.get(Delivery, claimed.delivery_id)
+        assert d is not None
+        assert (d.status, d.attempts, d.leased_until) == ("pending", 0, claimed.leased_until)
+        assert (
+            s.scalars(select(AuditEntry.action).where(AuditEntry.action == "webhook.replay")).all()
+            == []
+        )
+    # when the lease has run out (the worker died), then the replay is taken
+    with db.session() as s:
+        s.execute(Delivery.__table__.update().values(leased_until=now() - dt.timedelta(seconds=1)))
+        s.commit()
+    r = client.post(path, headers=admin)
+    assert (r.status_code, r.json()["status"]) == (200, "pending")
+    with db.session() as s:
+        d = s.get(Delivery, claimed.delivery_id)
+        assert d is not None and d.leased_until is None
 
 
 def test_deliveries_page_with_a_cursor(client: TestClient, auth: KeyFactory, db: Database) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, upda
 from sqlalchemy.orm import Session, aliased
 
 from kopilka.core.db import now
+from kopilka.core.errors import Problem
 from kopilka.core.ids import uuid7
 from kopilka.events.models import OutboxEvent
 from kopilka.webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
@@ -193,6 +194,34 @@ def claim(
         Claimed(did, eid, url, secret, body_of(ev), until, ev.id, ev.type)
         for did, eid, url, secret, ev in rows
     ]
+
+
+def renew(
+    session: Session,
+    ids: Sequence[uuid.UUID],
+    held_until: dt.datetime,
+    until: dt.datetime,
+) -> set[uuid.UUID]:
+    """Extend to ``until`` the lease of those deliveries still held under ``held_until``
+    and still pending, and commit; the ids renewed. A delivery missing from the answer is
+    no longer the caller's (its lease ran out and another worker took it, an operator
+    replayed it, its endpoint was deleted): the caller must not send it."""
+    if not ids:
+        return set()
+    renewed = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(list(ids)),
+            Delivery.status == "pending",
+            Delivery.leased_until == held_until,
+        )
+        .values(leased_until=until)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    out = set(renewed)
+    session.commit()
+    return out
 
 
 def release(session: Session, claimed: Sequence[Claimed]) -> None:
@@ -456,12 +485,35 @@ def _count_failures(
 
 def replay(session: Session, delivery: Delivery, at: dt.datetime | None = None) -> None:
     """Put a delivery (dead, or delivered and lost by the receiver) back in the queue, to be
-    sent at once with a fresh count of attempts (not committed)."""
-    delivery.status = "pending"
-    delivery.attempts = 0
-    delivery.next_attempt_at = at or now()
-    delivery.leased_until = None
-    delivery.delivered_at = None
+    sent at once with a fresh count of attempts (not committed).
+
+    A delivery a worker is sending now (its lease has not run out) is left alone: 409
+    ``delivery_in_flight``. Clearing that lease would let a second worker send it while
+    the first one still is, and the first one's outcome would then be dropped."""
+    at = at or now()
+    # one conditional UPDATE, so a worker claiming it meanwhile cannot slip in between
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery.id,
+            or_(Delivery.leased_until.is_(None), Delivery.leased_until < at),
+        )
+        .values(
+            status="pending",
+            attempts=0,
+            next_attempt_at=at,
+            leased_until=None,
+            delivered_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise Problem(
+            409,
+            "delivery_in_flight",
+            "a worker is sending this delivery now: replay it once that attempt is recorded",
+        )
+    session.refresh(delivery)
 
 
 def replay_dead(session: Session, endpoint_id: uuid.UUID, since: dt.datetime | None = None) -> int:

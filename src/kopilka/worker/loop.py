@@ -2,7 +2,8 @@
 
 Each turn of the loop runs the jobs that are due (every few seconds), then claims a batch of
 due deliveries, POSTs them concurrently (at most one per member and endpoint in a batch, so
-order per member holds) and records the outcomes in one transaction. SIGTERM (or
+order per member holds) and records the outcomes in one transaction; the batch's lease is
+renewed while it is out (``BatchLease``), so a slow batch is never sent twice. SIGTERM (or
 ``stop()``) ends the loop after the current batch; deliveries of the batch not yet started
 are handed back at once. ``kopilka serve`` on SQLite runs one in a thread (``lifespan``).
 """
@@ -16,9 +17,11 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -33,6 +36,63 @@ log = structlog.get_logger("kopilka.worker")
 
 JOBS_CHECK_SECONDS = 5.0
 ERROR_PAUSE_SECONDS = 5.0
+
+
+class BatchLease:
+    """The lease on one claimed batch, kept alive while the batch is sent and recorded.
+
+    A batch can take longer than its lease (a slow receiver: 50 deliveries, 8 at a time,
+    up to 10 s each), and a lease that ran out lets another worker claim and send the same
+    deliveries again. So the lease is renewed — for every delivery of the batch still held,
+    sent or not — whenever less than ``renew_below`` seconds of it are left: before each
+    send, and every ``tick`` seconds while the batch is out. A delivery whose renewal finds
+    it no longer ours is lost: it is not sent, recorded nor handed back."""
+
+    def __init__(self, worker: Worker, claimed: list[webhooks.Claimed]) -> None:
+        self.worker = worker
+        self.ids = [c.delivery_id for c in claimed]
+        self.until = claimed[0].leased_until
+        self.lost: set[uuid.UUID] = set()
+        self.broken = False  # a renewal failed: start nothing more
+        self._lock = threading.Lock()
+        lease = float(worker.lease_seconds)
+        self.renew_below = min(lease / 2, 2 * worker.policy.timeout_seconds)
+        self.tick = self.renew_below / 4
+
+    def _left(self) -> float:
+        return (self.until - self.worker.clock()).total_seconds()
+
+    def keep(self) -> None:
+        """Renew the lease if little of it is left (thread-safe)."""
+        with self._lock:
+            if self.broken or self._left() >= self.renew_below:
+                return
+            held = [i for i in self.ids if i not in self.lost]
+            until = self.worker.clock() + dt.timedelta(seconds=self.worker.lease_seconds)
+            try:
+                with self.worker.db.session() as session:
+                    renewed = webhooks.renew(session, held, self.until, until)
+            except Exception:
+                # the database went away: whatever is not yet sent stays unsent
+                log.exception("lease renewal failed", holder=self.worker.holder)
+                self.broken = True
+                return
+            self.lost.update(i for i in held if i not in renewed)
+            self.until = until
+            if self.lost:
+                log.warning("deliveries no longer leased", lost=len(self.lost))
+
+    def take(self, claimed: webhooks.Claimed) -> webhooks.Claimed | None:
+        """``claimed`` with its current lease, if it may be sent now; None if not."""
+        self.keep()
+        with self._lock:
+            if self.broken or claimed.delivery_id in self.lost:
+                return None
+            return replace(claimed, leased_until=self.until)
+
+    def current(self, claimed: webhooks.Claimed) -> webhooks.Claimed:
+        with self._lock:
+            return replace(claimed, leased_until=self.until)
 
 
 class Worker:
@@ -71,10 +131,15 @@ class Worker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def _send(self, claimed: webhooks.Claimed, client: httpx.Client) -> webhooks.Result | None:
+    def _send(
+        self, claimed: webhooks.Claimed, client: httpx.Client, lease: BatchLease
+    ) -> webhooks.Result | None:
         if self._stop.is_set():
             return None
-        return webhooks.deliver(claimed, client, self.policy.timeout_seconds, self.clock)
+        held = lease.take(claimed)
+        if held is None:  # no longer ours: sending it could deliver it twice
+            return None
+        return webhooks.deliver(held, client, self.policy.timeout_seconds, self.clock)
 
     def deliver_batch(self, client: httpx.Client, pool: ThreadPoolExecutor) -> int:
         """Claim, send and record one batch; the number of deliveries attempted."""
@@ -82,10 +147,20 @@ class Worker:
             claimed = webhooks.claim(session, self.batch, self.clock(), self.lease_seconds)
             if not claimed:
                 return 0
-            sent = list(pool.map(lambda c: self._send(c, client), claimed))
-            results = [r for r in sent if r is not None]
+            lease = BatchLease(self, claimed)
+            futures = [pool.submit(self._send, c, client, lease) for c in claimed]
+            # while the batch is out, keep its lease (sent but unrecorded ones included)
+            while wait(futures, timeout=lease.tick).not_done:
+                lease.keep()
+            sent = [f.result() for f in futures]
+            # each outcome under the lease held now (it may have been renewed meanwhile)
+            results = [replace(r, claimed=lease.current(r.claimed)) for r in sent if r is not None]
             webhooks.record_outcomes(session, results, self.policy, self.holder, self.clock())
-            left = [c for c, r in zip(claimed, sent, strict=True) if r is None]
+            left = [
+                lease.current(c)
+                for c, r in zip(claimed, sent, strict=True)
+                if r is None and c.delivery_id not in lease.lost
+            ]
             if left:
                 webhooks.release(session, left)
         ok = sum(1 for r in results if r.ok)
