@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from kopilka.audit.models import AuditEntry
 from kopilka.core.db import Database
-from tests.conftest import KeyFactory
+from kopilka.ledger.models import Entry
+from tests.conftest import TEST_PROGRAM, KeyFactory
 
 pytestmark = pytest.mark.usefixtures("program")
 
@@ -229,3 +230,36 @@ def test_transfers(client: TestClient, admin: dict[str, str]) -> None:
     assert self_.status_code == 422
     bal = client.get(f"/api/v1/members/{a}/balances", headers=admin).json()["balances"][0]
     assert bal["available"] == "2000.00"
+
+
+def test_the_programme_switch_refuses_a_transfer_of_a_transferable_currency(
+    client: TestClient, admin: dict[str, str], db: Database
+) -> None:
+    # given a member with points of BONUS (a transferable currency)
+    a = member(client, admin, "+79160000001")
+    b = member(client, admin, "+79160000002")
+    client.post(
+        f"/api/v1/members/{a}/adjustments",
+        headers=admin,
+        json={"currency": "BONUS", "amount": "500", "reason": "grant"},
+    )
+    # when the programme turns transfers off as a whole
+    off = TEST_PROGRAM.replace(
+        'transfers: {enabled: true, max_amount: "1000", daily_limit: "3000"}',
+        "transfers: {enabled: false}",
+    )
+    assert off != TEST_PROGRAM
+    r = client.put("/api/v1/program", content=off.encode(), headers=admin)
+    assert r.status_code == 200, r.text
+    # then a transfer of BONUS is refused, and nothing moved
+    r = client.post(
+        f"/api/v1/members/{a}/transfers",
+        headers=admin,
+        json={"to": {"id": b}, "currency": "BONUS", "amount": "100"},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "transfers_disabled")
+    for m, available in ((a, "500.00"), (b, "0.00")):
+        bal = client.get(f"/api/v1/members/{m}/balances", headers=admin).json()["balances"][0]
+        assert (bal["currency"], bal["available"]) == ("BONUS", available)
+    with db.session() as s:
+        assert s.scalars(select(Entry.id).where(Entry.kind == "transfer")).all() == []

@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal as D
 
 import pytest
+from fastapi.testclient import TestClient
 
 from kopilka.core.db import Database, make_engine
 from kopilka.core.errors import Problem
@@ -149,4 +150,46 @@ def test_opposite_transfers_do_not_deadlock(program: Database, make_member: Make
     dbx.dispose()
     assert errors == []
     with program.session() as s:
+        assert verify(s, stop_at_first=False) == []
+
+
+@pytest.mark.postgres_only
+def test_concurrent_transfers_never_pass_the_daily_limit(
+    program: Database, client: TestClient, admin: dict[str, str]
+) -> None:
+    if program.dialect != "postgresql":
+        pytest.skip("PostgreSQL locking test")
+    # given a member with 20,000 BONUS, a daily limit of 3,000 and 500 a transfer allowed
+    ids = [
+        client.post("/api/v1/members", json={"phone": p}, headers=admin).json()["id"]
+        for p in ("+79160000001", "+79160000002")
+    ]
+    sender, recipient = uuid.UUID(ids[0]), uuid.UUID(ids[1])
+    _fund(program, sender, "20000.00")
+    clients = 20
+    barrier = threading.Barrier(clients)
+    answers: list[tuple[int, str | None]] = []
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        barrier.wait()
+        r = client.post(
+            f"/api/v1/members/{sender}/transfers",
+            json={"to": {"id": str(recipient)}, "currency": "BONUS", "amount": "500"},
+            headers={**admin, "Idempotency-Key": f"gift-{i}"},
+        )
+        with lock:
+            answers.append((r.status_code, r.json().get("code")))
+
+    # when 20 transfers of 500 are sent at the same moment
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    # then exactly six pass; the others are refused by the daily limit
+    assert sorted(answers, key=str) == [(201, None)] * 6 + [(422, "transfer_limit_exceeded")] * 14
+    with program.session() as s:
+        by_member = {b: ledger.balances(s, b)[0].available for b in (sender, recipient)}
+        assert by_member == {sender: D("17000.00"), recipient: D("3000.00")}
         assert verify(s, stop_at_first=False) == []

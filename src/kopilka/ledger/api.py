@@ -113,8 +113,8 @@ def transfer(
         members.get_member(session, member_id)
         recipient = members.resolve_member(session, body.to, program.default_phone_region, "to")
         cur = service.currency_row(session, body.currency)
-        service.check_transfer_allowed(session, program, cur, member_id, body.amount)
         key = f"transfer:{principal.actor}:{idempotency_key or uuid.uuid4()}"
+        # the switch and the limits are checked inside, under the sender's wallet lock
         entry = service.transfer(
             session,
             key=key,
@@ -124,6 +124,7 @@ def transfer(
             amount=body.amount,
             actor=principal.actor,
             description=body.message or "",
+            program=program,
         )
         return 201, _entry_out(entry, cur.precision)
 

@@ -837,9 +837,15 @@ def transfer(
     amount: Decimal,
     actor: str,
     description: str = "",
+    program: ProgramSpec | None = None,
 ) -> Entry:
     """Move points between members in one entry. The recipient gets lots with the same
-    expiry as the sender's lots they came from (a gift cannot extend a lifetime)."""
+    expiry as the sender's lots they came from (a gift cannot extend a lifetime).
+
+    With ``program`` (the API always passes it) its transfer switch and limits are checked
+    too (``check_transfer_allowed``), under the sender's wallet lock: transfers from one
+    member run one after the other, so concurrent ones cannot together pass the daily
+    limit each of them passes alone."""
     if from_member == to_member:
         raise validation_problem([field_error("to", "cannot transfer to oneself", "same_member")])
     if amount <= 0:
@@ -851,6 +857,8 @@ def transfer(
     found = _existing(session, key)
     if found is not None:
         return _same_or_conflict(found, "transfer", from_member, currency, amount)
+    if program is not None:  # sums today's transfers: only meaningful under the lock
+        check_transfer_allowed(session, program, cur, from_member, amount)
     at = now()
     have = _available_sum(session, src, at) - src.debt
     if amount > have:
@@ -1252,7 +1260,8 @@ def check_transfer_allowed(
     session: Session, program: ProgramSpec, cur: CurrencySpec, member_id: uuid.UUID, amount: Decimal
 ) -> None:
     """The programme's transfer switch, the currency's flag, and the per-transfer and
-    daily limits (a day in the programme's time zone)."""
+    daily limits (a day in the programme's time zone). The daily limit sums the sender's
+    transfers of today, so call it with the sender's wallet locked (``transfer`` does)."""
     if not program.transfers.enabled or not cur.transferable:
         raise Problem(
             422, "transfers_disabled", f"the programme does not allow transfers of {cur.code}"
