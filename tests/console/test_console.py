@@ -374,3 +374,226 @@ def test_language_and_numbers() -> None:
 
     assert fmt_number(Decimal("1234567.5"), "ru") == "1\u202f234\u202f567,50"
     assert fmt_number(Decimal("-1234.567"), "en") == "-1,234.57"
+
+
+# ---------------------------------------------------------------------------- member contact
+
+
+@pytest.fixture
+def code_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Messages to members go to this file (the ``file`` channel of sign-in codes)."""
+    from kopilka.core.config import reset_settings_cache
+
+    path = tmp_path / "codes.log"
+    monkeypatch.setenv("KOPILKA_MEMBER_CODE_CHANNEL", "file")
+    monkeypatch.setenv("KOPILKA_MEMBER_CODE_FILE", str(path))
+    reset_settings_cache()
+    yield path
+    monkeypatch.undo()
+    reset_settings_cache()
+
+
+def sent(path: Any) -> list[list[str]]:
+    """(kind, destination, code) of each message delivered, in order."""
+    if not path.exists():
+        return []
+    return [ln.split("\t")[1:] for ln in path.read_text().splitlines()]
+
+
+def test_member_page_lists_the_members_coupons(
+    program: Database, client: TestClient, auth: Any
+) -> None:
+    member_id = member(program)
+    admin = auth("admin")
+    pool = client.post(
+        "/api/v1/coupon-pools",
+        json={"name": "Birthday gift", "reward": {"kind": "percent", "value": "10"}},
+        headers=admin,
+    ).json()
+    r = client.post(
+        f"/api/v1/coupon-pools/{pool['id']}/personal-codes",
+        json={"member_ids": [member_id]},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    code = r.json()["codes"][0]["code"]
+    sign_in(client, make_user(program, "support"))
+    page = client.get(f"/admin/members/{member_id}")
+    table = page.text[page.text.index('data-testid="coupons"') :]
+    assert f"<code>{code}</code>" in table and "Birthday gift" in table
+    assert 'data-status="available"' in table and "percent 10" in table
+
+
+def test_send_the_app_link_to_the_member_and_show_it(
+    program: Database, client: TestClient, code_file: Any
+) -> None:
+    member_id = member(program)
+    sign_in(client, make_user(program, "support"))
+    page = client.get(f"/admin/members/{member_id}")
+    r = client.post(
+        f"/admin/members/{member_id}/app-link",
+        data={"csrf": csrf_of(page.text), "via": "", "lang": "en"},
+        follow_redirects=False,
+    )
+    # the page itself is the answer: the link never travels in a URL
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    url = re.search(r'data-testid="app-link-url">([^<]+)<', r.text).group(1)
+    assert re.fullmatch(r"http://testserver/app/link#[A-Za-z0-9_-]{40,}", url)
+    assert "App link sent." in r.text and "+7 *** *** 45 67" in r.text
+    assert sent(code_file) == [["sms", "+79161234567", url]]
+    # the link signs the phone in, once
+    token = url.split("#", 1)[1]
+    signed = client.post("/api/v1/app/sign-in/link", json={"token": token})
+    assert signed.status_code in (200, 201), signed.text
+    with program.session() as s:
+        rows = s.scalars(
+            select(AuditEntry).where(AuditEntry.target_id == member_id).order_by(AuditEntry.id)
+        ).all()
+    actions = [a.action for a in rows]
+    assert "member_app.link" in actions and "member.app_link_sent" in actions
+    entry = next(a for a in rows if a.action == "member.app_link_sent")
+    assert entry.actor.startswith("user:")
+    assert entry.details["via"] == "sms" and entry.details["to"] == "+7 *** *** 45 67"
+    assert entry.details["delivered"] is True and url not in str(entry.details)
+
+
+def test_resend_the_card_by_email(program: Database, client: TestClient, code_file: Any) -> None:
+    with program.session() as s:
+        m = create_member(
+            s, MemberCreate(phone="+79161234500", email="Olga@Example.com", name="Ольга"), "RU"
+        )
+        s.commit()
+        member_id, card = str(m.id), m.card_number
+    sign_in(client, make_user(program, "manager"))
+    page = client.get(f"/admin/members/{member_id}")
+    r = client.post(
+        f"/admin/members/{member_id}/card",
+        data={"csrf": csrf_of(page.text), "via": "email", "lang": "ru"},
+        follow_redirects=False,
+    )
+    assert (r.status_code, r.headers["location"]) == (
+        303,
+        f"/admin/members/{member_id}?done=card_sent",
+    )
+    assert sent(code_file) == [["email", "olga@example.com", card]]
+    with program.session() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "member.card_sent")).one()
+    assert entry.details == {"via": "email", "to": "o***@example.com", "delivered": True}
+
+
+def test_contact_actions_need_a_contact_a_role_and_the_csrf_token(
+    program: Database, client: TestClient, code_file: Any
+) -> None:
+    with program.session() as s:
+        m = create_member(s, MemberCreate(email="x@example.com", name="X"), "RU")
+        s.commit()
+        member_id = str(m.id)
+    sign_in(client, make_user(program, "support"))
+    page = client.get(f"/admin/members/{member_id}")
+    r = client.post(
+        f"/admin/members/{member_id}/card", data={"csrf": csrf_of(page.text), "via": "sms"}
+    )
+    assert r.status_code == 422 and "via: the member has no such contact" in r.text
+    r = client.post(f"/admin/members/{member_id}/app-link", data={"csrf": "forged"})
+    assert r.status_code == 403
+    assert sent(code_file) == []
+    client.cookies.clear()
+    sign_in(client, make_user(program, "analyst", "analyst@example.com"))
+    page = client.get(f"/admin/members/{member_id}")
+    assert 'data-testid="app-link-form"' not in page.text
+    r = client.post(f"/admin/members/{member_id}/app-link", data={"csrf": csrf_of(page.text)})
+    assert r.status_code == 403
+    assert sent(code_file) == []
+    with program.session() as s:
+        assert not s.scalars(
+            select(AuditEntry).where(AuditEntry.action.like("member_app.link%"))
+        ).all()
+
+
+def test_a_failed_delivery_still_shows_the_link_and_is_audited(
+    program: Database, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kopilka.core.config import reset_settings_cache
+
+    monkeypatch.setenv("KOPILKA_MEMBER_CODE_CHANNEL", "carrier-pigeon")
+    reset_settings_cache()
+    try:
+        member_id = member(program)
+        sign_in(client, make_user(program, "support"))
+        page = client.get(f"/admin/members/{member_id}")
+        r = client.post(f"/admin/members/{member_id}/app-link", data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 200
+        assert 'data-testid="contact-error"' in r.text and 'data-testid="app-link-url"' in r.text
+        with program.session() as s:
+            entry = s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "member.app_link_sent")
+            ).one()
+        assert entry.details["delivered"] is False and entry.details["error"] == "RuntimeError"
+    finally:
+        monkeypatch.undo()
+        reset_settings_cache()
+
+
+def test_a_blocked_member_gets_no_app_link(
+    program: Database, client: TestClient, code_file: Any
+) -> None:
+    member_id = member(program)
+    sign_in(client, make_user(program, "admin"))
+    page = client.get(f"/admin/members/{member_id}")
+    client.post(
+        f"/admin/members/{member_id}/status",
+        data={"status": "blocked", "csrf": csrf_of(page.text)},
+    )
+    r = client.post(f"/admin/members/{member_id}/app-link", data={"csrf": csrf_of(page.text)})
+    assert r.status_code == 422 and 'data-testid="contact-error"' in r.text
+    assert sent(code_file) == []
+
+
+def test_session_cookie_is_secure_behind_a_tls_proxy(program: Database, client: TestClient) -> None:
+    email = make_user(program)
+    form = client.get("/admin/login", headers={"X-Forwarded-Proto": "https"})
+    assert "secure" in form.headers["set-cookie"].lower()  # the sign-in form's CSRF cookie
+    # (an HTTP test client does not send a Secure cookie back: a browser over TLS would)
+    pre = re.search(r"kopilka_console_pre=([^;]+)", form.headers["set-cookie"]).group(1)
+    client.cookies.set("kopilka_console_pre", pre)
+    r = client.post(
+        "/admin/login",
+        data={"email": email, "password": PASSWORD, "csrf": csrf_of(form.text)},
+        headers={"X-Forwarded-Proto": "https"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(console.COOKIE))
+    assert "; secure" in cookie.lower() and "httponly" in cookie.lower()
+    # plain HTTP with no proxy saying otherwise: not Secure (a browser would drop it)
+    client.cookies.clear()
+    form = client.get("/admin/login")
+    r = client.post(
+        "/admin/login",
+        data={"email": email, "password": PASSWORD, "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(console.COOKIE))
+    assert "secure" not in cookie.lower()
+
+
+def test_dashboards_show_tier_movement_and_campaigns(program: Database, client: TestClient) -> None:
+    sign_in(client, make_user(program, "analyst"))
+    for lang, words in (("en", "Tier movement"), ("ru", "Движение по уровням")):
+        page = client.get("/admin/dashboards", headers={"Accept-Language": lang})
+        assert page.status_code == 200 and words in page.text
+        for testid in ("chart-tier-movement", "chart-campaign-cost", "chart-campaign-lift"):
+            assert f'data-testid="{testid}"' in page.text
+        for panel in ("tier_movement", "campaign_cost", "campaign_lift"):
+            assert f'data-testid="csv-{panel}"' in page.text
+    # a filter a report does not apply is named under its chart
+    page = client.get("/admin/dashboards?store=msk-01&tier=gold")
+    note = re.search(r'data-testid="ignored-tier_movement">([^<]+)<', page.text).group(1)
+    assert note == "Filters this chart does not apply: store."
+    note = re.search(r'data-testid="ignored-campaign_lift">([^<]+)<', page.text).group(1)
+    assert note == "Filters this chart does not apply: tier."
+    assert 'data-testid="ignored-card_share"' not in page.text  # receipts apply them all
+    r = client.get("/admin/reports/tier_movement.csv?grain=month")
+    assert r.status_code == 200 and r.text.startswith("period,changes,upgrades,downgrades")
+    r = client.get("/admin/reports/campaigns.csv")
+    assert r.status_code == 200 and r.text.startswith("campaign,name,purchases,members,")

@@ -179,8 +179,18 @@ def test_dashboards_with_charts_from_demo_data(
     page.goto(f"{live_server}/admin/dashboards?grain=week")
     heading = "Dashboards" if locale == "en-US" else "Дашборды"
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
-    for testid in ("acquisition", "card-share", "avg-receipt", "points-BONUS", "liability"):
+    for testid in (
+        "acquisition",
+        "card-share",
+        "avg-receipt",
+        "points-BONUS",
+        "liability",
+        "tier-movement",
+        "campaign-cost",
+        "campaign-lift",
+    ):
         expect(page.get_by_test_id(f"chart-{testid}")).to_be_visible()
+    expect(page.get_by_test_id("tier-matrix")).to_be_visible()
     assert page.get_by_test_id("chart-acquisition").locator("rect.bar").count() > 0
     assert page.get_by_test_id("chart-avg-receipt").locator("path.line").count() == 2
     assert page.get_by_test_id("chart-cohorts").locator("rect.cell").count() > 0

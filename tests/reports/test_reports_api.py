@@ -25,11 +25,13 @@ def test_reports_list_and_roles(program: Database, client: TestClient, auth: Key
     assert r.json()["reports"] == [
         "acquisition",
         "active",
+        "campaigns",
         "cohorts",
         "liability",
         "points",
         "receipts",
         "roi",
+        "tier_movement",
         "tiers",
     ]
     assert r.json()["rolled_up_at"] is None
@@ -61,6 +63,7 @@ def test_a_report_as_json_and_as_csv(
         "tier": None,
         "grain": "day",
     }
+    assert doc["ignored_filters"] == []
     assert [(i["period"], i["receipts"], i["revenue_anonymous"]) for i in doc["items"]] == [
         ("2026-03-09", 0, "0.00"),
         ("2026-03-10", 1, "100.00"),

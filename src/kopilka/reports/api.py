@@ -71,9 +71,11 @@ def report(
     format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
 ) -> Response:
     """One report: ``acquisition``, ``active``, ``receipts``, ``points``, ``liability``,
-    ``cohorts``, ``tiers`` or ``roi``; filters ``from``/``to`` (local dates, inclusive),
-    ``store``, ``channel``, ``tier``, ``grain`` (day, week, month). ``format=csv`` (or
-    ``Accept: text/csv``) answers the rows as CSV."""
+    ``cohorts``, ``tiers``, ``tier_movement``, ``campaigns`` or ``roi``; filters
+    ``from``/``to`` (local dates, inclusive), ``store``, ``channel``, ``tier``, ``grain``
+    (day, week, month). The answer's ``ignored_filters`` names the filters given that the
+    report does not apply. ``format=csv`` (or ``Accept: text/csv``) answers the rows as
+    CSV."""
     program = current_program(session).spec
     import zoneinfo
 

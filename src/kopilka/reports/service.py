@@ -11,11 +11,18 @@ Definitions (also in docs/reports.md):
 * liability = (available + pending) × the currency's money value;
 * ROI = (incremental revenue − cost) ÷ cost, where incremental revenue = (revenue per
   member outside the control group − revenue per member in it) × members outside it, and
-  cost = the money value of the points issued + the discounts given to members.
+  cost = the money value of the points issued + the discounts given to members;
+* tier movement: changes of ``tier_changes`` by the local day of their ``at``; downgrades
+  include the ends of grace periods (``grace_expired``);
+* campaign cost = the money value of the points a campaign's rules gave + the discounts
+  they gave, on confirmed receipts of the period; campaign lift = revenue per member
+  reached ÷ revenue per other active member outside the control group − 1 (observational,
+  not a randomised comparison: see docs/reports.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections import defaultdict
@@ -23,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Numeric, cast, func, select, type_coerce
+from sqlalchemy import BigInteger, Numeric, case, cast, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from kopilka.core.db import now
@@ -46,6 +53,7 @@ from kopilka.reports.shared import (
     control_cut,
     first_of_month,
     in_control_group,
+    local_day_bounds,
 )
 
 GRAINS = ("day", "week", "month")
@@ -55,7 +63,30 @@ MONEY = 2  # the base currency's precision
 Z95 = Decimal("1.96")
 RATE_PLACES = Decimal("0.0001")
 
-__all__ = ["REPORTS", "Filters", "Report", "in_control_group", "parse_filters", "run"]
+__all__ = [
+    "HONOURS",
+    "REPORTS",
+    "Filters",
+    "Report",
+    "in_control_group",
+    "parse_filters",
+    "run",
+]
+
+# Which filters each report honours (the others are ignored, and said so in the answer's
+# ``ignored_filters``; docs/reports.md has the same table). ``period`` is from/to/grain.
+HONOURS: dict[str, frozenset[str]] = {
+    "acquisition": frozenset({"period", "tier"}),
+    "active": frozenset({"period", "store", "channel", "tier"}),
+    "receipts": frozenset({"period", "store", "channel", "tier"}),
+    "points": frozenset({"period", "store", "channel", "tier"}),
+    "liability": frozenset({"period"}),
+    "cohorts": frozenset({"period"}),
+    "tiers": frozenset(),
+    "roi": frozenset({"period"}),
+    "tier_movement": frozenset({"period", "tier"}),
+    "campaigns": frozenset({"period", "store", "channel"}),
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +107,10 @@ class Filters:
             "tier": self.tier,
             "grain": self.grain,
         }
+
+    def given(self) -> list[str]:
+        """The filters other than the period that were given."""
+        return [name for name in ("store", "channel", "tier") if getattr(self, name)]
 
     def buckets(self) -> list[dt.date]:
         out: list[dt.date] = []
@@ -99,10 +134,16 @@ class Report:
     def items(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, (_plain(v) for v in r), strict=True)) for r in self.rows]
 
+    def ignored_filters(self) -> list[str]:
+        """The filters given that this report does not apply (store, channel, tier)."""
+        honours = HONOURS.get(self.name, frozenset())
+        return [name for name in self.filters.given() if name not in honours]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "report": self.name,
             "filters": self.filters.as_json(),
+            "ignored_filters": self.ignored_filters(),
             "summary": _plain(self.summary),
             "columns": self.columns,
             "items": self.items(),
@@ -279,7 +320,10 @@ def active(session: Session, program: ProgramSpec, f: Filters) -> Report:
 
 
 def tiers(session: Session, program: ProgramSpec, f: Filters) -> Report:
-    """Members per tier now (members without a tier under the empty name)."""
+    """Members per tier **now**: a snapshot of ``members.tier`` (erased members left out,
+    members without a tier under the empty name), whatever the filters. Levels in the
+    programme's order, then tiers the programme no longer has. How members moved between
+    tiers in a period is ``tier_movement``."""
     tier = func.coalesce(Member.tier, "")
     counts = dict(
         session.execute(
@@ -287,8 +331,92 @@ def tiers(session: Session, program: ProgramSpec, f: Filters) -> Report:
         ).all()
     )
     total = sum(counts.values())
-    rows = [[t, int(n), rate(int(n), total)] for t, n in sorted(counts.items())]
-    return Report("tiers", f, ["tier", "members", "share"], rows, {"members": total})
+    rank = _tier_rank(program)
+    rows = [
+        [t, int(n), rate(int(n), total)]
+        for t, n in sorted(counts.items(), key=lambda kv: rank(kv[0] or None))
+    ]
+    summary = {"members": total, "snapshot": True, "as_of": now()}
+    return Report("tiers", f, ["tier", "members", "share"], rows, summary)
+
+
+def _tier_rank(program: ProgramSpec) -> Any:
+    """A sort key for tier codes: none first, the programme's levels in order, then the
+    codes it no longer has, alphabetically."""
+    levels = [lv.code for lv in program.tiers.levels] if program.tiers else []
+
+    def key(code: str | None) -> tuple[int, int, str]:
+        if code is None:
+            return (0, 0, "")
+        if code in levels:
+            return (1, levels.index(code), code)
+        return (2, 0, code)
+
+    return key
+
+
+# Reasons of ``tier_changes`` → the column they count in.
+TIER_MOVES = {
+    "upgrade": "upgrades",
+    "downgrade": "downgrades",
+    "grace_expired": "downgrades",
+    "manual": "manual",
+    "program_changed": "program_changed",
+}
+TIER_MOVE_COLUMNS = ["upgrades", "downgrades", "manual", "program_changed"]
+
+
+def tier_movement(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """Tier changes per day, week or month: upgrades, downgrades (the end of a grace
+    period included), manual assignments and changes forced by a new programme; and the
+    from → to matrix of the whole period. ``tier``: only changes from or to that tier.
+    Read from ``tier_changes`` by the local day of the change's moment (``at``); store and
+    channel do not apply (a change belongs to no store)."""
+    from kopilka.reports.rollup import local_day
+    from kopilka.tiers.models import TierChange
+
+    tz = program.timezone
+    start, _ = local_day_bounds(f.start, tz)
+    _, end = local_day_bounds(f.end, tz)
+    cond: list[Any] = [TierChange.at >= start, TierChange.at < end]
+    if f.tier:
+        cond.append(or_(TierChange.from_tier == f.tier, TierChange.to_tier == f.tier))
+    day = local_day(session, TierChange.at, tz).label("day")
+    q = (
+        select(day, TierChange.reason, TierChange.from_tier, TierChange.to_tier, func.count())
+        .where(*cond)
+        .group_by(day, TierChange.reason, TierChange.from_tier, TierChange.to_tier)
+    )
+    per: dict[tuple[dt.date, str], int] = defaultdict(int)
+    by_reason: dict[str, int] = dict.fromkeys(TIER_MOVES, 0)
+    matrix: dict[tuple[str | None, str | None], dict[str, int]] = {}
+    for d, reason, from_tier, to_tier, n in session.execute(q):
+        column = TIER_MOVES.get(str(reason), "program_changed")
+        per[(bucket_day(_date(d), f.grain), column)] += int(n)
+        by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(n)
+        cell = matrix.setdefault((from_tier, to_tier), dict.fromkeys(TIER_MOVE_COLUMNS, 0))
+        cell[column] += int(n)
+    rows: list[list[Any]] = []
+    for b in f.buckets():
+        counts = [per.get((b, c), 0) for c in TIER_MOVE_COLUMNS]
+        rows.append([b, sum(counts), *counts])
+    members = session.execute(
+        select(func.count(func.distinct(TierChange.member_id))).where(*cond)
+    ).scalar_one()
+    rank = _tier_rank(program)
+    summary: dict[str, Any] = {
+        "changes": sum(r[1] for r in rows),
+        **{c: sum(r[2 + i] for r in rows) for i, c in enumerate(TIER_MOVE_COLUMNS)},
+        "by_reason": by_reason,
+        "members": int(members),
+        "matrix": [
+            {"from": a, "to": b, "changes": sum(cell.values()), **cell}
+            for (a, b), cell in sorted(
+                matrix.items(), key=lambda kv: (rank(kv[0][0]), rank(kv[0][1]))
+            )
+        ],
+    }
+    return Report("tier_movement", f, ["period", "changes", *TIER_MOVE_COLUMNS], rows, summary)
 
 
 # ---------------------------------------------------------------------------- receipts
@@ -701,6 +829,196 @@ def is_control_member(session: Session, member_id: uuid.UUID) -> bool:
     return in_control_group(member_id, _control_share(current_program(session).spec))
 
 
+# ---------------------------------------------------------------------------- campaigns
+
+
+@dataclass
+class _Campaign:
+    code: str
+    name: str | None
+    purchases: int = 0
+    members: int = 0
+    points: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    discounts: Decimal = ZERO
+    revenue: Decimal = ZERO  # of the members reached, in the period
+    active_outside: int = 0  # members reached who bought and are outside the control group
+    revenue_outside: Decimal = ZERO
+
+
+def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
+    """Per campaign, on the confirmed receipts of the period (``store``, ``channel``: of
+    those receipts): receipts touched, members reached, points given per currency and
+    their money value, discounts given, the cost (points' value + discounts); and lift:
+    revenue per member reached ÷ revenue per other active member outside the control
+    group − 1 (an observational comparison, not a randomised one).
+
+    What the rules gave is read from ``purchase_rules`` (rows released by a cancellation or
+    a full return left out); revenue per member is the rollup's, as for the ROI."""
+    from kopilka.purchases.models import Purchase
+    from kopilka.rules.models import PurchaseRule
+
+    tz = program.timezone
+    start, _ = local_day_bounds(f.start, tz)
+    _, end = local_day_bounds(f.end, tz)
+    cond: list[Any] = [
+        PurchaseRule.campaign.is_not(None),
+        PurchaseRule.released.is_(False),
+        Purchase.status == "confirmed",
+        Purchase.occurred_at >= start,
+        Purchase.occurred_at < end,
+    ]
+    if f.store:
+        cond.append(Purchase.store == f.store)
+    if f.channel:
+        cond.append(Purchase.channel == f.channel)
+
+    def touched(*columns: Any) -> Any:
+        return (
+            select(*columns)
+            .select_from(PurchaseRule)
+            .join(Purchase, Purchase.id == PurchaseRule.purchase_id)
+            .where(*cond)
+        )
+
+    found: dict[str, _Campaign] = {}
+    for spec in program.campaigns:
+        code = str(spec.get("code"))
+        found[code] = _Campaign(code, spec.get("name"))
+
+    def of(code: Any) -> _Campaign:
+        return found.setdefault(str(code), _Campaign(str(code), None))
+
+    given = touched(
+        PurchaseRule.campaign, PurchaseRule.effect, PurchaseRule.unit, func.sum(PurchaseRule.amount)
+    ).group_by(PurchaseRule.campaign, PurchaseRule.effect, PurchaseRule.unit)
+    for code, effect, unit, amount in session.execute(given):
+        c = of(code)
+        if effect == "discount":  # money, in the base currency
+            c.discounts += Decimal(amount)
+        else:  # earn, reward, multiply: points of ``unit``
+            c.points[str(unit)] += Decimal(amount)
+    counts = touched(
+        PurchaseRule.campaign,
+        func.count(func.distinct(PurchaseRule.purchase_id)),
+        func.count(func.distinct(PurchaseRule.member_id)),
+    ).group_by(PurchaseRule.campaign)
+    for code, n_purchases, n_members in session.execute(counts):
+        c = of(code)
+        c.purchases, c.members = int(n_purchases), int(n_members)
+
+    # Revenue per member in the period (money paid at the store / through the channel
+    # asked), and whether they are outside the control group.
+    cut = control_cut(_control_share(program))
+    per_member = (
+        select(MemberDay.member_id.label("member_id"), func.sum(MemberDay.revenue).label("rev"))
+        .where(*_member_days_where(dataclasses.replace(f, tier=None), f.start, f.end))
+        .group_by(MemberDay.member_id)
+        .subquery()
+    )
+    outside = ReportMember.bucket >= cut
+    active_n, active_rev = session.execute(
+        select(func.count(), func.sum(per_member.c.rev))
+        .select_from(per_member)
+        .join(ReportMember, ReportMember.member_id == per_member.c.member_id)
+        .where(outside)
+    ).one()
+    active_n, active_rev = int(active_n), Decimal(active_rev or 0)
+    reached = (
+        touched(PurchaseRule.campaign.label("campaign"), PurchaseRule.member_id.label("member_id"))
+        .where(PurchaseRule.member_id.is_not(None))
+        .distinct()
+        .subquery()
+    )
+    # one pass: the revenue of everyone reached, and of those outside the control group
+    for code, rev, n_out, rev_out in session.execute(
+        select(
+            reached.c.campaign,
+            func.sum(per_member.c.rev),
+            func.sum(case((outside, 1), else_=0)),
+            func.sum(case((outside, per_member.c.rev), else_=None)),
+        )
+        .select_from(reached)
+        .join(per_member, per_member.c.member_id == reached.c.member_id)
+        .join(ReportMember, ReportMember.member_id == reached.c.member_id)
+        .group_by(reached.c.campaign)
+    ):
+        c = of(code)
+        c.revenue = Decimal(rev or 0)
+        c.active_outside, c.revenue_outside = int(n_out or 0), Decimal(rev_out or 0)
+
+    currencies = list(program.currencies)
+    columns = [
+        "campaign",
+        "name",
+        "purchases",
+        "members",
+        *[f"points_{cur.code}" for cur in currencies],
+        *[f"value_{cur.code}" for cur in currencies],
+        "points_value",
+        "discounts",
+        "cost",
+        "revenue_per_member",
+        "members_others",
+        "revenue_per_member_others",
+        "lift",
+    ]
+    rows: list[list[Any]] = []
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    total_discounts = ZERO
+    for c in found.values():
+        pts = [_points_of(cur.precision)(c.points.get(cur.code, ZERO)) for cur in currencies]
+        values = [money(c.points.get(cur.code, ZERO) * cur.value) for cur in currencies]
+        for cur in currencies:
+            totals[cur.code] += c.points.get(cur.code, ZERO)
+        points_value = sum(values, ZERO)
+        discounts = money(c.discounts)
+        total_discounts += c.discounts
+        # the others: active members outside the control group whom the campaign missed
+        others_n = active_n - c.active_outside
+        others_rev = active_rev - c.revenue_outside
+        lift = None
+        if c.members and others_n and others_rev:
+            # (revenue_r / n_r) ÷ (revenue_o / n_o) − 1, in one exact division
+            lift = rate(c.revenue * others_n - others_rev * c.members, others_rev * c.members)
+        rows.append(
+            [
+                c.code,
+                c.name,
+                c.purchases,
+                c.members,
+                *pts,
+                *values,
+                points_value,
+                discounts,
+                points_value + discounts,
+                money(c.revenue / c.members) if c.members else None,
+                others_n,
+                money(others_rev / others_n) if others_n else None,
+                lift,
+            ]
+        )
+    n_purchases, n_members = session.execute(
+        touched(
+            func.count(func.distinct(PurchaseRule.purchase_id)),
+            func.count(func.distinct(PurchaseRule.member_id)),
+        )
+    ).one()
+    value_total = sum((money(totals[cur.code] * cur.value) for cur in currencies), ZERO)
+    summary: dict[str, Any] = {
+        "campaigns": len(rows),
+        "purchases": int(n_purchases),
+        "members_reached": int(n_members),
+        "points": {cur.code: _points_of(cur.precision)(totals[cur.code]) for cur in currencies},
+        "points_value": value_total,
+        "discounts": money(total_discounts),
+        "cost": value_total + money(total_discounts),
+        "members_active": active_n,
+        "revenue_per_active_member": money(active_rev / active_n) if active_n else None,
+        "control_group_share": _control_share(program),
+    }
+    return Report("campaigns", f, columns, rows, summary)
+
+
 # ---------------------------------------------------------------------------- dispatch
 
 
@@ -713,6 +1031,8 @@ REPORTS = {
     "cohorts": cohorts,
     "tiers": tiers,
     "roi": roi,
+    "tier_movement": tier_movement,
+    "campaigns": campaigns,
 }
 
 

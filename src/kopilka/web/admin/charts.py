@@ -256,3 +256,63 @@ def interval_chart(
         f'viewBox="0 0 {W} {h}" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>" + "".join(body) + "</svg>"
     )
+
+
+def diverging_bars(
+    testid: str,
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[Number],
+    fmt: Fmt,
+) -> Markup:
+    """One horizontal bar per label from a zero line: right for positive values, left for
+    negative ones (campaign lift). A label without a value gets no bar and a dash."""
+    nums = [_num(v) for v in values]
+    known = [v for v in nums if v is not None]
+    lo, hi = min([0.0, *known]), max([0.0, *known])
+    pad = (hi - lo) * 0.1 or 1.0
+    lo, hi = (lo - pad if lo < 0 else 0.0), hi + pad
+    row = 26
+    left = 160
+    height = PAD_T + row * max(1, len(labels)) + 20
+
+    def x(v: float) -> float:
+        return left + (W - left - PAD_R) * (v - lo) / ((hi - lo) or 1.0)
+
+    body = [
+        f'<line class="zero" x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{PAD_T}" y2="{height - 16}"/>',
+        f'<text class="tick" x="{x(0):.1f}" y="{height - 4}" text-anchor="middle">'
+        f"{escape(fmt(Decimal(0)))}</text>",
+    ]
+    body.append(f'<g class="series s0" data-series="{escape(title)}">')
+    for i, (label, raw) in enumerate(zip(labels, values, strict=True)):
+        yy = PAD_T + row * i
+        body.append(
+            f'<text class="tick" x="{left - 8}" y="{yy + row / 2 + 4:.1f}" text-anchor="end">'
+            f"{escape(label)}</text>"
+        )
+        v = _num(raw)
+        if v is None:
+            body.append(
+                f'<text class="tick" x="{x(0) + 6:.1f}" y="{yy + row / 2 + 4:.1f}">—</text>'
+            )
+            continue
+        shown = fmt(Decimal(str(raw)))
+        tip = f"{label}: {shown}"
+        x0, x1 = sorted((x(0), x(v)))
+        body.append(
+            f'<rect class="bar{" negative" if v < 0 else ""}" x="{x0:.1f}" y="{yy + 4:.1f}" '
+            f'width="{max(1.0, x1 - x0):.1f}" height="{row - 8}" data-tip="{escape(tip)}">'
+            f"<title>{escape(tip)}</title></rect>"
+        )
+        anchor, tx = ("start", x1 + 4) if v >= 0 else ("end", x0 - 4)
+        body.append(
+            f'<text class="tick" x="{tx:.1f}" y="{yy + row / 2 + 4:.1f}" '
+            f'text-anchor="{anchor}">{escape(shown)}</text>'
+        )
+    body.append("</g>")
+    return Markup(  # noqa: S704 - every value inside is escaped above
+        f'<svg class="chart diverging-chart" data-testid="chart-{escape(testid)}" '
+        f'viewBox="0 0 {W} {height:.0f}" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>" + "".join(body) + "</svg>"
+    )

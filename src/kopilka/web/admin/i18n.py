@@ -167,8 +167,59 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Share of each month's new members who bought in the months after joining.",
         "Доля новых участников месяца, купивших в следующие месяцы.",
     ),
-    "tiers": ("Tier mix", "Распределение по уровням"),
+    "tiers": ("Tier mix now", "Распределение по уровням сейчас"),
     "no_tier": ("no tier", "без уровня"),
+    "tiers_snapshot": (
+        "A snapshot of members' tiers now: not filtered by period, store, channel or tier. "
+        "Movement over the period is below.",
+        "Снимок текущих уровней участников: без фильтров по периоду, магазину, каналу и "
+        "уровню. Движение за период — ниже.",
+    ),
+    "ignored_filters": (
+        "Filters this chart does not apply",
+        "Фильтры, которые этот график не учитывает",
+    ),
+    "tier_movement": ("Tier movement", "Движение по уровням"),
+    "tier_movement_hint": (
+        "Changes of tier by the day they took effect. Tier: changes from or to it; not "
+        "filtered by store or channel.",
+        "Смены уровня по дню, когда они вступили в силу. Уровень: смены с него или на "
+        "него; без фильтров по магазину и каналу.",
+    ),
+    "upgrades": ("upgrades", "повышения"),
+    "downgrades": ("downgrades", "понижения"),
+    "manual_changes": ("by hand", "вручную"),
+    "program_changed_changes": ("programme changed", "смена программы"),
+    "tier_matrix": ("From → to over the period", "С какого уровня на какой за период"),
+    "changes": ("Changes", "Смен"),
+    "campaigns": ("Campaigns", "Кампании"),
+    "campaign": ("Campaign", "Кампания"),
+    "campaign_cost": ("Campaign cost", "Затраты на кампании"),
+    "campaign_cost_hint": (
+        "Money value of the points the campaign's rules gave, and the discounts they gave, "
+        "on confirmed receipts of the period. Not filtered by tier.",
+        "Стоимость баллов, начисленных правилами кампании, и скидок по ним на "
+        "подтверждённых чеках периода. Без фильтра по уровню.",
+    ),
+    "campaign_lift": ("Campaign lift", "Прирост выручки от кампаний"),
+    "campaign_lift_hint": (
+        "Revenue per member reached ÷ revenue per other active member outside the control "
+        "group − 1. An observational comparison, not a randomised test: members a campaign "
+        "reaches are those who buy what it covers, so a part of the difference is who they "
+        "are, not what the campaign did.",
+        "Выручка на участника, охваченного кампанией, ÷ выручка на другого активного "
+        "участника вне контрольной группы − 1. Это наблюдение, а не рандомизированный тест: "
+        "кампания охватывает тех, кто покупает её товары, и часть разницы объясняется тем, "
+        "кто эти люди, а не кампанией.",
+    ),
+    "points_value": ("points' value", "стоимость баллов"),
+    "discounts": ("discounts", "скидки"),
+    "purchases_touched": ("Receipts", "Чеки"),
+    "members_reached": ("Members reached", "Охвачено участников"),
+    "revenue_reached": ("Revenue per member reached", "Выручка на охваченного"),
+    "revenue_others": ("per other active member", "на другого активного"),
+    "lift": ("Lift", "Прирост"),
+    "no_campaigns": ("No campaigns in the programme.", "В программе нет кампаний."),
     "roi": ("Programme ROI", "ROI программы"),
     "roi_hint": (
         "Incremental revenue against the control group, less the cost of points and "
@@ -185,7 +236,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "control_group": ("Control group", "Контрольная группа"),
     "members_outside": ("members outside it", "остальные участники"),
     "revenue_per_member": ("Revenue per member", "Выручка на участника"),
-    "filter_na": ("(not filtered by store, channel, tier)", "(без фильтров)"),
     "audit_actor": ("Who", "Кто"),
     "audit_action": ("What", "Что"),
     "audit_target": ("Object", "Объект"),
@@ -206,6 +256,47 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("Your role may not do this.", "Вашей роли это недоступно."),
     "not_found": ("Not found.", "Не найдено."),
     "role": ("Role", "Роль"),
+    "coupons": ("Coupons", "Купоны"),
+    "coupon_code": ("Code", "Код"),
+    "coupon_pool": ("Pool", "Пул"),
+    "coupon_reward": ("Reward", "Награда"),
+    "coupon_uses": ("Used", "Использован"),
+    "valid_until": ("Valid until", "Действует до"),
+    "coupon_status_available": ("available", "доступен"),
+    "coupon_status_used": ("used", "использован"),
+    "coupon_status_exhausted": ("used up", "исчерпан"),
+    "coupon_status_expired": ("expired", "истёк"),
+    "coupon_status_not_started": ("not started", "ещё не начался"),
+    "coupon_status_paused": ("paused", "приостановлен"),
+    "contact": ("Send to the member", "Отправить участнику"),
+    "contact_hint": (
+        "Sent through the channel of the member app's sign-in codes.",
+        "Отправляется тем же каналом, что и коды входа в приложение.",
+    ),
+    "via": ("to", "на"),
+    "via_auto": ("phone, else email", "телефон, иначе email"),
+    "via_sms": ("phone (SMS)", "телефон (SMS)"),
+    "via_email": ("email", "email"),
+    "message_language": ("language", "язык"),
+    "send_app_link": ("Send the app link", "Отправить ссылку на приложение"),
+    "resend_card": ("Resend the card", "Отправить номер карты"),
+    "app_link_sent": ("App link sent.", "Ссылка на приложение отправлена."),
+    "card_sent": ("Card number sent.", "Номер карты отправлен."),
+    "app_link": ("One-time app link", "Одноразовая ссылка в приложение"),
+    "app_link_hint": (
+        "Works once, until {until}. Sent to {to}; you may also read it out or show it.",
+        "Действует один раз, до {until}. Отправлена на {to}; её можно также продиктовать "
+        "или показать.",
+    ),
+    "delivery_failed": (
+        "The message could not be delivered: the channel failed (see the server log).",
+        "Сообщение не доставлено: канал отправки не сработал (см. журнал сервера).",
+    ),
+    "message_app_link": (
+        "Open {url} to sign in to {app}. The link works once, for {minutes} minutes.",
+        "Откройте {url}, чтобы войти в {app}. Ссылка действует один раз, {minutes} минут.",
+    ),
+    "message_card": ("Your {app} card number: {card}.", "Номер вашей карты {app}: {card}."),
     "language": ("Language", "Язык"),
 }
 

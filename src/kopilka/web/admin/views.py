@@ -30,6 +30,7 @@ from kopilka.core.db import now
 from kopilka.core.errors import Problem
 from kopilka.security import context
 from kopilka.security.identity import client_ip
+from kopilka.security.middleware import came_over_tls
 from kopilka.web.admin import charts, i18n
 
 HERE = Path(__file__).resolve().parent
@@ -44,6 +45,7 @@ CAN = {
     "members.adjust": ("admin", "manager", "support"),
     "members.status": ("admin", "manager", "support"),
     "members.tier": ("admin", "manager"),
+    "members.contact": ("admin", "manager", "support"),
     "programme.view": ("admin", "manager", "analyst"),
     "programme.apply": ("admin", "manager"),
     "dashboards": ("admin", "manager", "analyst"),
@@ -158,7 +160,8 @@ def _set_cookie(response: Response, request: Request, token: str) -> None:
         console.COOKIE,
         token,
         httponly=True,
-        secure=request.url.scheme == "https",
+        # over TLS, directly or behind a proxy that says so (as the member app and HSTS)
+        secure=came_over_tls(request.scope),
         samesite="strict",
         path="/",
         max_age=int(console.LIFETIME.total_seconds()),
@@ -196,7 +199,14 @@ def _login_page(
         next=request.query_params.get("next"),
         **extra,
     )
-    response.set_cookie(PRE_CSRF, token, httponly=True, samesite="strict", path="/admin")
+    response.set_cookie(
+        PRE_CSRF,
+        token,
+        httponly=True,
+        secure=came_over_tls(request.scope),
+        samesite="strict",
+        path="/admin",
+    )
     return response
 
 
@@ -452,6 +462,11 @@ def _member_page(
 
     tier = tiers.status(session, member_id, history_limit=20)
     tier_levels = tiers.setup(session)
+    from kopilka.coupons import service as coupons
+
+    member_coupons, _ = coupons.member_coupons(session, member_id, limit=50)
+    data: dict[str, Any] = {"app_link": None, "contact_error": None, "contact_done": None}
+    data.update(extra)
     return p.render(
         "member.html",
         status,
@@ -465,9 +480,10 @@ def _member_page(
         returns=returns,
         currencies=currencies,
         consent_log=consent_log,
+        coupons=member_coupons,
         done=request.query_params.get("done"),
         form_key=uuid.uuid4().hex,
-        **extra,
+        **data,
     )
 
 
@@ -609,6 +625,204 @@ def member_tier(
             status=422,
         )
     return RedirectResponse(f"/admin/members/{member_id}?done=tier_set", status_code=303)
+
+
+def _contact(member: Any, via: str) -> tuple[str, str]:
+    """Where to send a message to the member: ``("sms", phone)`` or ``("email", email)``;
+    ``via`` picks one (empty: the phone if there is one). 422 naming ``via`` otherwise."""
+    phone, email = getattr(member, "phone", None), getattr(member, "email", None)
+    if via in ("", "sms") and phone:
+        return "sms", str(phone)
+    if via in ("", "email") and email:
+        return "email", str(email)
+    raise Problem(
+        422,
+        "validation_error",
+        errors=[{"field": "via", "code": "missing", "message": "the member has no such contact"}],
+    )
+
+
+def _send(kind: str, destination: str, code: str, lang: str, text: str) -> str | None:
+    """Deliver a message through the member-code channel the member app uses for sign-in
+    codes (``KOPILKA_MEMBER_CODE_CHANNEL``); the error's name when it failed."""
+    import structlog
+
+    from kopilka.memberapp import service as memberapp
+
+    try:
+        memberapp.deliver_code(memberapp.CodeMessage(kind, destination, code, lang, text))
+    except Exception as exc:  # a channel's failure must not lose the page
+        structlog.get_logger("kopilka.console").warning(
+            "console.delivery_failed", channel=kind, error=type(exc).__name__
+        )
+        return type(exc).__name__
+    return None
+
+
+def _app_name(session: Session) -> str:
+    from kopilka.program.service import current_program
+
+    try:
+        spec = current_program(session).spec
+    except Problem:
+        return "Kopilka"
+    return spec.branding.app_name or spec.name
+
+
+def _contact_problem(p: Page, exc: Problem) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors or []) or (
+        exc.detail or _problem_text(p, exc)
+    )
+
+
+@router.post("/members/{member_id}/app-link")
+def member_app_link(
+    request: Request,
+    member_id: uuid.UUID,
+    session: SessionDep,
+    user: UserDep,
+    csrf: Annotated[str, Form(max_length=200)],
+    via: Annotated[str, Form(max_length=8)] = "",
+    lang: Annotated[str, Form(max_length=2)] = "",
+) -> Response:
+    """Make a one-time sign-in link into the member app (as ``POST
+    /api/v1/members/{id}/app-link``), send it to the member's phone or email and show it
+    to the operator. The link itself never goes into a URL: the page is the answer."""
+    from kopilka.audit.service import record
+    from kopilka.core.config import get_settings
+    from kopilka.memberapp import service as memberapp
+    from kopilka.members import service as members_service
+
+    _csrf(user, csrf)
+    p = page(request, user, "members.contact", session)
+    lang = lang if lang in i18n.LANGS else p.lang
+    try:
+        member = members_service.get_member(session, member_id)
+    except Problem as exc:
+        raise PageError(404, "not_found") from exc
+    try:
+        kind, destination = _contact(member, via)
+        base = get_settings().public_url or str(request.base_url)
+        url, expires_at = memberapp.issue_app_link(session, member_id, user.actor, base)
+        session.commit()
+    except Problem as exc:
+        session.rollback()
+        return _member_page(
+            request,
+            session,
+            user,
+            member_id,
+            status=422,
+            form_error=None,
+            form={},
+            contact_error=_contact_problem(p, exc),
+        )
+    minutes = int(memberapp.LINK_TTL.total_seconds() // 60)
+    text = i18n.translator(lang)("message_app_link").format(
+        url=url, app=_app_name(session), minutes=minutes
+    )
+    failed = _send(kind, destination, url, lang, text)
+    to = memberapp.mask(kind, destination)
+    record(
+        session,
+        user.actor,
+        "member.app_link_sent",
+        "member",
+        str(member_id),
+        details={
+            "via": kind,
+            "to": to,
+            "expires_at": expires_at.isoformat(),
+            "delivered": failed is None,
+            **({"error": failed} if failed else {}),
+        },
+    )
+    session.commit()
+    return _member_page(
+        request,
+        session,
+        user,
+        member_id,
+        form_error=None,
+        form={},
+        app_link={
+            "url": url,
+            "expires_at": expires_at,
+            "to": to,
+            # the same QR code the till shows, for a customer standing by the operator
+            "qr": Markup(segno.make(url, error="m").svg_inline(scale=3)),  # noqa: S704
+        },
+        contact_done=None if failed else "app_link_sent",
+        contact_error=p.t("delivery_failed") if failed else None,
+    )
+
+
+@router.post("/members/{member_id}/card")
+def member_card(
+    request: Request,
+    member_id: uuid.UUID,
+    session: SessionDep,
+    user: UserDep,
+    csrf: Annotated[str, Form(max_length=200)],
+    via: Annotated[str, Form(max_length=8)] = "",
+    lang: Annotated[str, Form(max_length=2)] = "",
+) -> Response:
+    """Send the member their card number again, through the same channel as sign-in
+    codes, to their phone or email."""
+    from kopilka.audit.service import record
+    from kopilka.memberapp import service as memberapp
+    from kopilka.members import service as members_service
+
+    _csrf(user, csrf)
+    p = page(request, user, "members.contact", session)
+    lang = lang if lang in i18n.LANGS else p.lang
+    try:
+        member = members_service.get_member(session, member_id)
+    except Problem as exc:
+        raise PageError(404, "not_found") from exc
+    try:
+        if member.status == "erased":
+            raise Problem(409, "member_erased", f"member {member_id} is erased")
+        kind, destination = _contact(member, via)
+    except Problem as exc:
+        return _member_page(
+            request,
+            session,
+            user,
+            member_id,
+            status=exc.status if exc.status in (409, 422) else 422,
+            form_error=None,
+            form={},
+            contact_error=_contact_problem(p, exc),
+        )
+    card = member.card_number
+    text = i18n.translator(lang)("message_card").format(card=card, app=_app_name(session))
+    failed = _send(kind, destination, card, lang, text)
+    record(
+        session,
+        user.actor,
+        "member.card_sent",
+        "member",
+        str(member_id),
+        details={
+            "via": kind,
+            "to": memberapp.mask(kind, destination),
+            "delivered": failed is None,
+            **({"error": failed} if failed else {}),
+        },
+    )
+    session.commit()
+    if failed:
+        return _member_page(
+            request,
+            session,
+            user,
+            member_id,
+            form_error=None,
+            form={},
+            contact_error=p.t("delivery_failed"),
+        )
+    return RedirectResponse(f"/admin/members/{member_id}?done=card_sent", status_code=303)
 
 
 # ---------------------------------------------------------------------------- programme
@@ -855,6 +1069,42 @@ def dashboards(request: Request, session: SessionDep, user: UserDep) -> HTMLResp
         [charts.Series(t("members"), [r[1] for r in tiers_rep.rows])],
         num,
     )
+    moves = out["tier_movement"]
+    charts_["tier_movement"] = charts.bar_chart(
+        "tier-movement",
+        t("tier_movement"),
+        labels,
+        [
+            charts.Series(t("upgrades"), [r[2] for r in moves.rows]),
+            charts.Series(t("downgrades"), [r[3] for r in moves.rows]),
+            charts.Series(t("manual_changes"), [r[4] for r in moves.rows]),
+            charts.Series(t("program_changed_changes"), [r[5] for r in moves.rows]),
+        ],
+        num,
+        stacked=True,
+    )
+    camp = out["campaigns"]
+    col = {c: i for i, c in enumerate(camp.columns)}
+    camp_labels = [str(r[col["name"]] or r[col["campaign"]]) for r in camp.rows]
+    charts_["campaign_cost"] = charts.bar_chart(
+        "campaign-cost",
+        t("campaign_cost"),
+        camp_labels,
+        [
+            charts.Series(t("points_value"), [r[col["points_value"]] for r in camp.rows]),
+            charts.Series(t("discounts"), [r[col["discounts"]] for r in camp.rows]),
+        ],
+        num,
+        stacked=True,
+    )
+    charts_["campaign_lift"] = charts.diverging_bars(
+        "campaign-lift",
+        t("campaign_lift"),
+        camp_labels,
+        [r[col["lift"]] for r in camp.rows],
+        pct,
+    )
+    campaign_rows = [dict(zip(camp.columns, r, strict=True)) for r in camp.rows]
     roi = out["roi"].summary
     charts_["roi"] = charts.interval_chart(
         "roi", t("roi"), roi.get("roi"), roi.get("roi_low"), roi.get("roi_high"), pct
@@ -870,6 +1120,9 @@ def dashboards(request: Request, session: SessionDep, user: UserDep) -> HTMLResp
         spec=spec,
         out=out,
         charts=charts_,
+        campaigns=campaign_rows,
+        ignored={name: rep.ignored_filters() for name, rep in out.items()},
+        tier_names={lv.code: lv.name for lv in spec.tiers.levels} if spec.tiers else {},
         tiers=reports.known_tiers(session),
         query=urlencode(query),
         rolled_up_at=last_run(session),
