@@ -95,7 +95,10 @@ def seed(url: str, members: int, env: dict[str, str]) -> tuple[list[str], str]:
 LUA = r"""
 local cards = {%(cards)s}
 local counter = 0
-local tid = 0
+-- a global, not a local: setup() runs in the main Lua state and sets each thread's own
+-- global "tid", which a chunk-level local would shadow (every thread would then send the
+-- same receipt ids, and half the "confirmations" were replays of another thread's)
+tid = 0
 local threads = {}
 function setup(thread)
   tid = tid + 1
@@ -233,7 +236,7 @@ def main() -> None:
                     "-o",
                     args.py_spy,
                     "-f",
-                    "speedscope",
+                    "raw",
                     "-d",
                     str(args.seconds),
                     "-r",
