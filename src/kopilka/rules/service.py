@@ -570,23 +570,6 @@ def draw_budgets(
     UPDATE (in code order); False, having changed nothing that will be kept, if one no
     longer fits (the caller rolls back and figures again with the rows locked)."""
     spend = {c: a for c, a in campaign_spend.items() if a > 0 and c in compiled.campaigns}
-    if not spend:
-        return True
-    dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CampaignSpend)
-    session.execute(
-        ins.values(
-            [
-                {
-                    "code": c,
-                    "currency": compiled.budgeted.get(c, compiled.base_currency),
-                    "spent": ZERO,
-                    "updated_at": now(),
-                }
-                for c in sorted(spend)
-            ]
-        ).on_conflict_do_nothing(index_elements=["code"])
-    )
     for code in sorted(spend):
         amount = spend[code]
         camp = compiled.campaigns[code]
@@ -599,6 +582,21 @@ def draw_budgets(
         if camp.budget is not None:
             # spent ≤ budget − amount: both sides typed, so compared in the same units
             q = q.where(CampaignSpend.spent <= literal(camp.budget.amount - amount, Amount()))
+        if session.connection().execute(q).rowcount == 1:
+            continue
+        # no row yet (the campaign's first receipt), or the budget does not fit
+        if session.get(CampaignSpend, code) is not None:
+            return False
+        dialect = session.get_bind().dialect.name
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CampaignSpend)
+        session.execute(
+            ins.values(
+                code=code,
+                currency=compiled.budgeted.get(code, compiled.base_currency),
+                spent=ZERO,
+                updated_at=now(),
+            ).on_conflict_do_nothing(index_elements=["code"])
+        )
         if session.connection().execute(q).rowcount != 1:
             return False
     return True
