@@ -27,6 +27,7 @@ from kopilka.activities.models import Activity, ActivityReward
 from kopilka.activities.schema import EventRuleSpec
 from kopilka.activities.schemas import EventIn
 from kopilka.apikeys.service import Principal
+from kopilka.core import pagination
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
@@ -71,16 +72,10 @@ def list_events(
     )
     if type is not None:
         q = q.where(Activity.type == type)
-    if cursor:
-        try:
-            q = q.where(Activity.id < uuid.UUID(cursor))
-        except ValueError as exc:
-            raise validation_problem(
-                [{**field_error("cursor", "not a cursor of this list"), "in": "query"}]
-            ) from exc
-    rows = list(session.execute(q).scalars())
-    items = [event_json(r) for r in rows[:limit]]
-    return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
+    if (last := pagination.after(cursor)) is not None:
+        q = q.where(Activity.id < last)
+    shown, nxt = pagination.page(list(session.execute(q).scalars()), limit)
+    return [event_json(r) for r in shown], nxt
 
 
 # ---------------------------------------------------------------------------- recording

@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from kopilka.core import pagination
 from kopilka.core.db import Amount, UTCDateTime, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
@@ -1238,14 +1239,8 @@ def history(
     )
     if currency:
         q = q.where(Entry.currency == currency)
-    if cursor:
-        try:
-            after = uuid.UUID(cursor)
-        except ValueError as exc:
-            raise validation_problem(
-                [{**field_error("cursor", "not a cursor of this list"), "in": "query"}]
-            ) from exc
-        q = q.where(Entry.id < after)
+    if (last := pagination.after(cursor)) is not None:
+        q = q.where(Entry.id < last)
     precisions = dict(session.execute(select(Currency.code, Currency.precision)).all())
     rows = session.execute(q).all()
     items = [

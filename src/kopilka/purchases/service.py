@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kopilka.apikeys.service import Principal
+from kopilka.core import pagination
 from kopilka.core.config import get_settings
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
@@ -1355,13 +1356,7 @@ def list_purchases(
         q = q.where(Purchase.member_id == member_id)
     if store is not None:
         q = q.where(Purchase.store == store)
-    if cursor:
-        try:
-            q = q.where(Purchase.id < uuid.UUID(cursor))
-        except ValueError as exc:
-            raise validation_problem(
-                [{**field_error("cursor", "not a cursor of this list"), "in": "query"}]
-            ) from exc
-    rows = list(session.execute(q).scalars())
-    items = [purchase_json(p) for p in rows[:limit]]
-    return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
+    if (last := pagination.after(cursor)) is not None:
+        q = q.where(Purchase.id < last)
+    shown, nxt = pagination.page(list(session.execute(q).scalars()), limit)
+    return [purchase_json(p) for p in shown], nxt

@@ -22,11 +22,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic.json_schema import models_json_schema
@@ -279,18 +279,11 @@ class CampaignSpec(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     description: Annotated[str | None, Field(max_length=1000)] = None
     active: bool = True
-    starts_at: dt.datetime | None = None
-    ends_at: dt.datetime | None = None
+    starts_at: AwareDatetime | None = None  # RFC 3339 with an offset
+    ends_at: AwareDatetime | None = None
     days_of_week: Annotated[list[Day], Field(min_length=1)] | None = None
     hours: HoursCond | None = None
     budget: BudgetSpec | None = None
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _aware(cls, v: dt.datetime | None) -> dt.datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone offset (RFC 3339)")
-        return v
 
     @model_validator(mode="after")
     def _order(self) -> CampaignSpec:

@@ -224,16 +224,19 @@ def put_rule(session: Session, key: str, definition: dict[str, Any], actor: str)
     """Replace (or add) the rule ``key``; its key is forced to ``key``."""
     _, doc = _current_doc(session)
     rules = list(doc.get("rules", []))
-    definition = {**definition, "key": key}
-    at = _index_of(rules, key)
-    if at is None:
-        rules.append(definition)
-        at = len(rules) - 1
-    else:
-        rules[at] = definition
+    at = _put(rules, _index_of(rules, key), {**definition, "key": key})
     doc["rules"] = rules
     _publish(session, doc, actor, f"rules[{at}]")
     return get_rule(session, key)
+
+
+def _put(items: list[dict[str, Any]], at: int | None, item: dict[str, Any]) -> int:
+    """Replace ``items[at]`` with ``item``, or append it when ``at`` is None; its index."""
+    if at is None:
+        items.append(item)
+        return len(items) - 1
+    items[at] = item
+    return at
 
 
 def delete_rule(session: Session, key: str, actor: str) -> None:
@@ -252,13 +255,8 @@ def put_campaign(
 ) -> dict[str, Any]:
     _, doc = _current_doc(session)
     camps = list(doc.get("campaigns", []))
-    definition = {**definition, "code": code}
-    at = next((i for i, c in enumerate(camps) if c.get("code") == code), None)
-    if at is None:
-        camps.append(definition)
-        at = len(camps) - 1
-    else:
-        camps[at] = definition
+    found = next((i for i, c in enumerate(camps) if c.get("code") == code), None)
+    at = _put(camps, found, {**definition, "code": code})
     doc["campaigns"] = camps
     _publish(session, doc, actor, f"campaigns[{at}]")
     return campaign_report(session, code)

@@ -26,6 +26,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kopilka.core import pagination
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7_floor
@@ -228,16 +229,10 @@ def list_flags(
         q = q.where(SecurityFlag.status == status)
     if member_id is not None:
         q = q.where(SecurityFlag.member_id == member_id)
-    if cursor:
-        try:
-            q = q.where(SecurityFlag.id < uuid.UUID(cursor))
-        except ValueError as exc:
-            raise validation_problem(
-                [{**field_error("cursor", "not a cursor of this list"), "in": "query"}]
-            ) from exc
-    rows = list(session.scalars(q))
-    nxt = str(rows[limit - 1].id) if len(rows) > limit else None
-    return [flag_json(f) for f in rows[:limit]], nxt
+    if (last := pagination.after(cursor)) is not None:
+        q = q.where(SecurityFlag.id < last)
+    shown, nxt = pagination.page(list(session.scalars(q)), limit)
+    return [flag_json(f) for f in shown], nxt
 
 
 def review_flag(

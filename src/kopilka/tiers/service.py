@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from kopilka.core import pagination
 from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.money import ZERO, fmt
@@ -542,18 +543,12 @@ def history(
         .order_by(TierChange.id.desc())
         .limit(limit + 1)
     )
-    if cursor:
-        try:
-            q = q.where(TierChange.id < uuid.UUID(cursor))
-        except ValueError as exc:
-            raise validation_problem(
-                [{**field_error("cursor", "not a cursor of this list"), "in": "query"}]
-            ) from exc
+    if (last := pagination.after(cursor)) is not None:
+        q = q.where(TierChange.id < last)
     s = setup(session)
     precision = s.precision if s is not None else MONEY_PRECISION
-    rows = list(session.execute(q).scalars())
-    items = [change_json(c, precision) for c in rows[:limit]]
-    return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
+    shown, nxt = pagination.page(list(session.execute(q).scalars()), limit)
+    return [change_json(c, precision) for c in shown], nxt
 
 
 def _level_json(lv: TierSpec | None, precision: int) -> dict[str, Any] | None:

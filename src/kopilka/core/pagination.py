@@ -1,0 +1,40 @@
+"""Cursor pagination of the API's lists (``{"items": [...], "next_cursor": ...}``).
+
+Lists go newest first by id; ids are UUIDv7, so time-ordered. A cursor is the id of the
+last item of a page; the next page is the items with a smaller id. A query asks for one
+row more than the page so that it knows whether there is a next page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from kopilka.core.errors import field_error, validation_problem
+
+T = TypeVar("T")
+
+
+def after(cursor: str | None) -> uuid.UUID | None:
+    """The id a cursor names, or None for the first page; 422 naming ``cursor`` (a query
+    parameter) if it is not one."""
+    if not cursor:
+        return None
+    try:
+        return uuid.UUID(cursor)
+    except ValueError as exc:
+        raise validation_problem(
+            [{**field_error("cursor", "not a cursor of this list"), "in": "query"}]
+        ) from exc
+
+
+def page(
+    rows: Sequence[T], limit: int, id_of: Callable[[T], Any] | None = None
+) -> tuple[Sequence[T], str | None]:
+    """The first ``limit`` of ``rows`` (fetched with ``limit + 1``) and the next cursor
+    (the id of the page's last row: ``row.id`` unless ``id_of`` says otherwise)."""
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        return rows[:limit], str(id_of(last) if id_of is not None else getattr(last, "id"))  # noqa: B009
+    return rows, None
