@@ -65,3 +65,60 @@ def test_backoff_doubles_within_jitter_and_is_capped(seed: int, base: float, n: 
     wait = policy.backoff(n)
     plain = min(base * 2 ** (n - 1), 3600)
     assert 0.8 * plain <= wait < 1.2 * plain
+
+
+def _snippet(language: str) -> str:
+    """The verification snippet for receivers in docs/webhooks.md, as published."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text("utf-8")
+    found = re.search(rf"```{language}\n(.*?)```", doc, re.S)
+    assert found, f"no {language} snippet in docs/webhooks.md"
+    return found.group(1)
+
+
+def test_the_documented_python_snippet_verifies_kopilkas_signatures() -> None:
+    import time
+
+    # given the receivers' snippet exactly as docs/webhooks.md shows it
+    namespace: dict[str, object] = {}
+    exec(compile(_snippet("python"), "docs/webhooks.md", "exec"), namespace)
+    verify = namespace["verify"]
+    assert callable(verify)
+    body, secret, now = b'{"id":"e1","type":"points.earned"}', "whsec-" + "k" * 24, int(time.time())
+    header = sign(secret, now, body)
+    # then it accepts Kopilka's signature, and refuses another body, secret or an old one
+    assert verify(secret, header, body) is True
+    assert verify(secret, header, body + b" ") is False
+    assert verify("other-secret", header, body) is False
+    assert verify(secret, sign(secret, now - 301, body), body) is False
+    assert verify(secret, "garbage", body) is False
+
+
+def test_the_documented_node_snippet_verifies_kopilkas_signatures() -> None:
+    import shutil
+    import subprocess
+    import time
+
+    import pytest
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the Node.js snippet is checked where it is")
+    body, secret, now = '{"id":"e1","type":"points.earned"}', "whsec-node", int(time.time())
+    good = sign(secret, now, body.encode())
+    script = _snippet("js") + (
+        "\nconst b = Buffer.from(process.argv[1]);"
+        "\nconsole.log([verify(process.argv[2], process.argv[3], b),"
+        " verify(process.argv[2], process.argv[3], Buffer.from(process.argv[1] + ' ')),"
+        " verify('x', process.argv[3], b)].join(','));"
+    )
+    out = subprocess.run(
+        [node, "-e", script, body, secret, good],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert out.stdout.strip() == "true,false,false"
