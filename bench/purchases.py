@@ -117,7 +117,7 @@ request = function()
   end
   local body = '{"external_id":"B-%(run)s-' .. tid .. '-' .. counter .. '",' ..
     '"member":{"card":"' .. card .. '"},"store":"msk-01","channel":"pos",' ..
-    '"occurred_at":"2026-11-22T10:00:00+03:00","lines":[' ..
+    '"occurred_at":"%(day)sT10:00:00+03:00","lines":[' ..
     '{"sku":"MILK-1L","name":"Milk","category":"dairy","quantity":"2","unit_price":"89.90"},' ..
     '{"sku":"COFFEE-250","name":"Coffee","category":"grocery",' ..
     '"quantity":"1","unit_price":"450.00"}' ..
@@ -163,6 +163,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=8911)
     ap.add_argument("--skip-pgbench", action="store_true", help="only the Kopilka side")
+    ap.add_argument(
+        "--day",
+        default="2026-11-22",
+        help="the receipts' date (default a Sunday: the demo's weekend campaign runs)",
+    )
     ap.add_argument("--py-spy", metavar="FILE", help="record the server with py-spy into FILE")
     args = ap.parse_args()
     for tool in ("wrk", "pgbench"):
@@ -218,6 +223,7 @@ def main() -> None:
                         "cards": ",".join(f'"{c}"' for c in cards),
                         "key": key,
                         "run": f"{run}{phase}",
+                        "day": args.day,
                     }
                 )
                 scripts[phase] = f.name
