@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Boolean, Date, Index, Integer, String, Uuid
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.core.db import Amount, Base, UTCDateTime
@@ -95,3 +96,19 @@ class RollupState(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ReportSnapshot(Base):
+    """A slow report's figures, computed by the worker right after a rollup for the
+    dashboards' default view (``kopilka.reports.snapshots``). Valid while the rollup's last
+    run (``basis``) is the one it was computed on; the filters and the programme version
+    are in ``key``."""
+
+    __tablename__ = "report_snapshots"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    basis: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    milliseconds: Mapped[int] = mapped_column(Integer)

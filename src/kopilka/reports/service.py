@@ -1043,9 +1043,13 @@ def run(session: Session, name: str, f: Filters) -> Report:
         raise Problem(
             404, "report_not_found", f"no report {name!r}; known: {', '.join(sorted(REPORTS))}"
         )
+    from kopilka.reports import snapshots
     from kopilka.reports.rollup import prepare
 
     prepare(session)
+    cached: Report | None = snapshots.lookup(session, name, f)  # slow ones, default view
+    if cached is not None:
+        return cached
     return fn(session, current_program(session).spec, f)
 
 
