@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -200,6 +201,24 @@ def loc_to_field(loc: Sequence[str | int]) -> tuple[str, str]:
         else:
             field += ("." if field else "") + str(p)
     return where, field or where
+
+
+def validation_errors(
+    exc: ValidationError, prefix: str = "", root: str = "$"
+) -> list[dict[str, Any]]:
+    """Pydantic's errors of a model validated by hand, each naming its path: under
+    ``prefix`` (``rules[3]`` → ``rules[3].earn.percent``), the model itself being ``prefix``
+    or, without one, ``root``."""
+    out = []
+    for err in exc.errors():
+        _, field = loc_to_field(("body", *err.get("loc", ())))
+        if field == "body":
+            field = prefix or root
+        elif prefix:
+            field = f"{prefix}.{field}"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append(field_error(field, msg, str(err.get("type", "invalid"))))
+    return out
 
 
 def install_error_handlers(app: FastAPI) -> None:

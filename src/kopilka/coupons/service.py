@@ -34,7 +34,12 @@ from sqlalchemy.orm import Session
 
 from kopilka.audit.service import record as audit
 from kopilka.core.db import Database, get_db, now
-from kopilka.core.errors import Problem, field_error, loc_to_field, validation_problem
+from kopilka.core.errors import (
+    Problem,
+    field_error,
+    validation_errors,
+    validation_problem,
+)
 from kopilka.core.money import ZERO, fmt
 from kopilka.coupons import codes as codegen
 from kopilka.coupons import rewards, throttle
@@ -188,12 +193,7 @@ def update_pool(session: Session, pool_id: uuid.UUID, patch: PoolPatch, actor: s
     try:
         body = PoolIn.model_validate(merged)
     except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            _, loc = loc_to_field(("body", *err.get("loc", ())))
-            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-            errors.append(field_error(loc, msg, str(err.get("type", "invalid"))))
-        raise validation_problem(errors) from exc
+        raise validation_problem(validation_errors(exc, root="body")) from exc
     _check_references(session, body)
     _apply_fields(pool, body)
     pool.updated_at = now()

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kopilka.core.errors import Problem, loc_to_field
+from kopilka.core.errors import Problem, validation_errors
 from kopilka.program.models import Currency, ProgramVersion, Store
 from kopilka.program.schema import ProgramSpec
 
@@ -27,15 +27,7 @@ class ApplyResult:
 
 
 def _problem_from_validation(exc: ValidationError, prefix: str = "") -> Problem:
-    errors = []
-    for err in exc.errors():
-        _, field = loc_to_field(("body", *err.get("loc", ())))
-        if prefix:
-            field = f"{prefix}.{field}" if field != "body" else prefix
-        elif field == "body":
-            field = "$"
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        errors.append({"field": field, "code": str(err.get("type", "invalid")), "message": msg})
+    errors = validation_errors(exc, prefix)
     return Problem(422, "program_invalid", "the programme file has errors", errors=errors)
 
 

@@ -230,7 +230,7 @@ def _figure(
     ]
     rules = compiled_rules(program, session)
     if campaign_spent is None:
-        campaign_spent = rules_service.LazySpent(session, rules) if rules.budgeted else {}
+        campaign_spent = rules_service.lazy_spent(session, rules)
     ctx = engine.ReceiptContext(
         store=body.store,
         partner=partner,
@@ -820,6 +820,14 @@ def _emit_coupons(session: Session, p: Purchase) -> None:
         )
 
 
+def _release_draws(session: Session, purchase_id: uuid.UUID) -> None:
+    """Give back what a purchase drew on beside the ledger, when it is cancelled, its hold
+    released or it is returned in full: its coupon uses, and what its rules took from
+    per-member caps and campaign budgets."""
+    coupons.release(session, purchase_id)
+    rules_service.release(session, purchase_id)
+
+
 def _touched(program: Program, body: PurchaseIn, session: Session) -> list[str]:
     """The currencies a receipt may move: the one redeemed and those the rules earn
     (with coupons, any: a coupon may earn any currency)."""
@@ -1007,8 +1015,7 @@ def _release(session: Session, p: Purchase, actor: str) -> None:
             kind="release",
             description=f"hold of receipt {p.external_id} released",
         )
-    coupons.release(session, p.id)
-    rules_service.release(session, p.id)  # caps and campaign budgets
+    _release_draws(session, p.id)
     p.status = "released"
     p.cancelled_at = now()
 
@@ -1104,8 +1111,7 @@ def cancel(session: Session, purchase_id: uuid.UUID, principal: Principal) -> di
         _post_return(
             session, p, fig, key=f"purchase:{p.id}:cancel", kind="cancel", actor=principal.actor
         )
-    coupons.release(session, p.id)
-    rules_service.release(session, p.id)  # caps and campaign budgets
+    _release_draws(session, p.id)
     p.status = "cancelled"
     p.cancelled_at = now()
     _emit_purchase(session, p, "purchase.cancelled", {"refund_due": fmt(refund, MONEY_PRECISION)})
@@ -1325,8 +1331,7 @@ def create_return(
     if all(before.get(no, ZERO) + wanted.get(no, ZERO) >= ln.quantity for no, ln in lines.items()):
         # Returned in full (in one return or several): the coupons' uses come back. A
         # partial return keeps them (the customer kept part of what the coupon paid for).
-        coupons.release(session, p.id)
-        rules_service.release(session, p.id)  # caps and campaign budgets
+        _release_draws(session, p.id)
     _emit_purchase(session, p, "purchase.returned", {"return": _return_json(ret)})
     session.flush()
     return 201, _return_json(ret)

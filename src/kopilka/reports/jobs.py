@@ -18,28 +18,24 @@ EVERY_SECONDS = 300
 
 
 def run_rollup(
-    full: bool = False, settle_seconds: int | None = None, session: Session | None = None
+    full: bool = False,
+    settle_seconds: int | None = None,
+    session: Session | None = None,
+    at: dt.datetime | None = None,
 ) -> RollupResult:
-    """One rollup in its own transaction (committed)."""
+    """One rollup, then the slow reports' snapshots of the dashboards' default view made on
+    it (``kopilka.reports.snapshots``), each committed."""
     settle = get_settings().reports_settle_seconds if settle_seconds is None else settle_seconds
-    if session is not None:
-        tz = current_program(session).spec.timezone
-        result = rollup(session, tz, full=full, settle_seconds=settle)
-        snapshots.refresh(session)
-        session.commit()
-        return result
-    with get_db().session() as own:
-        tz = current_program(own).spec.timezone
-        result = rollup(own, tz, full=full, settle_seconds=settle)
-        snapshots.refresh(own)
-        own.commit()
-        return result
+    if session is None:
+        with get_db().session() as own:
+            return run_rollup(full, settle, own, at)
+    tz = current_program(session).spec.timezone
+    result = rollup(session, tz, at=at, full=full, settle_seconds=settle)
+    snapshots.refresh(session)
+    session.commit()
+    return result
 
 
 @job("reports.rollup", every_seconds=EVERY_SECONDS)
 def _rollup_job(session: Session, at: dt.datetime) -> int:
-    settle = get_settings().reports_settle_seconds
-    result = rollup(session, current_program(session).spec.timezone, at=at, settle_seconds=settle)
-    # the slow reports of the dashboards' default view, on what the rollup just made
-    snapshots.refresh(session)
-    return result.days
+    return run_rollup(session=session, at=at).days

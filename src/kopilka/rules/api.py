@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import now
-from kopilka.core.errors import Problem, loc_to_field
+from kopilka.core.errors import Problem, validation_errors
 from kopilka.core.idempotency import run_idempotent
 from kopilka.program.service import Program, canonical, digest_of, validate_program
 from kopilka.purchases import service as purchases
@@ -164,16 +164,7 @@ def _receipt(raw: dict[str, Any], path: str) -> PurchaseIn:
     try:
         return PurchaseIn.model_validate(doc)
     except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            _, f = loc_to_field(("body", *err.get("loc", ())))
-            errors.append(
-                {
-                    "field": f"{path}.{f}" if f != "body" else path,
-                    "code": str(err.get("type")),
-                    "message": str(err.get("msg", "invalid")).removeprefix("Value error, "),
-                }
-            )
+        errors = validation_errors(exc, path)
         raise Problem(422, "validation_error", "the receipt is not valid", errors=errors) from exc
 
 
@@ -189,7 +180,7 @@ def _draft(session: Any, body: SimulateIn) -> Program | None:
         )
     doc = body.program
     if doc is None:
-        _, doc = service._current_doc_readonly(session)
+        _, doc = service.current_document(session)
         doc = {**doc, "rules": body.rules}
     prefix = "program" if body.program is not None else ""
     try:

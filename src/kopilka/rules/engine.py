@@ -610,6 +610,16 @@ def _cut(parts: dict[int, Decimal], limit: Decimal | None, precision: int) -> di
 # ---------------------------------------------------------------------------- effects
 
 
+def _spread(
+    total: Decimal, idx: Sequence[int], weights: Sequence[Decimal], precision: int
+) -> dict[int, Decimal]:
+    """``total`` split over the lines ``idx`` in proportion to ``weights`` (exactly), the
+    lines that get nothing left out."""
+    if not idx or total <= 0:
+        return {}
+    return {i: v for i, v in zip(idx, allocate(total, weights, precision), strict=True) if v > 0}
+
+
 class _NotApplicable(Exception):
     """A rule whose conditions hold but that has nothing to give this member (a personal
     discount of a member who has none, say); the message says why."""
@@ -664,12 +674,8 @@ def _discount_parts(
     assert d.amount is not None
     if d.per == "receipt":
         idx = [i for i in lines if left[i] > 0]
-        total = min(d.amount, sum((left[i] for i in idx), ZERO))
-        if total > 0:
-            for i, v in zip(idx, allocate(total, [left[i] for i in idx], MONEY), strict=True):
-                if v > 0:
-                    parts[i] = v
-        return parts, reason
+        weights = [left[i] for i in idx]
+        return _spread(min(d.amount, sum(weights, ZERO)), idx, weights, MONEY), reason
     for i in lines:
         m = left[i]
         if m > 0:
@@ -706,13 +712,7 @@ def _earn_parts(
         assert e.amount is not None
         if e.per == "receipt":
             idx = [i for i in eligible if paid[i] > 0]
-            if idx:
-                for i, v in zip(
-                    idx, allocate(e.amount, [paid[i] for i in idx], rule.precision), strict=True
-                ):
-                    if v > 0:
-                        parts[i] = v
-            return parts, rule.reason
+            return _spread(e.amount, idx, [paid[i] for i in idx], rule.precision), rule.reason
         for i in eligible:
             if paid[i] > 0:
                 raw = e.amount if e.per == "line" else e.amount * ctx.lines[i].quantity
@@ -726,13 +726,7 @@ def _earn_parts(
         if not idx:  # paid wholly with points: spread over the lines' amounts instead
             idx = [i for i in eligible if ctx.lines[i].amount > 0]
             weights = [ctx.lines[i].amount for i in idx]
-        if idx:
-            for i, v in zip(
-                idx, allocate(spec.reward.amount, weights, rule.precision), strict=True
-            ):
-                if v > 0:
-                    parts[i] = v
-        return parts, rule.reason
+        return _spread(spec.reward.amount, idx, weights, rule.precision), rule.reason
     raise AssertionError(rule.effect)
 
 
@@ -1025,10 +1019,6 @@ def earn(
     return result
 
 
-def total_of(per_line: Sequence[Decimal]) -> Decimal:
-    return sum(per_line, ZERO)
-
-
 __all__ = [
     "AppliedRule",
     "CompiledRule",
@@ -1043,5 +1033,4 @@ __all__ = [
     "compile_rules",
     "earn",
     "price",
-    "quantum",
 ]

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.json_schema import models_json_schema
 
-from kopilka.core.errors import loc_to_field
+from kopilka.core.errors import field_error, validation_errors
 
 if TYPE_CHECKING:
     from kopilka.program.schema import ProgramSpec
@@ -355,18 +355,8 @@ def parse_campaigns(raw: list[dict[str, Any]]) -> list[CampaignSpec]:
     return [CampaignSpec.model_validate(c) for c in raw]
 
 
-def _errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
-    out = []
-    for err in exc.errors():
-        _, field = loc_to_field(("body", *err.get("loc", ())))
-        path = prefix + ("" if field == "body" else f".{field}")
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        out.append({"field": path, "code": str(err.get("type")), "message": msg})
-    return out
-
-
 def _err(field: str, code: str, message: str) -> dict[str, Any]:
-    return {"field": field, "code": code, "message": message}
+    return field_error(field, message, code)
 
 
 def validate_rules(spec: ProgramSpec) -> list[dict[str, Any]]:
@@ -381,7 +371,7 @@ def validate_rules(spec: ProgramSpec) -> list[dict[str, Any]]:
         try:
             camp = CampaignSpec.model_validate(raw)
         except ValidationError as exc:
-            errors += _errors(exc, f"campaigns[{i}]")
+            errors += validation_errors(exc, f"campaigns[{i}]")
             continue
         if camp.code in campaigns:
             errors.append(_err(f"campaigns[{i}].code", "duplicate", f"{camp.code!r} repeated"))
@@ -403,7 +393,7 @@ def validate_rules(spec: ProgramSpec) -> list[dict[str, Any]]:
         try:
             rule = RuleSpec.model_validate(raw)
         except ValidationError as exc:
-            errors += _errors(exc, f"rules[{i}]")
+            errors += validation_errors(exc, f"rules[{i}]")
             continue
         p = f"rules[{i}]"
         key = rule.rule_key

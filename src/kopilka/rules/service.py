@@ -14,7 +14,7 @@ import hashlib
 import json
 import uuid
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -138,10 +138,11 @@ def rule_history(session: Session, key: str) -> list[RuleVersion]:
 # ---------------------------------------------------------------------------- editing
 
 
-def _current_doc(session: Session) -> tuple[int, dict[str, Any]]:
-    row = session.execute(
-        select(ProgramVersion).order_by(ProgramVersion.version.desc()).limit(1).with_for_update()
-    ).scalar_one_or_none()
+def current_document(session: Session, lock: bool = False) -> tuple[int, dict[str, Any]]:
+    """The programme in force: its version and a copy of its document to edit. ``lock``
+    takes the row's lock, so that two edits never publish over each other."""
+    q = select(ProgramVersion).order_by(ProgramVersion.version.desc()).limit(1)
+    row = session.execute(q.with_for_update() if lock else q).scalar_one_or_none()
     if row is None:
         raise Problem(503, "program_not_configured", "apply a programme file first")
     return row.version, copy.deepcopy(row.document)
@@ -167,24 +168,13 @@ def _publish(session: Session, doc: dict[str, Any], actor: str, prefix: str) -> 
 
 def current_rules(session: Session) -> list[dict[str, Any]]:
     """The rules in force, normalised, each with its version."""
-    _, doc = _current_doc_readonly(session)
+    _, doc = current_document(session)
     rules = [_normalised(r) for r in doc.get("rules", [])]
     versions = latest_versions(session)
     for r in rules:
         v = versions.get(r["key"])
         r["version"] = v[0] if v else None
     return rules
-
-
-def _current_doc_readonly(session: Session) -> tuple[int, dict[str, Any]]:
-    row = session.execute(
-        select(ProgramVersion.version, ProgramVersion.document)
-        .order_by(ProgramVersion.version.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        raise Problem(503, "program_not_configured", "apply a programme file first")
-    return row.version, dict(row.document)
 
 
 def get_rule(session: Session, key: str) -> dict[str, Any]:
@@ -206,7 +196,7 @@ def _index_of(rules: list[dict[str, Any]], key: str) -> int | None:
 
 def create_rule(session: Session, definition: dict[str, Any], actor: str) -> dict[str, Any]:
     """Add a rule to the programme (a new programme version). 409 if its key is taken."""
-    _, doc = _current_doc(session)
+    _, doc = current_document(session, lock=True)
     rules = list(doc.get("rules", []))
     try:
         key = RuleSpec.model_validate(definition).rule_key
@@ -222,7 +212,7 @@ def create_rule(session: Session, definition: dict[str, Any], actor: str) -> dic
 
 def put_rule(session: Session, key: str, definition: dict[str, Any], actor: str) -> dict[str, Any]:
     """Replace (or add) the rule ``key``; its key is forced to ``key``."""
-    _, doc = _current_doc(session)
+    _, doc = current_document(session, lock=True)
     rules = list(doc.get("rules", []))
     at = _put(rules, _index_of(rules, key), {**definition, "key": key})
     doc["rules"] = rules
@@ -240,7 +230,7 @@ def _put(items: list[dict[str, Any]], at: int | None, item: dict[str, Any]) -> i
 
 
 def delete_rule(session: Session, key: str, actor: str) -> None:
-    _, doc = _current_doc(session)
+    _, doc = current_document(session, lock=True)
     rules = list(doc.get("rules", []))
     at = _index_of(rules, key)
     if at is None:
@@ -253,7 +243,7 @@ def delete_rule(session: Session, key: str, actor: str) -> None:
 def put_campaign(
     session: Session, code: str, definition: dict[str, Any], actor: str
 ) -> dict[str, Any]:
-    _, doc = _current_doc(session)
+    _, doc = current_document(session, lock=True)
     camps = list(doc.get("campaigns", []))
     found = next((i for i, c in enumerate(camps) if c.get("code") == code), None)
     at = _put(camps, found, {**definition, "code": code})
@@ -263,7 +253,7 @@ def put_campaign(
 
 
 def delete_campaign(session: Session, code: str, actor: str) -> None:
-    _, doc = _current_doc(session)
+    _, doc = current_document(session, lock=True)
     camps = list(doc.get("campaigns", []))
     at = next((i for i, c in enumerate(camps) if c.get("code") == code), None)
     if at is None:
@@ -383,7 +373,8 @@ def member_context(
             count = int(session.execute(select(func.count()).where(*mine)).scalar_one())
     usage: Mapping[str, Decimal] = {}
     if compiled.member_capped:
-        usage = LazyUsage(session, member.id, compiled, local_day(occurred_at, spec.timezone))
+        day = local_day(occurred_at, spec.timezone)
+        usage = Lazy(lambda: _usage(session, member.id, compiled.member_capped, day))
     return engine.MemberContext(
         id=member.id,
         tier=member.tier,
@@ -398,30 +389,18 @@ def member_context(
     )
 
 
-class LazyUsage(Mapping[str, Decimal]):
-    """What capped rules already gave a member in their current periods, read only if the
-    engine asks (when a capped rule fires on the receipt)."""
+class Lazy(Mapping[str, Decimal]):
+    """Figures read from the database only if the engine asks for one: what capped rules
+    already gave a member, what budgeted campaigns have spent. Most receipts fire no such
+    rule, and then cost no query."""
 
-    def __init__(
-        self, session: Session, member_id: uuid.UUID, compiled: engine.CompiledRules, day: dt.date
-    ) -> None:
-        self._session = session
-        self._member_id = member_id
-        self._capped = compiled.member_capped
-        self._day = day
+    def __init__(self, load: Callable[[], dict[str, Decimal]]) -> None:
+        self._load_once = load
         self._values: dict[str, Decimal] | None = None
 
     def _load(self) -> dict[str, Decimal]:
         if self._values is None:
-            wanted = {(k, period_start(p, self._day)) for k, p in self._capped.items()}
-            rows = self._session.execute(
-                select(RuleUsage.rule_key, RuleUsage.period_start, RuleUsage.amount).where(
-                    RuleUsage.member_id == self._member_id,
-                    RuleUsage.rule_key.in_(list(self._capped)),
-                    RuleUsage.period_start.in_({start for _, start in wanted}),
-                )
-            ).all()
-            self._values = {key: amount for key, start, amount in rows if (key, start) in wanted}
+            self._values = self._load_once()
         return self._values
 
     def __getitem__(self, key: str) -> Decimal:
@@ -434,32 +413,26 @@ class LazyUsage(Mapping[str, Decimal]):
         return len(self._load())
 
 
-class LazySpent(Mapping[str, Decimal]):
-    """What budgeted campaigns have spent, read from the database only if the engine asks
-    (most receipts touch no budgeted campaign, and then cost no query)."""
+def _usage(
+    session: Session, member_id: uuid.UUID, capped: dict[str, str], day: dt.date
+) -> dict[str, Decimal]:
+    """What each capped rule already gave the member in its period containing ``day``."""
+    wanted = {(k, period_start(p, day)) for k, p in capped.items()}
+    rows = session.execute(
+        select(RuleUsage.rule_key, RuleUsage.period_start, RuleUsage.amount).where(
+            RuleUsage.member_id == member_id,
+            RuleUsage.rule_key.in_(list(capped)),
+            RuleUsage.period_start.in_({start for _, start in wanted}),
+        )
+    ).all()
+    return {key: amount for key, start, amount in rows if (key, start) in wanted}
 
-    def __init__(self, session: Session, compiled: engine.CompiledRules) -> None:
-        self._session = session
-        self._compiled = compiled
-        self._values: dict[str, Decimal] | None = None
 
-    def _load(self) -> dict[str, Decimal]:
-        if self._values is None:
-            self._values = campaign_spent(self._session, self._compiled)
-        return self._values
-
-    @property
-    def loaded(self) -> bool:
-        return self._values is not None
-
-    def __getitem__(self, key: str) -> Decimal:
-        return self._load()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._load())
-
-    def __len__(self) -> int:
-        return len(self._load())
+def lazy_spent(session: Session, compiled: engine.CompiledRules) -> Mapping[str, Decimal]:
+    """What budgeted campaigns have spent, read only if a rule of one of them fires."""
+    if not compiled.budgeted:
+        return {}
+    return Lazy(lambda: campaign_spent(session, compiled))
 
 
 def campaign_spent(

@@ -675,6 +675,22 @@ def _contact_problem(p: Page, exc: Problem) -> str:
     )
 
 
+def _contact_target(
+    request: Request, session: Session, user: Any, member_id: uuid.UUID, csrf: str, lang: str
+) -> tuple[Page, str, Any]:
+    """What both contact actions start with: the CSRF check, the page, the language of the
+    message (the operator's unless chosen) and the member (404 if unknown)."""
+    from kopilka.members import service as members_service
+
+    _csrf(user, csrf)
+    p = page(request, user, "members.contact", session)
+    try:
+        member = members_service.get_member(session, member_id)
+    except Problem as exc:
+        raise PageError(404, "not_found") from exc
+    return p, lang if lang in i18n.LANGS else p.lang, member
+
+
 @router.post("/members/{member_id}/app-link")
 def member_app_link(
     request: Request,
@@ -691,15 +707,8 @@ def member_app_link(
     from kopilka.audit.service import record
     from kopilka.core.config import get_settings
     from kopilka.memberapp import service as memberapp
-    from kopilka.members import service as members_service
 
-    _csrf(user, csrf)
-    p = page(request, user, "members.contact", session)
-    lang = lang if lang in i18n.LANGS else p.lang
-    try:
-        member = members_service.get_member(session, member_id)
-    except Problem as exc:
-        raise PageError(404, "not_found") from exc
+    p, lang, member = _contact_target(request, session, user, member_id, csrf, lang)
     try:
         kind, destination = _contact(member, via)
         base = get_settings().public_url or str(request.base_url)
@@ -771,15 +780,8 @@ def member_card(
     codes, to their phone or email."""
     from kopilka.audit.service import record
     from kopilka.memberapp import service as memberapp
-    from kopilka.members import service as members_service
 
-    _csrf(user, csrf)
-    p = page(request, user, "members.contact", session)
-    lang = lang if lang in i18n.LANGS else p.lang
-    try:
-        member = members_service.get_member(session, member_id)
-    except Problem as exc:
-        raise PageError(404, "not_found") from exc
+    p, lang, member = _contact_target(request, session, user, member_id, csrf, lang)
     try:
         if member.status == "erased":
             raise Problem(409, "member_erased", f"member {member_id} is erased")
