@@ -471,7 +471,8 @@ def test_asking_for_codes_is_limited_per_address(client: TestClient, code_file: 
     r = client.post("/api/v1/app/sign-in/code", json={"phone": "+79160009999"})
     assert r.status_code == 429
     assert r.json()["code"] == "rate_limited"
-    assert 0 < int(r.headers["Retry-After"]) <= 3600
+    # (a sliding window: the wait is less than two windows, however the hits fell)
+    assert 0 < int(r.headers["Retry-After"]) < 2 * 3600
 
 
 def test_wrong_links_and_codes_are_limited_per_address(client: TestClient) -> None:
@@ -483,7 +484,7 @@ def test_wrong_links_and_codes_are_limited_per_address(client: TestClient) -> No
     assert answers == [422] * 30
     # when it tries once more, with a link or a code, then it is refused for a while
     r = client.post("/api/v1/app/sign-in/link", json={"token": "y" * 43})
-    assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 900
+    assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) < 2 * 900
     r = client.post(
         "/api/v1/app/sign-in/verify", json={"challenge": str(uuid.uuid4()), "code": "000000"}
     )
