@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db
 from kopilka.program.service import current_program
-from kopilka.reports import snapshots
 from kopilka.reports.rollup import RollupResult, rollup
 from kopilka.worker.jobs import job
 
@@ -23,17 +22,13 @@ def run_rollup(
     session: Session | None = None,
     at: dt.datetime | None = None,
 ) -> RollupResult:
-    """One rollup, then the slow reports' snapshots of the dashboards' default view made on
-    it (``kopilka.reports.snapshots``), each committed."""
+    """One rollup, committed."""
     settle = get_settings().reports_settle_seconds if settle_seconds is None else settle_seconds
     if session is None:
         with get_db().session() as own:
             return run_rollup(full, settle, own, at)
     tz = current_program(session).spec.timezone
-    result = rollup(session, tz, at=at, full=full, settle_seconds=settle)
-    snapshots.refresh(session)
-    session.commit()
-    return result
+    return rollup(session, tz, at=at, full=full, settle_seconds=settle)
 
 
 @job("reports.rollup", every_seconds=EVERY_SECONDS)

@@ -13,14 +13,16 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, Uuid
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.core.db import Amount, Base, UTCDateTime
 
 
 class ReportMember(Base):
-    """One row per member: the local day they joined and their control-group bucket."""
+    """One row per member: the local day they joined, their control-group bucket, and a
+    dense number (0, 1, 2 … in the order the rollup met them) that indexes the members'
+    arrays of ``report_member_sets`` and ``report_member_index``."""
 
     __tablename__ = "report_members"
     __table_args__ = (Index("ix_report_members_joined_day", "joined_day", "bucket"),)
@@ -30,6 +32,7 @@ class ReportMember(Base):
     # 0 … 9999 from a hash of the id: the member is in the control group when
     # bucket < control_group_share × 10 000 (see ``reports.service.bucket_of``)
     bucket: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
 
 
 class SalesDaily(Base):
@@ -98,17 +101,31 @@ class RollupState(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
-class ReportSnapshot(Base):
-    """A slow report's figures, computed by the worker right after a rollup for the
-    dashboards' default view (``kopilka.reports.snapshots``). Valid while the rollup's last
-    run (``basis``) is the one it was computed on; the filters and the programme version
-    are in ``key``."""
+class MemberSet(Base):
+    """One local day of ``report_member_days`` in columns: the members who bought (their
+    ``report_members.number``, little-endian uint32) and what each paid that day (int64
+    units of 1/10 000), one entry per member-day row, grouped by store, channel and tier
+    (``segments``: ``[store, channel, tier, entries]`` in the order of the arrays).
+    ``run`` names the rollup run that wrote the day, so readers can keep decoded days
+    until it changes (``kopilka.reports.membersets``)."""
 
-    __tablename__ = "report_snapshots"
+    __tablename__ = "report_member_sets"
 
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    basis: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    milliseconds: Mapped[int] = mapped_column(Integer)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    run: Mapped[str] = mapped_column(String(32))
+    segments: Mapped[list[Any]] = mapped_column(JSON)
+    members: Mapped[bytes] = mapped_column(LargeBinary)
+    revenues: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MemberIndex(Base):
+    """What the reports need of each member, by number, in chunks of ``CHUNK`` numbers:
+    the day they joined (int32 day ordinals, little-endian) and their control-group
+    bucket (int16). ``run`` as in ``MemberSet``."""
+
+    __tablename__ = "report_member_index"
+
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    run: Mapped[str] = mapped_column(String(32))
+    joined: Mapped[bytes] = mapped_column(LargeBinary)
+    buckets: Mapped[bytes] = mapped_column(LargeBinary)

@@ -12,8 +12,12 @@ Three ways of keeping up, each suited to what it reads:
   changed once written: each entry is counted once, in the order of its time-ordered id.
   Entries younger than ``settle_seconds`` wait for the next run, so that a transaction that
   committed late (an id below the mark) is not skipped.
-* **Members** (``report_members``) get one row each, with the day they joined and their
-  control-group bucket; cohort cells are recomputed for every month with a day redone.
+* **Members** (``report_members``) get one row each, with the day they joined, their
+  control-group bucket and the next dense number; cohort cells are recomputed for every
+  month with a day redone.
+* **Member sets** (``report_member_sets``, ``report_member_index``): every day of member
+  days redone is written again in columns, and the index chunks of new numbers with it
+  (``kopilka.reports.membersets``).
 
 ``rollup(session, full=True)`` rebuilds everything from scratch.
 """
@@ -50,9 +54,12 @@ from kopilka.core.money import from_units
 from kopilka.ledger.models import Account, Entry, Posting
 from kopilka.members.models import Member
 from kopilka.purchases.models import Purchase
+from kopilka.reports import membersets
 from kopilka.reports.models import (
     CohortCell,
     MemberDay,
+    MemberIndex,
+    MemberSet,
     PointsDaily,
     ReportMember,
     RollupState,
@@ -155,32 +162,54 @@ def _lock(session: Session) -> None:
 # ---------------------------------------------------------------------------- members
 
 
-def _sync_members(session: Session, tz: str, since: uuid.UUID | None) -> int:
+def _sync_members(
+    session: Session,
+    tz: str,
+    since: uuid.UUID | None,
+    bought: tuple[dt.date, dt.date] | None = None,
+) -> list[int]:
     """Add a ``report_members`` row for every member with an id from ``since`` on (all
-    when None), a batch at a time in id order."""
+    when None; ``bought``: only those with member days in these days) that has none yet,
+    a batch at a time in id order, numbered on from the highest number. Returns the
+    numbers given."""
     zone = zoneinfo.ZoneInfo(tz)
     conn = session.connection()
     ins = _insert(session)(ReportMember).on_conflict_do_nothing(index_elements=["member_id"])
-    added = 0
+    top = session.execute(select(func.max(ReportMember.number))).scalar()
+    number = int(top) + 1 if top is not None else 0
+    given: list[int] = []
     after: uuid.UUID | None = None
     while True:
-        q = select(Member.id, Member.created_at).order_by(Member.id).limit(_MEMBER_BATCH)
+        q = (
+            select(Member.id, Member.created_at)
+            .outerjoin(ReportMember, ReportMember.member_id == Member.id)
+            .where(ReportMember.member_id.is_(None))
+            .order_by(Member.id)
+            .limit(_MEMBER_BATCH)
+        )
         if since is not None:
             q = q.where(Member.id >= since)
+        if bought is not None:
+            q = q.where(
+                Member.id.in_(select(MemberDay.member_id).where(MemberDay.day.between(*bought)))
+            )
         if after is not None:
             q = q.where(Member.id > after)
         rows = session.execute(q).all()
         if not rows:
-            return added
+            return given
         batch = [
             {
                 "member_id": member_id,
                 "joined_day": created_at.astimezone(zone).date(),
                 "bucket": bucket_of(member_id),
+                "number": number + i,
             }
-            for member_id, created_at in rows
+            for i, (member_id, created_at) in enumerate(rows)
         ]
-        added += max(conn.execute(ins, batch).rowcount, 0)
+        conn.execute(ins, batch)
+        given.extend(range(number, number + len(batch)))
+        number += len(batch)
         after = rows[-1][0]
 
 
@@ -449,20 +478,31 @@ def rollup(
     prepare(session)
     _lock(session)
     result = RollupResult(full=full)
+    run = uuid.uuid4().hex  # names what this run writes, for the readers' caches
     today = at.astimezone(zoneinfo.ZoneInfo(tz)).date()
     hi = uuid7_floor(at - dt.timedelta(seconds=settle_seconds)) if settle_seconds else None
     if hi is None:
         hi = uuid7_floor(at + dt.timedelta(milliseconds=1))
+    ranges: list[tuple[dt.date, dt.date]] = []
     if full:
-        for table in (SalesDaily, MemberDay, PointsDaily, CohortCell, ReportMember):
+        for table in (
+            SalesDaily,
+            MemberDay,
+            MemberSet,
+            MemberIndex,
+            PointsDaily,
+            CohortCell,
+            ReportMember,
+        ):
             session.execute(delete(table))
-        result.members = _sync_members(session, tz, None)
         first = session.execute(select(func.min(Purchase.occurred_at))).scalar()
         days: set[dt.date] = set()
         if first is not None:
             start = first.astimezone(zoneinfo.ZoneInfo(tz)).date()
             days = {start + dt.timedelta(days=i) for i in range((today - start).days + 1)}
+            ranges = [(start, today)]
             _redo_receipts(session, tz, start, today)
+        numbers = _sync_members(session, tz, None)
         _add_points(session, _points_rows(session, tz, None, hi))
         months = {first_of_month(d) for d in days}
     else:
@@ -470,7 +510,6 @@ def rollup(
         since = dt.datetime.fromisoformat(last_run) - OVERLAP if last_run else None
         lo_raw = _state(session, "entries_to")
         lo = uuid.UUID(lo_raw) if lo_raw else None
-        result.members = _sync_members(session, tz, uuid7_floor(since) if since else None)
         if since is None:
             # Never run: the whole history is dirty.
             first = session.execute(select(func.min(Purchase.occurred_at))).scalar()
@@ -478,13 +517,24 @@ def rollup(
             days = {start + dt.timedelta(days=i) for i in range((today - start).days + 1)}
         else:
             days = _dirty_days(session, tz, since, today)
-        for a, b in _ranges(days):
+        ranges = _ranges(days)
+        for a, b in ranges:
             _redo_receipts(session, tz, a, b)
+        # After the receipts, so that every member of a member day read has a row (and a
+        # number) even if they joined while this run was under way.
+        numbers = _sync_members(session, tz, uuid7_floor(since) if since else None)
+        if since is not None:  # and anyone older who bought without a row (never, but)
+            for a, b in ranges:
+                numbers += _sync_members(session, tz, None, (a, b))
         if lo is None or lo < hi:
             _add_points(session, _points_rows(session, tz, lo, hi))
         elif lo is not None:
             hi = lo  # a longer settle time than last run's: the mark never moves back
         months = {first_of_month(d) for d in days}
+    result.members = len(numbers)
+    for a, b in ranges:
+        membersets.write_days(session, a, b, run)
+    membersets.write_index(session, membersets.chunks_to_write(session, numbers), run)
     _redo_cohorts(session, months)
     _set_state(session, "entries_to", str(hi))
     _set_state(session, "last_run", at.isoformat())

@@ -22,7 +22,6 @@ Definitions (also in docs/reports.md):
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 from collections import defaultdict
@@ -30,19 +29,21 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Numeric, case, cast, func, or_, select, type_coerce
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
-from kopilka.core.money import ZERO, round_half_up
+from kopilka.core.money import ZERO, from_units, round_half_up
 from kopilka.ledger.models import Account, Lot
 from kopilka.members.models import Member
 from kopilka.program.schema import ProgramSpec
 from kopilka.program.service import current_program
+from kopilka.reports import membersets
 from kopilka.reports.models import (
     CohortCell,
-    MemberDay,
     PointsDaily,
     ReportMember,
     SalesDaily,
@@ -263,17 +264,6 @@ def _points_where(f: Filters, *, period: bool = True) -> list[Any]:
     return cond
 
 
-def _member_days_where(f: Filters, first: dt.date, last: dt.date) -> list[Any]:
-    cond: list[Any] = [MemberDay.day.between(first, last)]
-    if f.store:
-        cond.append(MemberDay.store == f.store)
-    if f.channel:
-        cond.append(MemberDay.channel == f.channel)
-    if f.tier:
-        cond.append(MemberDay.tier == f.tier)
-    return cond
-
-
 # ---------------------------------------------------------------------------- members
 
 
@@ -301,22 +291,33 @@ def acquisition(session: Session, program: ProgramSpec, f: Filters) -> Report:
 
 def active(session: Session, program: ProgramSpec, f: Filters) -> Report:
     """Members who bought in the 30 and the 90 days up to the end of the period."""
-    total = session.execute(
-        select(func.count()).where(ReportMember.joined_day <= f.end)
-    ).scalar_one()
+    total, counts = _active_counts(session, f)
     rows = []
     summary: dict[str, Any] = {"as_of": f.end, "members": total}
-    for window in (30, 90):
-        first = f.end - dt.timedelta(days=window - 1)
-        n = session.execute(
-            select(func.count(func.distinct(MemberDay.member_id))).where(
-                *_member_days_where(f, first, f.end)
-            )
-        ).scalar_one()
-        rows.append([window, int(n), rate(int(n), total)])
-        summary[f"active_{window}"] = int(n)
-        summary[f"active_{window}_share"] = rate(int(n), total)
+    for window, n in counts.items():
+        rows.append([window, n, rate(n, total)])
+        summary[f"active_{window}"] = n
+        summary[f"active_{window}_share"] = rate(n, total)
     return Report("active", f, ["window_days", "members", "share_of_members"], rows, summary)
+
+
+ACTIVE_WINDOWS = (30, 90)
+
+
+def _active_counts(session: Session, f: Filters) -> tuple[int, dict[int, int]]:
+    """Members who had joined by the end of the period, and per window the distinct
+    members with member days in it (``store``, ``channel``, ``tier`` applied)."""
+    everyone = membersets.members(session)
+    total = int(np.count_nonzero(everyone.joined_by(f.end)))
+    longest = max(ACTIVE_WINDOWS)
+    days = membersets.days(session, f.end - dt.timedelta(days=longest - 1), f.end)
+    counts: dict[int, int] = {}
+    for window in ACTIVE_WINDOWS:
+        first = (f.end - dt.timedelta(days=window - 1)).toordinal()
+        chosen = [d for d in days if d.ordinal >= first]
+        sel = membersets.Selection.of(chosen, f.store, f.channel, f.tier)
+        counts[window] = int(np.count_nonzero(sel.present(sel.size(len(everyone)))))
+    return total, counts
 
 
 def tiers(session: Session, program: ProgramSpec, f: Filters) -> Report:
@@ -704,56 +705,32 @@ class GroupStats:
 
 def _group_stats(session: Session, f: Filters, cut: int) -> tuple[GroupStats, GroupStats]:
     """(outside, inside) the control group: members who had joined by the end of the
-    period, their revenue in it and its sum of squares (exact: Python integers on SQLite,
-    NUMERIC on PostgreSQL)."""
-    in_control = ReportMember.bucket < cut
-    counts = dict(
-        session.execute(
-            select(in_control, func.count())
-            .where(ReportMember.joined_day <= f.end)
-            .group_by(in_control)
-        ).all()
-    )
-    units = type_coerce(func.sum(type_coerce(MemberDay.revenue, BigInteger)), BigInteger)
-    per_member = (
-        select(MemberDay.member_id.label("member_id"), units.label("rev"))
-        .where(MemberDay.day.between(f.start, f.end))
-        .group_by(MemberDay.member_id)
-        .subquery()
-    )
-    grp = (ReportMember.bucket < cut).label("grp")
-    sums: dict[bool, tuple[int, int]] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        rev = cast(per_member.c.rev, Numeric)
-        q = (
-            select(grp, func.sum(rev), func.sum(rev * rev))
-            .join(ReportMember, ReportMember.member_id == per_member.c.member_id)
-            .where(ReportMember.joined_day <= f.end)
-            .group_by(grp)
-        )
-        for g, s, sq in session.execute(q):
-            sums[bool(g)] = (int(s or 0), int(sq or 0))
-    else:
-        q2 = (
-            select(grp, per_member.c.rev)
-            .join(ReportMember, ReportMember.member_id == per_member.c.member_id)
-            .where(ReportMember.joined_day <= f.end)
-        )
-        acc: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
-        for g, r in session.execute(q2):
-            a = acc[bool(g)]
-            a[0] += int(r)
-            a[1] += int(r) * int(r)
-        sums = {k: (v[0], v[1]) for k, v in acc.items()}
+    period, their revenue in it and its sum of squares, in exact integers."""
+    everyone = membersets.members(session)
+    sel = membersets.Selection.of(membersets.days(session, f.start, f.end))
+    size = sel.size(len(everyone))
+    joined = _padded(everyone.joined_by(f.end), size)
+    outside = _padded(everyone.outside(cut), size)
+    revenue = sel.per_member(size)
+    bought = sel.present(size) & joined
     scale = Decimal(10_000)
 
-    def stats(control: bool) -> GroupStats:
-        s, sq = sums.get(control, (0, 0))
+    def stats(group: npt.NDArray[np.bool_]) -> GroupStats:
+        x = revenue[bought & group]
         return GroupStats(
-            int(counts.get(control, 0) or 0), Decimal(s) / scale, Decimal(sq) / scale / scale
+            int(np.count_nonzero(joined & group)),
+            Decimal(membersets.exact_sum(x)) / scale,
+            Decimal(membersets.exact_dot(x, x)) / scale / scale,
         )
 
-    return stats(False), stats(True)
+    return stats(outside), stats(~outside)
+
+
+def _padded(mask: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_]:
+    """A per-member mask as long as ``size`` (numbers past the index: False)."""
+    if len(mask) >= size:
+        return mask[:size]
+    return np.concatenate([mask, np.zeros(size - len(mask), dtype=np.bool_)])
 
 
 def roi(session: Session, program: ProgramSpec, f: Filters) -> Report:
@@ -909,42 +886,16 @@ def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
     # Revenue per member in the period (money paid at the store / through the channel
     # asked), and whether they are outside the control group.
     cut = control_cut(_control_share(program))
-    per_member = (
-        select(MemberDay.member_id.label("member_id"), func.sum(MemberDay.revenue).label("rev"))
-        .where(*_member_days_where(dataclasses.replace(f, tier=None), f.start, f.end))
-        .group_by(MemberDay.member_id)
-        .subquery()
-    )
-    outside = ReportMember.bucket >= cut
-    active_n, active_rev = session.execute(
-        select(func.count(), func.sum(per_member.c.rev))
-        .select_from(per_member)
-        .join(ReportMember, ReportMember.member_id == per_member.c.member_id)
-        .where(outside)
-    ).one()
-    active_n, active_rev = int(active_n), Decimal(active_rev or 0)
     reached = (
         touched(PurchaseRule.campaign.label("campaign"), PurchaseRule.member_id.label("member_id"))
         .where(PurchaseRule.member_id.is_not(None))
         .distinct()
         .subquery()
     )
-    # one pass: the revenue of everyone reached, and of those outside the control group
-    for code, rev, n_out, rev_out in session.execute(
-        select(
-            reached.c.campaign,
-            func.sum(per_member.c.rev),
-            func.sum(case((outside, 1), else_=0)),
-            func.sum(case((outside, per_member.c.rev), else_=None)),
-        )
-        .select_from(reached)
-        .join(per_member, per_member.c.member_id == reached.c.member_id)
-        .join(ReportMember, ReportMember.member_id == reached.c.member_id)
-        .group_by(reached.c.campaign)
-    ):
+    active_n, active_rev, per_campaign = _campaign_revenue(session, f, cut, reached)
+    for code, (rev, n_out, rev_out) in per_campaign.items():
         c = of(code)
-        c.revenue = Decimal(rev or 0)
-        c.active_outside, c.revenue_outside = int(n_out or 0), Decimal(rev_out or 0)
+        c.revenue, c.active_outside, c.revenue_outside = rev, n_out, rev_out
 
     currencies = list(program.currencies)
     columns = [
@@ -1019,6 +970,47 @@ def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
     return Report("campaigns", f, columns, rows, summary)
 
 
+def _campaign_revenue(
+    session: Session, f: Filters, cut: int, reached: Any
+) -> tuple[int, Decimal, dict[str, tuple[Decimal, int, Decimal]]]:
+    """The active members outside the control group (members with member days in the
+    period, at the store / through the channel asked) and their revenue; and per campaign,
+    of its ``reached`` members (a subquery of campaign, member_id) who were active: their
+    revenue, how many are outside the control group and the revenue of those."""
+    everyone = membersets.members(session)
+    days = membersets.days(session, f.start, f.end)
+    sel = membersets.Selection.of(days, f.store, f.channel)
+    size = sel.size(len(everyone))
+    bought = sel.present(size)
+    revenue = sel.per_member(size)
+    outside = _padded(everyone.outside(cut), size)
+    numbered = _padded(np.ones(len(everyone), dtype=np.bool_), size)
+    active = bought & outside & numbered
+    active_n = int(np.count_nonzero(active))
+    active_rev = from_units(membersets.exact_sum(revenue[active])) if active_n else ZERO
+    pairs: dict[str, list[int]] = defaultdict(list)
+    for code, number in session.execute(
+        select(reached.c.campaign, ReportMember.number).join(
+            ReportMember, ReportMember.member_id == reached.c.member_id
+        )
+    ):
+        pairs[str(code)].append(int(number))
+    out: dict[str, tuple[Decimal, int, Decimal]] = {}
+    for code, numbers in pairs.items():
+        idx = np.asarray(numbers, dtype=np.intp)
+        idx = idx[idx < size]
+        idx = idx[bought[idx]]
+        if not len(idx):
+            continue  # nobody reached bought in the period
+        out_idx = idx[outside[idx]]
+        out[code] = (
+            from_units(membersets.exact_sum(revenue[idx])),
+            len(out_idx),
+            from_units(membersets.exact_sum(revenue[out_idx])) if len(out_idx) else ZERO,
+        )
+    return active_n, active_rev, out
+
+
 # ---------------------------------------------------------------------------- dispatch
 
 
@@ -1043,13 +1035,9 @@ def run(session: Session, name: str, f: Filters) -> Report:
         raise Problem(
             404, "report_not_found", f"no report {name!r}; known: {', '.join(sorted(REPORTS))}"
         )
-    from kopilka.reports import snapshots
     from kopilka.reports.rollup import prepare
 
     prepare(session)
-    cached: Report | None = snapshots.lookup(session, name, f)  # slow ones, default view
-    if cached is not None:
-        return cached
     return fn(session, current_program(session).spec, f)
 
 
