@@ -166,12 +166,11 @@ def _sync_members(
     session: Session,
     tz: str,
     since: uuid.UUID | None,
-    bought: tuple[dt.date, dt.date] | None = None,
+    only: list[uuid.UUID] | None = None,
 ) -> list[int]:
     """Add a ``report_members`` row for every member with an id from ``since`` on (all
-    when None; ``bought``: only those with member days in these days) that has none yet,
-    a batch at a time in id order, numbered on from the highest number. Returns the
-    numbers given."""
+    when None; or the members ``only``) that has none yet, a batch at a time in id order,
+    numbered on from the highest number. Returns the numbers given."""
     zone = zoneinfo.ZoneInfo(tz)
     conn = session.connection()
     ins = _insert(session)(ReportMember).on_conflict_do_nothing(index_elements=["member_id"])
@@ -180,24 +179,24 @@ def _sync_members(
     given: list[int] = []
     after: uuid.UUID | None = None
     while True:
-        q = (
-            select(Member.id, Member.created_at)
-            .outerjoin(ReportMember, ReportMember.member_id == Member.id)
-            .where(ReportMember.member_id.is_(None))
-            .order_by(Member.id)
-            .limit(_MEMBER_BATCH)
-        )
+        q = select(Member.id, Member.created_at).order_by(Member.id).limit(_MEMBER_BATCH)
         if since is not None:
             q = q.where(Member.id >= since)
-        if bought is not None:
-            q = q.where(
-                Member.id.in_(select(MemberDay.member_id).where(MemberDay.day.between(*bought)))
-            )
+        if only is not None:
+            q = q.where(Member.id.in_(only))
         if after is not None:
             q = q.where(Member.id > after)
         rows = session.execute(q).all()
         if not rows:
             return given
+        after = rows[-1][0]
+        known = set(
+            session.scalars(
+                select(ReportMember.member_id).where(
+                    ReportMember.member_id.in_([member_id for member_id, _ in rows])
+                )
+            )
+        )
         batch = [
             {
                 "member_id": member_id,
@@ -205,12 +204,24 @@ def _sync_members(
                 "bucket": bucket_of(member_id),
                 "number": number + i,
             }
-            for i, (member_id, created_at) in enumerate(rows)
+            for i, (member_id, created_at) in enumerate((m, c) for m, c in rows if m not in known)
         ]
-        conn.execute(ins, batch)
+        if batch:
+            conn.execute(ins, batch)
         given.extend(range(number, number + len(batch)))
         number += len(batch)
-        after = rows[-1][0]
+
+
+def _unknown_buyers(session: Session, first: dt.date, last: dt.date) -> list[uuid.UUID]:
+    """Members with member days in ``first`` … ``last`` but no ``report_members`` row."""
+    return list(
+        session.scalars(
+            select(MemberDay.member_id)
+            .outerjoin(ReportMember, ReportMember.member_id == MemberDay.member_id)
+            .where(MemberDay.day.between(first, last), ReportMember.member_id.is_(None))
+            .distinct()
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- receipts
@@ -525,7 +536,9 @@ def rollup(
         numbers = _sync_members(session, tz, uuid7_floor(since) if since else None)
         if since is not None:  # and anyone older who bought without a row (never, but)
             for a, b in ranges:
-                numbers += _sync_members(session, tz, None, (a, b))
+                missing = _unknown_buyers(session, a, b)
+                for i in range(0, len(missing), _MEMBER_BATCH):
+                    numbers += _sync_members(session, tz, None, missing[i : i + _MEMBER_BATCH])
         if lo is None or lo < hi:
             _add_points(session, _points_rows(session, tz, lo, hi))
         elif lo is not None:
