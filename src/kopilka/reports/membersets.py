@@ -34,6 +34,7 @@ from kopilka.reports.models import MemberDay, MemberIndex, MemberSet, ReportMemb
 CHUNK = 1 << 16  # members per row of report_member_index
 NUMBER = np.dtype("<u4")
 UNITS = np.dtype("<i8")
+NARROW = np.dtype("<i4")  # revenue units of a day where they all fit
 JOINED = np.dtype("<i4")
 BUCKET = np.dtype("<i2")
 NEVER = np.iinfo(np.int32).max  # the joining day of a number nobody has
@@ -88,7 +89,7 @@ def _write_days(session: Session, first: dt.date, last: dt.date, run: str) -> No
                     "run": run,
                     "segments": segments,
                     "members": np.asarray(numbers, dtype=NUMBER).tobytes(),
-                    "revenues": np.asarray(units, dtype=UNITS).tobytes(),
+                    "revenues": _pack_units(units),
                 }
             )
 
@@ -104,6 +105,16 @@ def _write_days(session: Session, first: dt.date, last: dt.date, run: str) -> No
     flush()
     if rows:
         session.execute(insert(MemberSet), rows)
+
+
+def _pack_units(units: list[int]) -> bytes:
+    """Revenue units as int64, or as int32 when every one fits (the usual case: up to
+    214 748 money a member-day), which halves what readers fetch; the width follows from
+    the length."""
+    wide = np.asarray(units, dtype=UNITS)
+    if len(wide) and int(wide.min()) >= -(2**31) and int(wide.max()) < 2**31:
+        return wide.astype(NARROW).tobytes()
+    return wide.tobytes()
 
 
 def write_index(session: Session, chunks: Iterable[int], run: str) -> None:
@@ -149,7 +160,7 @@ class Day:
     day: dt.date
     segments: tuple[tuple[str, str, str, int, int], ...]
     members: npt.NDArray[np.uint32]
-    revenues: IntArray
+    revenues: npt.NDArray[np.signedinteger[Any]]  # int32 or int64
 
     @property
     def ordinal(self) -> int:
@@ -177,11 +188,13 @@ def _decode(
     for store, channel, tier, n in segments:
         out.append((str(store), str(channel), str(tier), at, at + int(n)))
         at += int(n)
+    numbers = np.frombuffer(members, dtype=NUMBER)
+    width = UNITS if len(revenues) == len(numbers) * UNITS.itemsize else NARROW
     return Day(
         day,
         tuple(out),
-        np.frombuffer(members, dtype=NUMBER),
-        np.frombuffer(revenues, dtype=UNITS).astype(np.int64, copy=False),
+        numbers,
+        np.frombuffer(revenues, dtype=width),  # widened when selected
     )
 
 
@@ -345,14 +358,17 @@ class Selection:
         tier: str | None = None,
     ) -> Selection:
         nums: list[npt.NDArray[np.uint32]] = []
-        revs: list[IntArray] = []
+        revs: list[npt.NDArray[np.signedinteger[Any]]] = []
         for day in days_:
             for s in day.slices(store, channel, tier):
                 nums.append(day.members[s])
                 revs.append(day.revenues[s])
         if not nums:
             return cls(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64))
-        return cls(np.concatenate(nums).astype(np.intp), np.concatenate(revs))
+        return cls(
+            np.concatenate(nums).astype(np.intp),
+            np.concatenate(revs).astype(np.int64, copy=False),
+        )
 
     def size(self, population: int) -> int:
         """The length of per-member arrays that covers every number seen."""

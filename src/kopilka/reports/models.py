@@ -103,11 +103,12 @@ class RollupState(Base):
 
 class MemberSet(Base):
     """One local day of ``report_member_days`` in columns: the members who bought (their
-    ``report_members.number``, little-endian uint32) and what each paid that day (int64
-    units of 1/10 000), one entry per member-day row, grouped by store, channel and tier
-    (``segments``: ``[store, channel, tier, entries]`` in the order of the arrays).
-    ``run`` names the rollup run that wrote the day, so readers can keep decoded days
-    until it changes (``kopilka.reports.membersets``)."""
+    ``report_members.number``, little-endian uint32) and what each paid that day (units
+    of 1/10 000: int32 when all of the day's fit, else int64), one entry per member-day
+    row, grouped by store, channel and tier (``segments``: ``[store, channel, tier,
+    entries]`` in the order of the arrays). ``run`` names the rollup run that wrote the
+    day, so readers can keep decoded days until it changes
+    (``kopilka.reports.membersets``)."""
 
     __tablename__ = "report_member_sets"
 
