@@ -56,8 +56,16 @@ def _events(db: Database, member: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _value(db: Database, member: dict[str, Any], at: dt.datetime) -> Decimal:
+    """The qualifying value, read both ways: the batch query of the re-evaluation and the
+    one statement of a purchase (``standing``) must agree, for every metric."""
     with db.session() as s:
-        return tiers.qualifying_value(s, uuid.UUID(member["id"]), at)
+        value = tiers.qualifying_value(s, uuid.UUID(member["id"]), at)
+        setup = tiers.setup(s)
+        assert setup is not None
+        one = tiers.standing(s, setup, uuid.UUID(member["id"]), at)
+        assert one is not None
+        assert one.value == value
+        return value
 
 
 def _reevaluate(db: Database, at: dt.datetime) -> int:

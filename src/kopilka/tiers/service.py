@@ -24,6 +24,7 @@ the caller's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 import zoneinfo
 from collections.abc import Iterable
@@ -31,13 +32,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, literal, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from kopilka.core import pagination
 from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem, field_error, validation_problem
-from kopilka.core.money import ZERO, fmt
+from kopilka.core.money import SCALE, ZERO, fmt
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import current_program
@@ -194,6 +195,111 @@ def qualifying_values(
     return out
 
 
+def _value_of_one(metric: str) -> Any:
+    """The qualifying value of one member (bound as ``member_id``, with the window's
+    ``start`` and ``end`` and, for points, the ``currency``) as a SQL expression in the
+    units of ``Amount``: the same figure as ``qualifying_values``, so that ``on_purchase``
+    reads the value and the member's tier state in one statement."""
+    m: Any = bindparam("member_id")
+    start: Any = bindparam("start")
+    end: Any = bindparam("end")
+    if metric == "points":
+        from kopilka.ledger.models import Entry
+
+        earn_filter = (
+            Entry.member_id == m,
+            Entry.kind == "earn",
+            Entry.currency == bindparam("currency"),
+            Entry.occurred_at >= start,
+            Entry.occurred_at <= end,
+        )
+        back = aliased(Entry)
+        earned = select(func.coalesce(func.sum(Entry.amount), 0)).where(*earn_filter)
+        taken = (
+            select(func.coalesce(func.sum(back.amount), 0))
+            .select_from(Entry)
+            .join(back, back.reverses_id == Entry.id)
+            .where(*earn_filter, back.member_id == m)
+        )
+        return earned.scalar_subquery() - taken.scalar_subquery()
+    from kopilka.purchases.models import Purchase, PurchaseLine, PurchaseReturn, ReturnLine
+
+    bought = (
+        Purchase.member_id == m,
+        Purchase.status == "confirmed",
+        Purchase.occurred_at >= start,
+        Purchase.occurred_at <= end,
+    )
+    if metric == "purchases":
+        returned = (
+            select(func.coalesce(func.sum(ReturnLine.quantity), ZERO))
+            .where(
+                ReturnLine.purchase_id == PurchaseLine.purchase_id,
+                ReturnLine.line_no == PurchaseLine.line_no,
+            )
+            .scalar_subquery()
+        )
+        kept = (
+            select(PurchaseLine.line_no)
+            .where(PurchaseLine.purchase_id == Purchase.id, PurchaseLine.quantity > returned)
+            .exists()
+        )
+        # a count, scaled to the units of ``Amount`` like the money figures
+        count = select(func.count()).where(*bought, kept).scalar_subquery()
+        return count * literal(SCALE)
+    refunded = (
+        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+        .where(PurchaseReturn.purchase_id == Purchase.id)
+        .scalar_subquery()
+    )
+    return (
+        select(func.coalesce(func.sum(Purchase.total_due - refunded), 0))
+        .where(*bought)
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A member's tier, tier state and qualifying value, read together."""
+
+    tier: str | None
+    floor_tier: str | None
+    floor_until: dt.datetime | None
+    grace_until: dt.datetime | None
+    value: Decimal
+
+
+@functools.cache
+def _standing_statement(metric: str) -> Any:
+    """Built once per metric: building it costs more than running it."""
+    return (
+        select(
+            Member.tier,
+            MemberTier.floor_tier,
+            MemberTier.floor_until,
+            MemberTier.grace_until,
+            type_coerce(_value_of_one(metric), Amount()),
+        )
+        .select_from(Member)
+        .outerjoin(MemberTier, MemberTier.member_id == Member.id)
+        .where(Member.id == bindparam("member_id"))
+    )
+
+
+def standing(session: Session, s: Setup, member_id: uuid.UUID, at: dt.datetime) -> Standing | None:
+    """The member's tier as committed, floor, grace and qualifying value at ``at``, in one
+    statement (None for an unknown member)."""
+    start, end = window(s, at)
+    params: dict[str, Any] = {"member_id": member_id, "start": start, "end": end}
+    if s.tiers.metric == "points":
+        params["currency"] = s.tiers.currency
+    row = session.execute(_standing_statement(s.tiers.metric), params).one_or_none()
+    if row is None:
+        return None
+    return Standing(row[0], row[1], row[2], row[3], Decimal(row[4]))
+
+
 def _add(out: dict[uuid.UUID, Decimal], rows: Iterable[Any], sign: int = 1) -> None:
     for mid, total in rows:
         if mid is not None and total is not None:
@@ -223,7 +329,7 @@ class Decision:
     grace: dt.datetime | None
 
 
-def _floor_rank(tiers: TiersSpec, state: MemberTier | None, at: dt.datetime) -> int:
+def _floor_rank(tiers: TiersSpec, state: MemberTier | Standing | None, at: dt.datetime) -> int:
     if state is None or state.floor_tier is None:
         return -1
     if state.floor_until is not None and state.floor_until <= at:
@@ -235,7 +341,7 @@ def decide(
     tiers: TiersSpec,
     current: str | None,
     value: Decimal,
-    state: MemberTier | None,
+    state: MemberTier | Standing | None,
     at: dt.datetime,
     *,
     may_lower: bool,
@@ -367,15 +473,11 @@ def on_purchase(session: Session, member_id: uuid.UUID, at: dt.datetime) -> bool
     if s is None:
         return False
     at = at.astimezone(dt.UTC)
-    member = session.get(Member, member_id)
-    if member is None:
+    now_ = standing(session, s, member_id, at)  # one statement on the hot path
+    if now_ is None:
         return False
-    state = _state(session, member_id)
-    top = s.tiers.levels[-1].code
-    if member.tier == top and (state is None or state.grace_until is None):
-        return False  # nothing above, nothing to clear: no need to count
-    value = qualifying_values(session, s, [member_id], at)[member_id]
-    if decide(s.tiers, member.tier, value, state, at, may_lower=False) is None:
+    value = now_.value
+    if decide(s.tiers, now_.tier, value, now_, at, may_lower=False) is None:
         return False
     member = _lock_member(session, member_id)
     state = _state(session, member_id, lock=True)
