@@ -748,47 +748,46 @@ def _confirm(
 def _emit_purchase(
     session: Session, p: Purchase, type_: str, extra: dict[str, Any] | None = None
 ) -> None:
-    """The purchase's event, and the points it moved, in the purchase's transaction."""
-    from kopilka.events.service import emit
+    """The purchase's event, and the points it moved, in the purchase's transaction (one
+    statement unless the receipt carries coupon codes)."""
+    from kopilka.events.service import emit_many
 
     f = p.figures
-    emit(
-        session,
-        type_,
-        {
-            "purchase_id": str(p.id),
-            "store": p.store,
-            "external_id": p.external_id,
-            "channel": p.channel,
-            "member_id": str(p.member_id) if p.member_id else None,
-            "occurred_at": p.occurred_at.isoformat(),
-            "subtotal": f["subtotal"],
-            "discount": f["discount"],
-            "total_due": f["total_due"],
-            "redeemed": f["redeemed"],
-            "earned": f["earned"],
-            **(extra or {}),
-        },
-        member_id=p.member_id,
-    )
+    batch: list[tuple[str, dict[str, Any], uuid.UUID | None]] = [
+        (
+            type_,
+            {
+                "purchase_id": str(p.id),
+                "store": p.store,
+                "external_id": p.external_id,
+                "channel": p.channel,
+                "member_id": str(p.member_id) if p.member_id else None,
+                "occurred_at": p.occurred_at.isoformat(),
+                "subtotal": f["subtotal"],
+                "discount": f["discount"],
+                "total_due": f["total_due"],
+                "redeemed": f["redeemed"],
+                "earned": f["earned"],
+                **(extra or {}),
+            },
+            p.member_id,
+        )
+    ]
     if type_ == "purchase.confirmed" and any(c.get("status") == "applied" for c in f["coupons"]):
+        emit_many(session, batch)  # the receipt's event first, then its codes'
+        batch = []
         _emit_coupons(session, p)  # a query only for receipts that carry a code
-    if p.member_id is None or type_ not in ("purchase.confirmed",):
-        return
-    for e in f["earned"]:
-        emit(
-            session,
-            "points.earned",
-            {"member_id": str(p.member_id), "purchase_id": str(p.id), **e},
-            member_id=p.member_id,
-        )
-    for r in f["redeemed"]:
-        emit(
-            session,
-            "points.redeemed",
-            {"member_id": str(p.member_id), "purchase_id": str(p.id), **r},
-            member_id=p.member_id,
-        )
+    if p.member_id is not None and type_ == "purchase.confirmed":
+        mid = str(p.member_id)
+        batch += [
+            ("points.earned", {"member_id": mid, "purchase_id": str(p.id), **e}, p.member_id)
+            for e in f["earned"]
+        ]
+        batch += [
+            ("points.redeemed", {"member_id": mid, "purchase_id": str(p.id), **r}, p.member_id)
+            for r in f["redeemed"]
+        ]
+    emit_many(session, batch)
 
 
 def _emit_coupons(session: Session, p: Purchase) -> None:

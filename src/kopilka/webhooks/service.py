@@ -102,22 +102,28 @@ def clear_cache() -> None:
         _endpoints.clear()
 
 
-def enqueue(session: Session, event: OutboxEvent) -> int:
-    """A pending delivery of ``event`` for every active endpoint subscribed to its type (in
-    the caller's transaction); how many."""
+def enqueue(
+    session: Session,
+    event_id: uuid.UUID,
+    event_type: str,
+    member_id: uuid.UUID | None,
+    created_at: dt.datetime,
+) -> int:
+    """A pending delivery of the event for every active endpoint subscribed to its type
+    (in the caller's transaction); how many."""
     n = 0
     for endpoint_id, events in _active_endpoints(session):
-        if "*" in events or event.type in events:
+        if "*" in events or event_type in events:
             session.add(
                 Delivery(
                     id=uuid7(),
-                    event_id=event.id,
+                    event_id=event_id,
                     endpoint_id=endpoint_id,
-                    member_id=event.member_id,
+                    member_id=member_id,
                     status="pending",
                     attempts=0,
-                    next_attempt_at=event.created_at,
-                    created_at=event.created_at,
+                    next_attempt_at=created_at,
+                    created_at=created_at,
                 )
             )
             n += 1
