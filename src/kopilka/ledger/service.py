@@ -134,6 +134,19 @@ def _tx_wallets(session: Session) -> dict[tuple[uuid.UUID, str], Account]:
     return wallets
 
 
+_LOCK_WALLETS = (
+    select(Account)
+    .where(
+        Account.kind == "member",
+        Account.member_id.in_(bindparam("members", expanding=True)),
+        Account.currency.in_(bindparam("codes", expanding=True)),
+    )
+    .order_by(Account.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)  # built once: every receipt of a member locks their wallets
+
+
 def lock_wallets(
     session: Session, wallets: Iterable[tuple[uuid.UUID, str]]
 ) -> dict[tuple[uuid.UUID, str], Account]:
@@ -148,15 +161,7 @@ def lock_wallets(
         member_ids = {m for m, _ in missing}
         codes = {c for _, c in missing}
         rows = session.execute(
-            select(Account)
-            .where(
-                Account.kind == "member",
-                Account.member_id.in_(member_ids),
-                Account.currency.in_(codes),
-            )
-            .order_by(Account.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            _LOCK_WALLETS, {"members": list(member_ids), "codes": sorted(codes)}
         ).scalars()
         for acc in rows:
             assert acc.member_id is not None
@@ -364,22 +369,25 @@ def _open_lots(
     session: Session, wallet: Account, at: dt.datetime, exclude: Sequence[int] = ()
 ) -> list[Lot]:
     """Available, unexpired lots with something left, FIFO by expiry (never-expiring last)."""
-    q = (
-        select(Lot)
-        .where(
-            Lot.account_id == wallet.id,
-            Lot.remaining > 0,
-            Lot.available_at <= at,
-            or_(Lot.expires_at.is_(None), Lot.expires_at > at),
-        )
-        .order_by(
-            case((Lot.expires_at.is_(None), 1), else_=0), Lot.expires_at, Lot.available_at, Lot.id
-        )
-        .execution_options(populate_existing=True)
-    )
+    q = _OPEN_LOTS
     if exclude:
         q = q.where(Lot.id.not_in(exclude))
-    return list(session.execute(q).scalars())
+    return list(session.execute(q, {"account": wallet.id, "at": at}).scalars())
+
+
+_OPEN_LOTS = (
+    select(Lot)
+    .where(
+        Lot.account_id == bindparam("account"),
+        Lot.remaining > 0,
+        Lot.available_at <= bindparam("at"),
+        or_(Lot.expires_at.is_(None), Lot.expires_at > bindparam("at")),
+    )
+    .order_by(
+        case((Lot.expires_at.is_(None), 1), else_=0), Lot.expires_at, Lot.available_at, Lot.id
+    )
+    .execution_options(populate_existing=True)
+)  # built once: every redemption reads them
 
 
 def _read_lots_again(session: Session, wallet: Account, at: dt.datetime) -> list[Lot] | None:

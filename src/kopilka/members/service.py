@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,14 +42,19 @@ def normalise_phone(raw: str, region: str, field: str = "phone") -> str:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
+_BY_INDEX = {
+    kind: select(Member).where(column == bindparam("index"))
+    for kind, column in (
+        ("card", Member.card_number_index),
+        ("phone", Member.phone_index),
+        ("email", Member.email_index),
+    )
+}  # built once: a till looks a member up on every receipt
+
+
 def _by_index(session: Session, kind: str, value: str) -> Member | None:
-    column = {
-        "card": Member.card_number_index,
-        "phone": Member.phone_index,
-        "email": Member.email_index,
-    }[kind]
     return session.execute(
-        select(Member).where(column == blind_index(kind, value))
+        _BY_INDEX[kind], {"index": blind_index(kind, value)}
     ).scalar_one_or_none()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import hashlib
 import json
 import uuid
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, select, update
+from sqlalchemy import Uuid, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -340,6 +341,28 @@ def local_day(at: dt.datetime, timezone: str) -> dt.date:
     return at.astimezone(zoneinfo.ZoneInfo(timezone)).date()
 
 
+@functools.cache
+def _history_statements() -> tuple[Any, Any]:
+    """A member's confirmed purchases (count, total paid) and what their returns
+    refunded, bound as ``member_id`` and ``exclude`` (a purchase to leave out, or NULL):
+    built once, as they run on every receipt when a rule looks at the history."""
+    from kopilka.purchases.models import Purchase, PurchaseReturn
+
+    exclude = bindparam("exclude", type_=Uuid)
+    mine = (
+        Purchase.member_id == bindparam("member_id"),
+        Purchase.status == "confirmed",
+        or_(exclude.is_(None), Purchase.id != exclude),
+    )
+    count_total = select(func.count(), func.coalesce(func.sum(Purchase.total_due), 0)).where(*mine)
+    refunds = (
+        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+        .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
+        .where(*mine)
+    )
+    return count_total, refunds
+
+
 def member_context(
     session: Session,
     member: Member,
@@ -354,23 +377,14 @@ def member_context(
     count = 0
     spend = ZERO
     if compiled.needs_history:
-        from kopilka.purchases.models import Purchase, PurchaseReturn
-
-        mine = [Purchase.member_id == member.id, Purchase.status == "confirmed"]
-        if exclude_purchase is not None:
-            mine.append(Purchase.id != exclude_purchase)
+        params = {"member_id": member.id, "exclude": exclude_purchase}
         if compiled.needs_spend:
-            n, total = session.execute(
-                select(func.count(), func.coalesce(func.sum(Purchase.total_due), 0)).where(*mine)
-            ).one()
-            refunds = session.execute(
-                select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
-                .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
-                .where(*mine)
-            ).scalar_one()
-            count, spend = int(n), Decimal(total) - Decimal(refunds)
+            count_total, refunds = _history_statements()
+            n, total = session.execute(count_total, params).one()
+            refunded = session.execute(refunds, params).scalar_one()
+            count, spend = int(n), Decimal(total) - Decimal(refunded)
         else:
-            count = int(session.execute(select(func.count()).where(*mine)).scalar_one())
+            count = int(session.execute(_history_statements()[0], params).scalar_one())
     usage: Mapping[str, Decimal] = {}
     if compiled.member_capped:
         day = local_day(occurred_at, spec.timezone)
