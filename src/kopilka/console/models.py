@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.core.db import Base, UTCDateTime, now
+from kopilka.security.crypto import EncryptedText
 
 
 class ConsoleSession(Base):
@@ -33,8 +34,10 @@ class ConsoleSession(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
-    # a TOTP secret being enrolled: kept here until the user proves it with a code
-    pending_totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # a TOTP secret being enrolled (encrypted): kept here until the user proves it with a code
+    pending_totp_secret: Mapped[str | None] = mapped_column(
+        EncryptedText("console_sessions.pending_totp_secret")
+    )
 
 
 class TotpStep(Base):

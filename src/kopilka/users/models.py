@@ -1,4 +1,5 @@
-"""Console users (the programme team). Passwords are Argon2id hashes."""
+"""Console users (the programme team). Passwords are Argon2id hashes; TOTP secrets are
+encrypted at rest."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.core.db import Base, UTCDateTime, now, uuid_pk
+from kopilka.security.crypto import EncryptedText
 
 USER_ROLES = ("admin", "manager", "analyst", "support")
 
@@ -23,7 +25,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText("users.totp_secret"))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
