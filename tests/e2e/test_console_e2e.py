@@ -26,9 +26,8 @@ PASSWORD = "a long console password"
 def _user(db: Database, role: str = "admin", totp: str | None = None) -> None:
     with db.session() as s:
         user = create_user(s, EMAIL, role, PASSWORD)
-        s.flush()
         if totp:
-            s.execute(update(User).where(User.id == user.id).values(totp_secret=totp))
+            user.totp_secret = totp  # stored encrypted
         s.commit()
 
 
