@@ -52,6 +52,7 @@ from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
 from kopilka.purchases.split import allocate, prorate
 from kopilka.rules import engine
 from kopilka.rules import service as rules_service
+from kopilka.rules.models import PurchaseRule
 
 MONEY_PRECISION = 2
 CENT = Decimal("0.01")
@@ -690,7 +691,19 @@ def _confirm(
         for i, a in enumerate(amounts)
         if a > 0
     ]
-    if not _insert_receipt(session, values, lines, earnings):
+    rule_rows = (
+        rules_service.rule_rows(
+            values["id"],
+            member.id if member else None,
+            fig.rules,
+            fig.applied,
+            body.occurred_at,
+            program.spec.timezone,
+        )
+        if fig.rules is not None and fig.applied
+        else []
+    )
+    if not _insert_receipt(session, values, lines, earnings, rule_rows):
         session.rollback()
         found = _existing(session, body.store, body.external_id)
         if found is None:  # pragma: no cover - the conflicting row cannot vanish
@@ -709,6 +722,7 @@ def _confirm(
             fig.given,
             body.occurred_at,
             program.spec.timezone,
+            rows_written=True,
         )
     if fig.coupons is not None and fig.coupons.applied:
         # A hold reserves its codes too: no other receipt can take the last use meanwhile.
@@ -895,6 +909,14 @@ WITH ins AS (
   SELECT ins.id, y.* FROM ins,
     unnest(CAST(:e_line_no AS int[]), CAST(:e_currency AS text[]), CAST(:e_amount AS bigint[]))
     AS y
+), ru AS (
+  INSERT INTO purchase_rules (purchase_id, rule_key, unit, rule_version, effect, campaign,
+                              member_id, period_start, amount, released)
+  SELECT ins.id, r.*, false FROM ins,
+    unnest(CAST(:r_rule_key AS text[]), CAST(:r_unit AS text[]), CAST(:r_rule_version AS int[]),
+           CAST(:r_effect AS text[]), CAST(:r_campaign AS text[]), CAST(:r_member_id AS uuid[]),
+           CAST(:r_period_start AS date[]), CAST(:r_amount AS bigint[]))
+    AS r
 )
 SELECT id FROM ins
 """  # noqa: S608
@@ -906,13 +928,26 @@ SELECT id FROM ins
 _RECEIPT_PG = _receipt_statement_pg()
 
 
+_RULE_ARRAYS = (
+    "rule_key",
+    "unit",
+    "rule_version",
+    "effect",
+    "campaign",
+    "member_id",
+    "period_start",
+)
+
+
 def _insert_receipt(
     session: Session,
     values: dict[str, Any],
     lines: list[dict[str, Any]],
     earnings: list[dict[str, Any]],
+    rule_rows: list[dict[str, Any]],
 ) -> bool:
-    """Write the receipt, its lines and earnings; False if the receipt was already there."""
+    """Write the receipt, its lines, earnings and the rules that gave them; False if the
+    receipt was already there (then nothing is written)."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         params = dict(values)
@@ -922,6 +957,9 @@ def _insert_receipt(
         params["e_line_no"] = [e["line_no"] for e in earnings]
         params["e_currency"] = [e["currency"] for e in earnings]
         params["e_amount"] = [to_units(e["amount"]) for e in earnings]
+        for c in _RULE_ARRAYS:
+            params[f"r_{c}"] = [r[c] for r in rule_rows]
+        params["r_amount"] = [to_units(r["amount"]) for r in rule_rows]
         return conn.execute(_RECEIPT_PG, params).first() is not None
     if conn.execute(_purchase_insert(session), values).first() is None:
         return False
@@ -929,6 +967,8 @@ def _insert_receipt(
     conn.execute(insert(PurchaseLine), [{"purchase_id": pid, **ln} for ln in lines])
     if earnings:
         conn.execute(insert(LineEarning), [{"purchase_id": pid, **e} for e in earnings])
+    if rule_rows:
+        conn.execute(insert(PurchaseRule), rule_rows)
     return True
 
 

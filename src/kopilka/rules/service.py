@@ -489,18 +489,17 @@ def _upsert(
     )
 
 
-def record(
-    session: Session,
+def rule_rows(
     purchase_id: uuid.UUID,
     member_id: uuid.UUID | None,
     compiled: engine.CompiledRules,
     applied: list[engine.AppliedRule],
-    given: dict[str, tuple[str, Decimal]],
     occurred_at: dt.datetime,
     timezone: str,
-) -> None:
-    """Write which rules gave what on a purchase, and move the per-member caps it drew on
-    (in the purchase's transaction; campaign budgets: ``draw_budgets``)."""
+) -> list[dict[str, Any]]:
+    """The ``purchase_rules`` rows of a purchase: which rules (and versions) gave what,
+    one row per rule and unit. Pure: the caller writes them (on PostgreSQL, in the
+    receipt's own statement)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     capped = compiled.member_capped
     day = local_day(occurred_at, timezone)
@@ -526,10 +525,31 @@ def record(
             }
         else:
             row["amount"] += a.amount
-    if rows:
-        session.execute(insert(PurchaseRule), list(rows.values()))
+    return list(rows.values())
+
+
+def record(
+    session: Session,
+    purchase_id: uuid.UUID,
+    member_id: uuid.UUID | None,
+    compiled: engine.CompiledRules,
+    applied: list[engine.AppliedRule],
+    given: dict[str, tuple[str, Decimal]],
+    occurred_at: dt.datetime,
+    timezone: str,
+    *,
+    rows_written: bool = False,
+) -> None:
+    """Write which rules gave what on a purchase (unless ``rows_written``: the caller
+    wrote ``rule_rows`` itself), and move the per-member caps it drew on (in the
+    purchase's transaction; campaign budgets: ``draw_budgets``)."""
+    if not rows_written:
+        rows = rule_rows(purchase_id, member_id, compiled, applied, occurred_at, timezone)
+        if rows:
+            session.execute(insert(PurchaseRule), rows)
     if member_id is not None:
-        for key, period in capped.items():
+        day = local_day(occurred_at, timezone)
+        for key, period in compiled.member_capped.items():
             if key not in given:
                 continue
             unit, amount = given[key]
