@@ -335,3 +335,48 @@ def test_a_draft_names_versions_only_for_rules_it_leaves_unchanged(
     assert r.status_code == 200, r.text
     versions = {v["key"]: v["version"] for v in r.json()["rules"]}
     assert versions == {"base-earn": 1, "welcome-gift": None}
+
+
+def test_a_cumulative_discount_counts_lifetime_spend_net_of_returns(
+    client: TestClient, admin: dict[str, str], enrol: Enrol, db: Database
+) -> None:
+    # given a ladder: 5 % off from 1,000 of lifetime spend, 10 % from 2,000
+    ladder = {
+        "name": "Cumulative",
+        "key": "cumulative",
+        "discount": {
+            "ladder": [
+                {"from_spend": "1000", "percent": "5"},
+                {"from_spend": "2000", "percent": "10"},
+            ]
+        },
+    }
+    _apply(client, admin, rules=[RULES[0], ladder], campaigns=[])
+    m = enrol()
+    coffee = [{"sku": "COFFEE-250", "category": "grocery", "quantity": "3", "unit_price": "450.00"}]
+    one = [{"sku": "COFFEE-250", "category": "grocery", "quantity": "1", "unit_price": "450.00"}]
+    # when the member pays 1,350 and then returns one unit (450 refunded)
+    p1 = client.post(
+        "/api/v1/purchases", json=receipt("L-1", m["card_number"], lines=coffee), headers=admin
+    ).json()
+    assert p1["discount"] == "0.00"  # nothing spent before the first receipt
+    r = client.post(
+        f"/api/v1/purchases/{p1['id']}/returns",
+        json={"external_id": "LR-1", "lines": [{"line_no": 1, "quantity": "1"}]},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    # then the next receipt sees 900, below the first step: no discount
+    p2 = client.post(
+        "/api/v1/purchases", json=receipt("L-2", m["card_number"], lines=one), headers=admin
+    ).json()
+    assert p2["discount"] == "0.00"
+    assert "cumulative" not in _applied(p2)
+    # and after it (1,350 net) the first step applies: 5 % of 450
+    p3 = client.post(
+        "/api/v1/purchases", json=receipt("L-3", m["card_number"], lines=one), headers=admin
+    ).json()
+    assert p3["discount"] == "22.50"
+    assert _applied(p3)["cumulative"]["amount"] == "22.50"
+    with db.session() as s:
+        assert verify(s, stop_at_first=False) == []

@@ -342,10 +342,11 @@ def local_day(at: dt.datetime, timezone: str) -> dt.date:
 
 
 @functools.cache
-def _history_statements() -> tuple[Any, Any]:
-    """A member's confirmed purchases (count, total paid) and what their returns
-    refunded, bound as ``member_id`` and ``exclude`` (a purchase to leave out, or NULL):
-    built once, as they run on every receipt when a rule looks at the history."""
+def _history_statements() -> tuple[Any, Any, Any]:
+    """A member's confirmed purchases (count and total paid), what their returns
+    refunded, and the count alone; bound as ``member_id`` and ``exclude`` (a purchase to
+    leave out, or NULL). Built once: they run on every receipt when a rule looks at the
+    history."""
     from kopilka.purchases.models import Purchase, PurchaseReturn
 
     exclude = bindparam("exclude", type_=Uuid)
@@ -360,7 +361,7 @@ def _history_statements() -> tuple[Any, Any]:
         .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
         .where(*mine)
     )
-    return count_total, refunds
+    return count_total, refunds, select(func.count()).where(*mine)
 
 
 def member_context(
@@ -379,12 +380,12 @@ def member_context(
     if compiled.needs_history:
         params = {"member_id": member.id, "exclude": exclude_purchase}
         if compiled.needs_spend:
-            count_total, refunds = _history_statements()
+            count_total, refunds, _ = _history_statements()
             n, total = session.execute(count_total, params).one()
             refunded = session.execute(refunds, params).scalar_one()
             count, spend = int(n), Decimal(total) - Decimal(refunded)
         else:
-            count = int(session.execute(_history_statements()[0], params).scalar_one())
+            count = int(session.execute(_history_statements()[2], params).scalar_one())
     usage: Mapping[str, Decimal] = {}
     if compiled.member_capped:
         day = local_day(occurred_at, spec.timezone)
