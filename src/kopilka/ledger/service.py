@@ -33,7 +33,7 @@ from kopilka.core import pagination
 from kopilka.core.db import Amount, UTCDateTime, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
-from kopilka.core.money import ZERO, fits_precision, fmt
+from kopilka.core.money import ZERO, fits_precision, fmt, to_units
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
 from kopilka.program.schema import CurrencySpec, ProgramSpec
@@ -220,6 +220,11 @@ class _Draft:
     entry: Entry
     postings: list[dict[str, Any]] = field(default_factory=list)
     wallets: dict[int, tuple[Account, Decimal, Decimal]] = field(default_factory=dict)
+    # PostgreSQL, an entry that reads nothing between its opening and ``finish`` (a
+    # debit from lots read up front): the entry row and the lots' moves wait for
+    # ``finish``, which writes everything in one statement
+    deferred: dict[str, Any] | None = None
+    lot_moves: dict[int, Decimal] = field(default_factory=dict)
 
     def post(self, account: Account | int, amount: Decimal, lot: Lot | int | None = None) -> None:
         if amount == 0:
@@ -247,7 +252,10 @@ class _Draft:
             if lot is None:
                 set_committed_value(account, "debt", account.debt - amount)
         if isinstance(lot, Lot):
-            self.session.connection().execute(_LOT_MOVE, {"lot": lot.id, "delta": amount})
+            if self.deferred is not None:
+                self.lot_moves[lot.id] = self.lot_moves.get(lot.id, ZERO) + amount
+            else:
+                self.session.connection().execute(_LOT_MOVE, {"lot": lot.id, "delta": amount})
             set_committed_value(lot, "remaining", lot.remaining + amount)
 
     def finish(self) -> Entry:
@@ -255,10 +263,62 @@ class _Draft:
         if total != 0:  # pragma: no cover - a bug, never a user error
             raise AssertionError(f"entry {self.entry.key} does not balance: {total}")
         conn = self.session.connection()  # Core: no ORM bookkeeping on the hot path
+        if self.deferred is not None:
+            conn.execute(
+                _ENTRY_PG,
+                {
+                    **self.deferred,
+                    "lot_ids": list(self.lot_moves),
+                    "lot_deltas": [to_units(d) for d in self.lot_moves.values()],
+                    "p_accounts": [p["account_id"] for p in self.postings],
+                    "p_amounts": [to_units(p["amount"]) for p in self.postings],
+                    "p_lots": [p["lot_id"] for p in self.postings],
+                    "w_ids": list(self.wallets),
+                    "w_bal": [to_units(bal) for _, bal, _ in self.wallets.values()],
+                    "w_debt": [to_units(debt) for _, _, debt in self.wallets.values()],
+                },
+            )
+            return self.entry
         conn.execute(insert(Posting), self.postings)
         for acc_id, (_, bal, debt) in self.wallets.items():
             conn.execute(_WALLET_MOVE, {"acc": acc_id, "bal": bal, "debt": debt})
         return self.entry
+
+
+# A deferred entry (see ``_Draft``) in one round trip on PostgreSQL: the entry, its lots'
+# moves, its postings and the wallets' caches, as data-modifying CTEs over arrays; foreign
+# keys and check constraints are checked as for separate statements.
+_ENTRY_PG = text(
+    """
+WITH e AS (
+  INSERT INTO ledger_entries (id, key, kind, currency, amount, member_id, purchase_id,
+                              reverses_id, occurred_at, created_at, actor, description)
+  VALUES (:id, :key, :kind, :currency, :amount, :member_id, :purchase_id, :reverses_id,
+          :occurred_at, :created_at, :actor, :description)
+), lm AS (
+  UPDATE ledger_lots AS l SET remaining = l.remaining + d.delta
+  FROM unnest(CAST(:lot_ids AS bigint[]), CAST(:lot_deltas AS bigint[])) AS d(id, delta)
+  WHERE l.id = d.id
+), p AS (
+  INSERT INTO ledger_postings (entry_id, account_id, currency, amount, lot_id)
+  SELECT :id, x.account_id, :currency, x.amount, x.lot_id
+  FROM unnest(CAST(:p_accounts AS bigint[]), CAST(:p_amounts AS bigint[]),
+              CAST(:p_lots AS bigint[])) AS x(account_id, amount, lot_id)
+)
+UPDATE ledger_accounts AS a SET balance = a.balance + w.bal, debt = a.debt + w.debt
+FROM unnest(CAST(:w_ids AS bigint[]), CAST(:w_bal AS bigint[]), CAST(:w_debt AS bigint[]))
+  AS w(id, bal, debt)
+WHERE a.id = w.id
+"""
+).bindparams(
+    bindparam("id", type_=Uuid()),
+    bindparam("member_id", type_=Uuid()),
+    bindparam("purchase_id", type_=Uuid()),
+    bindparam("reverses_id", type_=Uuid()),
+    bindparam("amount", type_=Amount()),
+    bindparam("occurred_at", type_=UTCDateTime()),
+    bindparam("created_at", type_=UTCDateTime()),
+)
 
 
 def _existing(session: Session, key: str) -> Entry | None:
@@ -295,7 +355,10 @@ def _open(
     occurred_at: dt.datetime | None,
     purchase_id: uuid.UUID | None = None,
     reverses_id: uuid.UUID | None = None,
+    defer: bool = False,
 ) -> _Draft:
+    """Open an entry. ``defer``: the caller reads nothing more before ``finish`` (on
+    PostgreSQL the whole entry is then written by ``finish``, in one statement)."""
     values: dict[str, Any] = {
         "id": uuid7(),
         "key": key,
@@ -310,6 +373,8 @@ def _open(
         "actor": actor,
         "description": description[:500],
     }
+    if defer and session.get_bind().dialect.name == "postgresql":
+        return _Draft(session, Entry(**values), deferred=values)
     session.connection().execute(insert(Entry), values)
     return _Draft(session, Entry(**values))
 
@@ -662,6 +727,7 @@ def debit(
             errors=[field_error("amount", "more than the available balance", "insufficient")],
             extra={"available": fmt(max(have, ZERO), cur.precision)},
         )
+    counter_id = system_account(session, currency, counter)  # may read: before the entry
     draft = _open(
         session,
         key=key,
@@ -673,12 +739,13 @@ def debit(
         description=description,
         occurred_at=occurred_at,
         purchase_id=purchase_id,
+        defer=True,  # the lots are read: nothing else is read until finish
     )
     _settle_debt(draft, wallet, at, lots)
     left = _consume(draft, wallet, amount, at, lots=lots)
     if left > 0:
         draft.post(wallet, -left)  # only with allow_debt: the member owes this
-    draft.post(system_account(session, currency, counter), amount)
+    draft.post(counter_id, amount)
     return draft.finish()
 
 
