@@ -302,3 +302,19 @@ def test_cache_rereads_only_days_a_run_rewrote(db: Database) -> None:
     assert old and all(after[d] is before[d] for d in old)
     for d in before:
         assert before[d].members.tolist() == after[d].members.tolist()
+
+
+@pytest.mark.usefixtures("figures")
+def test_postgresql_makes_the_same_groups_as_python(db: Database) -> None:
+    # given the figures data set rolled up; when both writers' groups are made
+    with db.session() as s:
+        if s.get_bind().dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's own writer")
+        first, last = M0, today()
+        python = list(membersets._groups(s, first, last))
+        pg = list(membersets._groups_pg(s, first, last))
+    # then they are the same, group by group
+    assert len(python) == len(pg) > 0
+    for a, b in zip(python, pg, strict=True):
+        assert a[:4] == b[:4]
+        assert a[4].tolist() == b[4].tolist() and a[5].tolist() == b[5].tolist()

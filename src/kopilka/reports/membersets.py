@@ -20,13 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import BigInteger, delete, func, insert, select, type_coerce
+from sqlalchemy import BigInteger, LargeBinary, delete, func, insert, literal, select, type_coerce
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from kopilka.reports.models import MemberDay, MemberIndex, MemberSet, ReportMember
@@ -60,6 +61,42 @@ def write_days(session: Session, first: dt.date, last: dt.date, run: str) -> Non
 
 def _write_days(session: Session, first: dt.date, last: dt.date, run: str) -> None:
     session.execute(delete(MemberSet).where(MemberSet.day.between(first, last)))
+    groups = _groups_pg if session.get_bind().dialect.name == "postgresql" else _groups
+    rows: list[dict[str, Any]] = []
+    day: dt.date | None = None
+    segments: list[list[Any]] = []
+    numbers: list[npt.NDArray[np.uint32]] = []
+    units: list[IntArray] = []
+
+    def flush() -> None:
+        if day is not None and numbers:
+            rows.append(
+                {
+                    "day": day,
+                    "run": run,
+                    "segments": segments,
+                    "members": np.concatenate(numbers).astype(NUMBER).tobytes(),
+                    "revenues": _pack_units(np.concatenate(units)),
+                }
+            )
+
+    for d, store, channel, tier, nums, revs in groups(session, first, last):
+        if d != day:
+            flush()
+            day, segments, numbers, units = d, [], [], []
+        segments.append([store, channel, tier, len(nums)])
+        numbers.append(nums)
+        units.append(revs)
+    flush()
+    if rows:
+        session.execute(insert(MemberSet), rows)
+
+
+_Group = tuple[dt.date, str, str, str, npt.NDArray[np.uint32], IntArray]
+
+
+def _groups(session: Session, first: dt.date, last: dt.date) -> Iterator[_Group]:
+    """Member days by day, store, channel and tier (in that order), numbers ascending."""
     q = (
         select(
             MemberDay.day,
@@ -75,43 +112,67 @@ def _write_days(session: Session, first: dt.date, last: dt.date, run: str) -> No
             MemberDay.day, MemberDay.store, MemberDay.channel, MemberDay.tier, ReportMember.number
         )
     )
-    rows: list[dict[str, Any]] = []
-    day: Any = None
-    segments: list[list[Any]] = []
+    key: tuple[Any, ...] | None = None
     numbers: list[int] = []
     units: list[int] = []
-
-    def flush() -> None:
-        if day is not None and numbers:
-            rows.append(
-                {
-                    "day": day,
-                    "run": run,
-                    "segments": segments,
-                    "members": np.asarray(numbers, dtype=NUMBER).tobytes(),
-                    "revenues": _pack_units(units),
-                }
-            )
-
     for d, store, channel, tier, number, revenue in session.execute(q):
-        if d != day:
-            flush()
-            day, segments, numbers, units = d, [], [], []
-        if not segments or segments[-1][:3] != [store, channel, tier]:
-            segments.append([store, channel, tier, 0])
-        segments[-1][3] += 1
+        if (d, store, channel, tier) != key:
+            if key is not None:
+                yield (_date(key[0]), key[1], key[2], key[3], _u32(numbers), _i64(units))
+            key, numbers, units = (d, store, channel, tier), [], []
         numbers.append(int(number))
         units.append(int(revenue))
-    flush()
-    if rows:
-        session.execute(insert(MemberSet), rows)
+    if key is not None:
+        yield (_date(key[0]), key[1], key[2], key[3], _u32(numbers), _i64(units))
 
 
-def _pack_units(units: list[int]) -> bytes:
+def _groups_pg(session: Session, first: dt.date, last: dt.date) -> Iterator[_Group]:
+    """``_groups`` with PostgreSQL making each group's arrays (big-endian binary, from
+    ``int4send``/``int8send``): a row per group crosses over instead of one per member
+    day, several times faster on a full rollup."""
+    order = aggregate_order_by
+    empty = literal(b"", LargeBinary)
+    units = type_coerce(MemberDay.revenue, BigInteger)
+    q = (
+        select(
+            MemberDay.day,
+            MemberDay.store,
+            MemberDay.channel,
+            MemberDay.tier,
+            func.string_agg(
+                func.int4send(ReportMember.number), order(empty, ReportMember.number)
+            ).label("numbers"),
+            func.string_agg(func.int8send(units), order(empty, ReportMember.number)).label("units"),
+        )
+        .join(ReportMember, ReportMember.member_id == MemberDay.member_id)
+        .where(MemberDay.day.between(first, last))
+        .group_by(MemberDay.day, MemberDay.store, MemberDay.channel, MemberDay.tier)
+        .order_by(MemberDay.day, MemberDay.store, MemberDay.channel, MemberDay.tier)
+    )
+    for d, store, channel, tier, numbers, revenues in session.execute(q):
+        yield (
+            _date(d),
+            store,
+            channel,
+            tier,
+            np.frombuffer(bytes(numbers), dtype=">u4").astype(np.uint32),
+            np.frombuffer(bytes(revenues), dtype=">i8").astype(np.int64),
+        )
+
+
+def _u32(values: list[int]) -> npt.NDArray[np.uint32]:
+    return np.asarray(values, dtype=np.uint32)
+
+
+def _i64(values: list[int]) -> IntArray:
+    return np.asarray(values, dtype=np.int64)
+
+
+def _pack_units(units: IntArray) -> bytes:
     """Revenue units as int64, or as int32 when every one fits (the usual case: up to
     214 748 money a member-day), which halves what readers fetch; the width follows from
     the length."""
-    wide = np.asarray(units, dtype=UNITS)
+    wide = units.astype(UNITS)
     if len(wide) and int(wide.min()) >= -(2**31) and int(wide.max()) < 2**31:
         return wide.astype(NARROW).tobytes()
     return wide.tobytes()
@@ -258,15 +319,7 @@ def days(session: Session, first: dt.date, last: dt.date) -> list[Day]:
             out[d] = hit
     if stale:
         wanted = set(stale)
-        for d, run, segments, members, revenues in session.execute(
-            select(
-                MemberSet.day,
-                MemberSet.run,
-                MemberSet.segments,
-                MemberSet.members,
-                MemberSet.revenues,
-            ).where(MemberSet.day.between(min(stale), max(stale)))
-        ):
+        for d, run, segments, members, revenues in _fetch_days(session, min(stale), max(stale)):
             d = _date(d)
             if d not in wanted:
                 continue
@@ -274,6 +327,30 @@ def days(session: Session, first: dt.date, last: dt.date) -> list[Day]:
             _cache.put((db, "day", d), run, day, day.nbytes)
             out[d] = day
     return [out[d] for d in sorted(out)]
+
+
+def _fetch_days(session: Session, first: dt.date, last: dt.date) -> Iterable[Sequence[Any]]:
+    """The rows of ``report_member_sets`` of ``first`` … ``last``. On PostgreSQL in binary
+    format: bytea as text is hex, twice the bytes and a decoding, the bulk of a cold
+    report's time."""
+    if session.get_bind().dialect.name == "postgresql":
+        raw: Any = session.connection().connection.driver_connection
+        with raw.cursor(binary=True) as cur:
+            cur.execute(
+                "SELECT day, run, segments, members, revenues FROM report_member_sets "
+                "WHERE day BETWEEN %s AND %s",
+                (first, last),
+            )
+            return list(cur.fetchall())
+    return session.execute(
+        select(
+            MemberSet.day,
+            MemberSet.run,
+            MemberSet.segments,
+            MemberSet.members,
+            MemberSet.revenues,
+        ).where(MemberSet.day.between(first, last))
+    ).all()
 
 
 @dataclass(frozen=True)
@@ -346,7 +423,7 @@ def members(session: Session) -> Members:
 class Selection:
     """The member-day entries of some days that some filters keep."""
 
-    numbers: npt.NDArray[np.intp]
+    numbers: npt.NDArray[np.unsignedinteger[Any]] | npt.NDArray[np.intp]
     revenues: IntArray
 
     @classmethod
@@ -364,11 +441,8 @@ class Selection:
                 nums.append(day.members[s])
                 revs.append(day.revenues[s])
         if not nums:
-            return cls(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64))
-        return cls(
-            np.concatenate(nums).astype(np.intp),
-            np.concatenate(revs).astype(np.int64, copy=False),
-        )
+            return cls(np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64))
+        return cls(np.concatenate(nums), np.concatenate(revs).astype(np.int64, copy=False))
 
     def size(self, population: int) -> int:
         """The length of per-member arrays that covers every number seen."""

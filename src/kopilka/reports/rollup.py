@@ -167,10 +167,13 @@ def _sync_members(
     tz: str,
     since: uuid.UUID | None,
     only: list[uuid.UUID] | None = None,
+    *,
+    fresh: bool = False,
 ) -> list[int]:
     """Add a ``report_members`` row for every member with an id from ``since`` on (all
     when None; or the members ``only``) that has none yet, a batch at a time in id order,
-    numbered on from the highest number. Returns the numbers given."""
+    numbered on from the highest number. Returns the numbers given. ``fresh``: the table
+    was emptied in this transaction (a full rollup), so none has one."""
     zone = zoneinfo.ZoneInfo(tz)
     conn = session.connection()
     ins = _insert(session)(ReportMember).on_conflict_do_nothing(index_elements=["member_id"])
@@ -190,10 +193,14 @@ def _sync_members(
         if not rows:
             return given
         after = rows[-1][0]
-        known = set(
-            session.scalars(
-                select(ReportMember.member_id).where(
-                    ReportMember.member_id.in_([member_id for member_id, _ in rows])
+        known = (
+            set()
+            if fresh
+            else set(
+                session.scalars(
+                    select(ReportMember.member_id).where(
+                        ReportMember.member_id.in_([member_id for member_id, _ in rows])
+                    )
                 )
             )
         )
@@ -513,7 +520,7 @@ def rollup(
             days = {start + dt.timedelta(days=i) for i in range((today - start).days + 1)}
             ranges = [(start, today)]
             _redo_receipts(session, tz, start, today)
-        numbers = _sync_members(session, tz, None)
+        numbers = _sync_members(session, tz, None, fresh=True)
         _add_points(session, _points_rows(session, tz, None, hi))
         months = {first_of_month(d) for d in days}
     else:
