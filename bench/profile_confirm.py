@@ -23,6 +23,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--http", action="store_true")
+    ap.add_argument(
+        "--asgi", action="store_true", help="through the ASGI app on an event loop (no TestClient)"
+    )
     ap.add_argument("--no-profile", action="store_true", help="time only")
     ap.add_argument("--count-sql", action="store_true", help="count SQL statements per call")
     args = ap.parse_args()
@@ -61,7 +64,26 @@ def main() -> None:
                 b["redeem"] = {"currency": "BONUS", "amount": "10.00"}
             return b
 
-        if args.http:
+        if args.asgi:
+            import asyncio
+
+            import httpx
+
+            from kopilka.main import create_app
+
+            app = create_app()
+            loop = asyncio.new_event_loop()
+            h = {"Authorization": f"Bearer {key}"}
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://bench"
+            )
+
+            def one(i: int) -> None:
+                r = loop.run_until_complete(
+                    client.post("/api/v1/purchases", json=body(i), headers=h)
+                )
+                assert r.status_code == 201, r.text
+        elif args.http:
             from fastapi.testclient import TestClient
 
             from kopilka.main import create_app
@@ -110,7 +132,11 @@ def main() -> None:
                 print(f"{n / args.n:6.2f}  {head}")
         if not args.no_profile:
             prof.stop()
-            print(prof.output_text(unicode=True, color=False, show_all=False))
+            print(
+                prof.output_text(
+                    unicode=True, color=False, show_all=bool(os.environ.get("SHOW_ALL"))
+                )
+            )
         print(f"{args.n} confirmations in {dt:.2f} s: {dt / args.n * 1000:.2f} ms each")
     finally:
         from kopilka.core.db import get_db

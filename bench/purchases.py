@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -146,6 +147,46 @@ def parse_wrk(out: str) -> dict[str, float]:
     return res
 
 
+def cpu_by_process(server_pgid: int) -> dict[str, tuple[str, float]]:
+    """CPU seconds used so far by each process of the server (its process group) and of
+    PostgreSQL, read from /proc (Linux), and by this script's finished children (wrk,
+    under the key "wrk")."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, tuple[str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        pgid, used = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
+        if pgid == server_pgid:
+            out[entry] = ("kopilka", used)
+        elif comm.startswith("postgres"):
+            out[entry] = ("postgres", used)
+    # wrk has exited by the second reading: it counts among this process's children
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out["wrk"] = ("wrk", children.ru_utime + children.ru_stime)
+    return out
+
+
+def cpu_used(
+    before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds per group between two readings, counting the processes alive at the
+    second (a process that ended meanwhile, such as another client's PostgreSQL
+    backend, is left out rather than counted negative). The PostgreSQL figure includes
+    whatever else the server ran meanwhile: run the benchmark on a quiet machine."""
+    out = {"kopilka": 0.0, "postgres": 0.0, "wrk": 0.0}
+    for pid, (group, used) in after.items():
+        out[group] += used - before.get(pid, (group, 0.0))[1]
+    return out
+
+
 def _stop(server: subprocess.Popen[bytes]) -> None:
     os.killpg(server.pid, signal.SIGTERM)
     try:
@@ -253,6 +294,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        cpu_before = cpu_by_process(server.pid)
         out = sh(
             "wrk",
             f"-t{threads}",
@@ -263,6 +305,7 @@ def main() -> None:
             lua,
             base,
         )
+        cpu_after = cpu_by_process(server.pid)
         if spy is not None:
             spy.wait(timeout=60)
         kop = parse_wrk(out)
@@ -299,6 +342,11 @@ def main() -> None:
             "purchases_recorded": int(confirmed),
             "pgbench_tps": round(tps, 1),
             "ratio": round(kop["rps"] / tps, 3),
+            # CPU milliseconds per request (wrk counts every reply, 2xx or not)
+            "cpu_ms_per_request": {
+                k: round(v * 1000 / max(kop["requests"], 1), 2)
+                for k, v in cpu_used(cpu_before, cpu_after).items()
+            },
         }
         print(json.dumps(result, indent=2))
         out_dir = ROOT / "bench" / "results"
@@ -311,6 +359,14 @@ def main() -> None:
             f"\nconfirmations/s {result['confirmations_per_s']}, p50 {kop['p50_ms']:.1f} ms, "
             f"p99 {kop['p99_ms']:.1f} ms, pgbench {tps:.0f} tps, ratio {result['ratio']}"
             f"{'' if ok else '  (FAILED REQUESTS)'}"
+        )
+        cpu = result["cpu_ms_per_request"]
+        assert isinstance(cpu, dict)
+        print(
+            "CPU per confirmation: "
+            + ", ".join(f"{k} {v:.2f} ms" for k, v in cpu.items())
+            + f" (of {1000 * (os.cpu_count() or 1) / max(kop['rps'], 1):.2f} ms of CPU "
+            "available per confirmation at this rate)"
         )
     finally:
         if server is not None:
