@@ -282,3 +282,34 @@ def test_settle_time_leaves_fresh_entries_for_the_next_run(
 
         rollup(s, TZ, settle_seconds=0, at=now() + dt.timedelta(seconds=1))
     assert run(db, "points").summary["BONUS"]["issued"] == Decimal("342.00")
+
+
+def test_outstanding_now_leaves_out_lots_expired_before_the_job_wrote_them_off(
+    program: Database,
+) -> None:
+    # given a member with 100 BONUS expiring in 10 days and 50 that never expire
+    t0 = now()
+    with program.session() as s:
+        m = Member(card_number=new_card_number("77"), referral_code=new_referral_code())
+        s.add(m)
+        s.flush()
+        for key, amount, expires in (("a", "100", t0 + dt.timedelta(days=10)), ("b", "50", None)):
+            ledger.credit(
+                s,
+                key=f"lapse-{key}",
+                kind="adjust",
+                member_id=m.id,
+                currency="BONUS",
+                amount=Decimal(amount),
+                actor="test",
+                counter="adjustment",
+                available_at=t0,
+                expires_at=expires,
+                never_expires=expires is None,
+            )
+        s.commit()
+        base = reports.outstanding_now(s, t0)["BONUS"]
+        # when the first lot's expiry has passed but the expiry job has not run
+        later = reports.outstanding_now(s, t0 + dt.timedelta(days=11))["BONUS"]
+    # then it no longer counts as outstanding, and the other one still does
+    assert (base, later) == (Decimal("150"), Decimal("50"))

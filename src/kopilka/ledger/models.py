@@ -109,6 +109,14 @@ class Lot(Base):
         CheckConstraint("amount > 0", name="amount_pos"),
         Index("ix_ledger_lots_open", "account_id", "remaining", "expires_at"),
         Index("ix_ledger_lots_expiring", "expires_at", "remaining"),
+        # open lots by expiry: the lapsed ones (expired, not yet written off by the job)
+        # are found without reading the expired and spent ones, which are most lots
+        Index(
+            "ix_ledger_lots_lapsing",
+            "expires_at",
+            sqlite_where=text("remaining > 0"),
+            postgresql_where=text("remaining > 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -592,12 +592,24 @@ def outstanding_now(session: Session, at: dt.datetime | None = None) -> dict[str
             .group_by(Account.currency)
         ).all()
     )
+    # The lapsed lots come from the partial index of open lots (ix_ledger_lots_lapsing);
+    # their wallets are looked up one by one (a join would read every wallet, and the
+    # lapsed lots are a handful: the expiry job writes them off).
+    wallet_currency = (
+        select(Account.currency)
+        .where(Account.id == Lot.account_id, Account.kind == "member")
+        .scalar_subquery()
+    )
+    lapsed_lots = (
+        select(wallet_currency.label("currency"), Lot.remaining.label("remaining"))
+        .where(Lot.expires_at <= at, Lot.remaining > 0)
+        .subquery()
+    )
     lapsed = dict(
         session.execute(
-            select(Account.currency, func.sum(Lot.remaining))
-            .join(Account, Account.id == Lot.account_id)
-            .where(Lot.expires_at <= at, Lot.remaining > 0, Account.kind == "member")
-            .group_by(Account.currency)
+            select(lapsed_lots.c.currency, func.sum(lapsed_lots.c.remaining))
+            .where(lapsed_lots.c.currency.is_not(None))
+            .group_by(lapsed_lots.c.currency)
         ).all()
     )
     return {c: Decimal(v) - Decimal(lapsed.get(c) or 0) for c, v in held.items()}
