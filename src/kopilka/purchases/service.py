@@ -713,16 +713,13 @@ def _confirm(
     purchase = Purchase(**values)
     pid = purchase.id
     if fig.rules is not None and fig.applied:
-        rules_service.record(
+        rules_service.record_usage(
             session,
-            pid,
             member.id if member else None,
             fig.rules,
-            fig.applied,
             fig.given,
             body.occurred_at,
             program.spec.timezone,
-            rows_written=True,
         )
     if fig.coupons is not None and fig.coupons.applied:
         # A hold reserves its codes too: no other receipt can take the last use meanwhile.

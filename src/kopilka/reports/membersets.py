@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from kopilka.reports.models import MemberDay, MemberIndex, MemberSet, ReportMember
+from kopilka.reports.shared import as_date
 
 CHUNK = 1 << 16  # members per row of report_member_index
 NUMBER = np.dtype("<u4")
@@ -118,12 +119,12 @@ def _groups(session: Session, first: dt.date, last: dt.date) -> Iterator[_Group]
     for d, store, channel, tier, number, revenue in session.execute(q):
         if (d, store, channel, tier) != key:
             if key is not None:
-                yield (_date(key[0]), key[1], key[2], key[3], _u32(numbers), _i64(units))
+                yield (as_date(key[0]), key[1], key[2], key[3], _u32(numbers), _i64(units))
             key, numbers, units = (d, store, channel, tier), [], []
         numbers.append(int(number))
         units.append(int(revenue))
     if key is not None:
-        yield (_date(key[0]), key[1], key[2], key[3], _u32(numbers), _i64(units))
+        yield (as_date(key[0]), key[1], key[2], key[3], _u32(numbers), _i64(units))
 
 
 def _groups_pg(session: Session, first: dt.date, last: dt.date) -> Iterator[_Group]:
@@ -151,7 +152,7 @@ def _groups_pg(session: Session, first: dt.date, last: dt.date) -> Iterator[_Gro
     )
     for d, store, channel, tier, numbers, revenues in session.execute(q):
         yield (
-            _date(d),
+            as_date(d),
             store,
             channel,
             tier,
@@ -194,7 +195,7 @@ def write_index(session: Session, chunks: Iterable[int], run: str) -> None:
         joined = np.full(size, NEVER, dtype=JOINED)
         buckets = np.zeros(size, dtype=BUCKET)
         for number, joined_day, bucket in found:
-            joined[int(number) - lo] = _date(joined_day).toordinal()
+            joined[int(number) - lo] = as_date(joined_day).toordinal()
             buckets[int(number) - lo] = int(bucket)
         session.execute(
             insert(MemberIndex).values(
@@ -304,7 +305,7 @@ def days(session: Session, first: dt.date, last: dt.date) -> list[Day]:
     """The member sets of the days ``first`` … ``last`` that have any."""
     db = _db(session)
     runs = {
-        _date(d): run
+        as_date(d): run
         for d, run in session.execute(
             select(MemberSet.day, MemberSet.run).where(MemberSet.day.between(first, last))
         )
@@ -320,7 +321,7 @@ def days(session: Session, first: dt.date, last: dt.date) -> list[Day]:
     if stale:
         wanted = set(stale)
         for d, run, segments, members, revenues in _fetch_days(session, min(stale), max(stale)):
-            d = _date(d)
+            d = as_date(d)
             if d not in wanted:
                 continue
             day = _decode(d, segments, bytes(members), bytes(revenues))
@@ -507,14 +508,6 @@ def _limbs(values: IntArray, k: int) -> list[IntArray]:
         rest = high
     out.append(rest)
     return out
-
-
-def _date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 __all__ = [

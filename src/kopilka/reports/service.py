@@ -50,6 +50,7 @@ from kopilka.reports.models import (
 )
 from kopilka.reports.shared import (
     add_months,
+    as_date,
     bucket_day,
     control_cut,
     first_of_month,
@@ -278,7 +279,7 @@ def acquisition(session: Session, program: ProgramSpec, f: Filters) -> Report:
         q = q.join(Member, Member.id == ReportMember.member_id).where(Member.tier == f.tier)
     per: dict[dt.date, int] = defaultdict(int)
     for day, n in session.execute(q):
-        per[bucket_day(_date(day), f.grain)] += int(n)
+        per[bucket_day(as_date(day), f.grain)] += int(n)
     rows = [[b, per.get(b, 0)] for b in f.buckets()]
     return Report(
         "acquisition",
@@ -393,7 +394,7 @@ def tier_movement(session: Session, program: ProgramSpec, f: Filters) -> Report:
     matrix: dict[tuple[str | None, str | None], dict[str, int]] = {}
     for d, reason, from_tier, to_tier, n in session.execute(q):
         column = TIER_MOVES.get(str(reason), "program_changed")
-        per[(bucket_day(_date(d), f.grain), column)] += int(n)
+        per[(bucket_day(as_date(d), f.grain), column)] += int(n)
         by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(n)
         cell = matrix.setdefault((from_tier, to_tier), dict.fromkeys(TIER_MOVE_COLUMNS, 0))
         cell[column] += int(n)
@@ -441,7 +442,7 @@ def receipts(session: Session, program: ProgramSpec, f: Filters) -> Report:
     rev: dict[tuple[dt.date, bool], Decimal] = defaultdict(Decimal)
     disc = redeemed = ZERO
     for day, carded, cnt, revenue, discount, red in session.execute(q):
-        key = (bucket_day(_date(day), f.grain), bool(carded))
+        key = (bucket_day(as_date(day), f.grain), bool(carded))
         n[key] += int(cnt)
         rev[key] += Decimal(revenue)
         if carded:
@@ -536,7 +537,7 @@ def _flows(session: Session, cond: list[Any], grain: str | None) -> dict[Any, Fl
     )
     out: dict[Any, Flows] = defaultdict(Flows)
     for day, currency, flow, amount in session.execute(q):
-        key = (bucket_day(_date(day), grain), currency) if grain else currency
+        key = (bucket_day(as_date(day), grain), currency) if grain else currency
         out[key].add(flow, Decimal(amount))
     return out
 
@@ -652,7 +653,7 @@ def cohorts(session: Session, program: ProgramSpec, f: Filters, horizon: int = 1
     first, last = first_of_month(f.start), first_of_month(f.end)
     month = _month_expr(session)
     sizes = {
-        _date(m): int(n)
+        as_date(m): int(n)
         for m, n in session.execute(
             select(month, func.count())
             .where(ReportMember.joined_day >= first, ReportMember.joined_day <= f.end)
@@ -660,7 +661,7 @@ def cohorts(session: Session, program: ProgramSpec, f: Filters, horizon: int = 1
         )
     }
     cells = {
-        (_date(c), _date(m)): int(n)
+        (as_date(c), as_date(m)): int(n)
         for c, m, n in session.execute(
             select(CohortCell.cohort, CohortCell.month, CohortCell.members).where(
                 CohortCell.cohort.between(first, last)
@@ -1062,11 +1063,3 @@ def known_tiers(session: Session) -> list[str]:
         )
         if t
     ]
-
-
-def _date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])

@@ -7,6 +7,7 @@ import hashlib
 import uuid
 import zoneinfo
 from decimal import Decimal
+from typing import Any
 
 BUCKETS = 10_000
 _SALT = b"kopilka-control-group:"
@@ -62,3 +63,12 @@ def bucket_day(day: dt.date, grain: str) -> dt.date:
     if grain == "month":
         return first_of_month(day)
     return day
+
+
+def as_date(value: Any) -> dt.date:
+    """A day as the drivers return it (a date, a datetime, or ISO text on SQLite)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Uuid, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Uuid, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -529,44 +529,37 @@ def rule_rows(
     return list(rows.values())
 
 
-def record(
+def record_usage(
     session: Session,
-    purchase_id: uuid.UUID,
     member_id: uuid.UUID | None,
     compiled: engine.CompiledRules,
-    applied: list[engine.AppliedRule],
     given: dict[str, tuple[str, Decimal]],
     occurred_at: dt.datetime,
     timezone: str,
-    *,
-    rows_written: bool = False,
 ) -> None:
-    """Write which rules gave what on a purchase (unless ``rows_written``: the caller
-    wrote ``rule_rows`` itself), and move the per-member caps it drew on (in the
-    purchase's transaction; campaign budgets: ``draw_budgets``)."""
-    if not rows_written:
-        rows = rule_rows(purchase_id, member_id, compiled, applied, occurred_at, timezone)
-        if rows:
-            session.execute(insert(PurchaseRule), rows)
-    if member_id is not None:
-        day = local_day(occurred_at, timezone)
-        for key, period in compiled.member_capped.items():
-            if key not in given:
-                continue
-            unit, amount = given[key]
-            _upsert(
-                session,
-                RuleUsage,
-                {
-                    "rule_key": key,
-                    "member_id": member_id,
-                    "period_start": period_start(period, day),
-                    "unit": unit,
-                    "amount": amount,
-                },
-                ["rule_key", "member_id", "period_start"],
-                "amount",
-            )
+    """Move the per-member caps a purchase drew on (in its transaction; its
+    ``purchase_rules`` rows, from ``rule_rows``, are written with the receipt, and campaign
+    budgets by ``draw_budgets``)."""
+    if member_id is None:
+        return
+    day = local_day(occurred_at, timezone)
+    for key, period in compiled.member_capped.items():
+        if key not in given:
+            continue
+        unit, amount = given[key]
+        _upsert(
+            session,
+            RuleUsage,
+            {
+                "rule_key": key,
+                "member_id": member_id,
+                "period_start": period_start(period, day),
+                "unit": unit,
+                "amount": amount,
+            },
+            ["rule_key", "member_id", "period_start"],
+            "amount",
+        )
 
 
 def draw_budgets(

@@ -100,6 +100,36 @@ def window(s: Setup, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 # ---------------------------------------------------------------------------- the value
 
 
+def _kept() -> Any:
+    """A purchase not returned in full: some line with more bought than returned."""
+    from kopilka.purchases.models import Purchase, PurchaseLine, ReturnLine
+
+    returned = (
+        select(func.coalesce(func.sum(ReturnLine.quantity), ZERO))
+        .where(
+            ReturnLine.purchase_id == PurchaseLine.purchase_id,
+            ReturnLine.line_no == PurchaseLine.line_no,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(PurchaseLine.line_no)
+        .where(PurchaseLine.purchase_id == Purchase.id, PurchaseLine.quantity > returned)
+        .exists()
+    )
+
+
+def _refunded() -> Any:
+    """What the returns of a purchase refunded (``Amount`` units)."""
+    from kopilka.purchases.models import Purchase, PurchaseReturn
+
+    return (
+        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+        .where(PurchaseReturn.purchase_id == Purchase.id)
+        .scalar_subquery()
+    )
+
+
 def qualifying_values(
     session: Session, s: Setup, member_ids: Iterable[uuid.UUID], at: dt.datetime
 ) -> dict[uuid.UUID, Decimal]:
@@ -142,7 +172,7 @@ def qualifying_values(
         )
         return out
 
-    from kopilka.purchases.models import Purchase, PurchaseLine, PurchaseReturn, ReturnLine
+    from kopilka.purchases.models import Purchase
 
     bought = (
         Purchase.member_id.in_(ids),
@@ -151,19 +181,7 @@ def qualifying_values(
         Purchase.occurred_at <= end,
     )
     if s.tiers.metric == "purchases":
-        returned = (
-            select(func.coalesce(func.sum(ReturnLine.quantity), ZERO))
-            .where(
-                ReturnLine.purchase_id == PurchaseLine.purchase_id,
-                ReturnLine.line_no == PurchaseLine.line_no,
-            )
-            .scalar_subquery()
-        )
-        kept = (
-            select(PurchaseLine.line_no)
-            .where(PurchaseLine.purchase_id == Purchase.id, PurchaseLine.quantity > returned)
-            .exists()
-        )
+        kept = _kept()
         _add(
             out,
             session.execute(
@@ -175,11 +193,7 @@ def qualifying_values(
         return out
     # money paid less what its returns refunded, in one statement (this runs on every
     # purchase of a member below the top level)
-    refunded = (
-        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
-        .where(PurchaseReturn.purchase_id == Purchase.id)
-        .scalar_subquery()
-    )
+    refunded = _refunded()
     _add(
         out,
         session.execute(
@@ -222,7 +236,7 @@ def _value_of_one(metric: str) -> Any:
             .where(*earn_filter, back.member_id == m)
         )
         return earned.scalar_subquery() - taken.scalar_subquery()
-    from kopilka.purchases.models import Purchase, PurchaseLine, PurchaseReturn, ReturnLine
+    from kopilka.purchases.models import Purchase
 
     bought = (
         Purchase.member_id == m,
@@ -231,27 +245,11 @@ def _value_of_one(metric: str) -> Any:
         Purchase.occurred_at <= end,
     )
     if metric == "purchases":
-        returned = (
-            select(func.coalesce(func.sum(ReturnLine.quantity), ZERO))
-            .where(
-                ReturnLine.purchase_id == PurchaseLine.purchase_id,
-                ReturnLine.line_no == PurchaseLine.line_no,
-            )
-            .scalar_subquery()
-        )
-        kept = (
-            select(PurchaseLine.line_no)
-            .where(PurchaseLine.purchase_id == Purchase.id, PurchaseLine.quantity > returned)
-            .exists()
-        )
+        kept = _kept()
         # a count, scaled to the units of ``Amount`` like the money figures
         count = select(func.count()).where(*bought, kept).scalar_subquery()
         return count * literal(SCALE)
-    refunded = (
-        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
-        .where(PurchaseReturn.purchase_id == Purchase.id)
-        .scalar_subquery()
-    )
+    refunded = _refunded()
     return (
         select(func.coalesce(func.sum(Purchase.total_due - refunded), 0))
         .where(*bought)
