@@ -129,10 +129,15 @@ def clear_cache() -> None:
     ratelimit.clear_cache()
 
 
-def authenticate(session: Session, key: str, cache_seconds: int) -> Principal:
-    """The principal of a key, or 401. Valid keys are cached for ``cache_seconds``
-    (a revocation made by another process takes at most that long to bite)."""
-    digest = _hash(key)
+def cached(key: str, cache_seconds: int) -> Principal | None:
+    """The principal of a key validated by this process less than ``cache_seconds`` ago
+    and not expired since, or None (then ``authenticate`` must ask the database). Reads
+    nothing but memory, so the event loop may call it."""
+    hit = _cache_hit(_hash(key), cache_seconds)
+    return None if hit is None else hit
+
+
+def _cache_hit(digest: str, cache_seconds: int) -> Principal | None:
     t = time.monotonic()
     with _cache_lock:
         hit = _cache.get(digest)
@@ -140,6 +145,17 @@ def authenticate(session: Session, key: str, cache_seconds: int) -> Principal:
         expires = hit[2]
         if expires is None or expires > now():
             return hit[1]
+    return None
+
+
+def authenticate(session: Session, key: str, cache_seconds: int) -> Principal:
+    """The principal of a key, or 401. Valid keys are cached for ``cache_seconds``
+    (a revocation made by another process takes at most that long to bite)."""
+    digest = _hash(key)
+    t = time.monotonic()
+    hit = _cache_hit(digest, cache_seconds)
+    if hit is not None:
+        return hit
     parts = key.split("_", 2)
     if len(parts) != 3 or f"{parts[0]}_" != PREFIX:
         raise _unauthorized("malformed API key")

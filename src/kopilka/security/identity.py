@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from kopilka.apikeys.service import Principal, authenticate
+from kopilka.apikeys.service import Principal, authenticate, cached
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db
 from kopilka.core.errors import Problem
@@ -54,6 +54,29 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def cached_principal(request: Request) -> Principal | None:
+    """The caller of ``request`` if its API key was validated by this process a moment
+    ago (``KOPILKA_API_KEY_CACHE_SECONDS``), without any I/O; None when the database (or
+    a session authenticator) must be asked: then call ``resolve_principal`` in a thread."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    principal = cached(token.strip(), get_settings().api_key_cache_seconds)
+    if principal is not None:
+        _remember(request, principal)
+    return principal
+
+
+def _remember(request: Request, principal: Principal) -> None:
+    request.state.principal = principal
+    facts = context.current()
+    if facts is not None:
+        facts.principal = principal
+
+
 def resolve_principal(request: Request) -> Principal:
     """The caller of ``request`` or a 401 (429 after too many bad credentials)."""
     header = request.headers.get("authorization")
@@ -74,10 +97,7 @@ def resolve_principal(request: Request) -> Principal:
             raise
     else:
         principal = _from_authenticators(request)
-    request.state.principal = principal
-    facts = context.current()
-    if facts is not None:
-        facts.principal = principal
+    _remember(request, principal)
     return principal
 
 

@@ -21,7 +21,7 @@ under ``/api/v1`` without one fails ``tests/security/test_route_policies.py``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +78,7 @@ def _forbidden(detail: str) -> Problem:
     return Problem(403, "forbidden", detail)
 
 
-def require(*roles: str) -> Callable[..., Principal]:
+def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency letting only callers with one of ``roles`` through (401 without
     credentials, 403 for another role). A member principal may only reach routes whose
     ``member_id`` path parameter is their own id (or routes without one, which must then
@@ -88,7 +88,8 @@ def require(*roles: str) -> Callable[..., Principal]:
         raise ValueError(f"unknown roles {unknown}; known: {', '.join(ALL_ROLES)}")
     policy = Policy(frozenset(roles))
 
-    def check(request: Request, principal: PrincipalDep) -> Principal:
+    async def check(request: Request, principal: PrincipalDep) -> Principal:
+        # async and pure: FastAPI runs it on the event loop, not in a thread
         if not policy.allows(principal.role):
             raise _forbidden(f"role {principal.role!r} may not do this")
         if principal.kind == "member":
