@@ -9,6 +9,7 @@ delivers it afterwards, at least once; receivers drop duplicates by the event ``
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
+from kopilka.core.batch import Batch
 from kopilka.core.db import now
 from kopilka.core.ids import uuid7
 from kopilka.events.models import OutboxEvent
@@ -115,6 +117,63 @@ def _write(
     session.execute(_INSERT, rows)
     for (type_, _, member_id, _), event_id, row in zip(events, ids, rows, strict=True):
         enqueue(session, event_id, type_, member_id, row["created_at"])
+    return ids
+
+
+def add_to_batch(
+    batch: Batch,
+    session: Session,
+    events: Sequence[tuple[str, dict[str, Any], uuid.UUID | None]],
+) -> list[uuid.UUID]:
+    """Several events ``(type, data, member_id)``, in this order, and their webhook
+    deliveries, as parts of ``batch`` (written only with its guard's row): the same rows
+    as ``emit_many``, in the statement of the change they tell of."""
+    from kopilka.webhooks.service import deliveries_of
+
+    if not events:
+        return []
+    ids = [uuid7() for _ in events]
+    at = [_created_at() for _ in events]
+    batch.add(
+        "outbox_e",
+        """  INSERT INTO outbox_events (id, type, version, member_id, key, data, created_at)
+  SELECT x.id, x.type, :ev_version, x.member_id, NULL, CAST(x.data AS json), x.created_at
+  FROM {guard}, unnest(CAST(:ev_id AS uuid[]), CAST(:ev_type AS text[]),
+                       CAST(:ev_member AS uuid[]), CAST(:ev_data AS text[]),
+                       CAST(:ev_at AS timestamptz[]))
+    AS x(id, type, member_id, data, created_at)""",
+        {
+            "ev_version": VERSION,
+            "ev_id": ids,
+            "ev_type": [t for t, _, _ in events],
+            "ev_member": [m for _, _, m in events],
+            "ev_data": [json.dumps(d) for _, d, _ in events],
+            "ev_at": at,
+        },
+    )
+    rows = [
+        row
+        for (type_, _, member_id), event_id, created in zip(events, ids, at, strict=True)
+        for row in deliveries_of(session, event_id, type_, member_id, created)
+    ]
+    if rows:
+        batch.add(
+            "outbox_d",
+            """  INSERT INTO webhook_deliveries (id, event_id, endpoint_id, member_id, status,
+                                  attempts, next_attempt_at, created_at)
+  SELECT x.id, x.event_id, x.endpoint_id, x.member_id, 'pending', 0, x.at, x.at
+  FROM {guard}, unnest(CAST(:wd_id AS uuid[]), CAST(:wd_event AS uuid[]),
+                       CAST(:wd_endpoint AS uuid[]), CAST(:wd_member AS uuid[]),
+                       CAST(:wd_at AS timestamptz[]))
+    AS x(id, event_id, endpoint_id, member_id, at)""",
+            {
+                "wd_id": [r["id"] for r in rows],
+                "wd_event": [r["event_id"] for r in rows],
+                "wd_endpoint": [r["endpoint_id"] for r in rows],
+                "wd_member": [r["member_id"] for r in rows],
+                "wd_at": [r["created_at"] for r in rows],
+            },
+        )
     return ids
 
 

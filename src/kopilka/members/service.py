@@ -365,9 +365,41 @@ def resolve_member(session: Session, ref: MemberRef, region: str, field: str = "
         found = resolve_card_code(session, ref.qr, now())
         member = session.get(Member, found) if found is not None else None
     if member is None:
-        _after_miss(subjects)
-        raise Problem(404, "member_not_found", "no member matches the reference")
+        raise missed(subjects)
     return member
+
+
+def lookup_of(
+    ref: MemberRef, region: str, field: str = "member"
+) -> tuple[Any, Any, list[str]] | None:
+    """How a statement finds the member ``ref`` names: ``(column, value, subjects)``,
+    the look-up counting against ``subjects`` if it misses (``missed``). None for the
+    member app's rotating code, which ``resolve_member`` decodes first. The same checks
+    as ``resolve_member`` (429 for a caller past the miss limit, 422 for a bad phone)."""
+    if ref.id is not None:
+        return Member.id, ref.id, []
+    if ref.card is not None:
+        subjects = _before_lookup()
+        card = ref.card.strip()
+        # a card number that fails its check digit names nobody
+        return (
+            Member.card_number_index,
+            blind_index("card", card) if is_valid_card(card) else None,
+            subjects,
+        )
+    if ref.phone is not None:
+        subjects = _before_lookup()
+        phone = normalise_phone(ref.phone, region, f"{field}.phone")
+        return Member.phone_index, blind_index("phone", phone), subjects
+    if ref.external_id is not None:
+        return Member.external_id, ref.external_id, []
+    return None
+
+
+def missed(subjects: list[str]) -> Problem:
+    """The 404 of a look-up that found nobody, counted against ``subjects``."""
+    _after_miss(subjects)
+    return Problem(404, "member_not_found", "no member matches the reference")
 
 
 def ref_from_query(params: dict[str, Any]) -> MemberRef:

@@ -1,6 +1,6 @@
 """Purchases: calculate → confirm (or hold → commit) → cancel / return.
 
-The figures of a receipt come from one function, ``_figure``, used by calculate and
+The figures of a receipt come from one function, ``figure``, used by calculate and
 confirm alike, so a till is never charged other figures than it showed. Money is rounded
 to 0.01 (half up for line amounts; redemption and earning split exactly across lines);
 points to their currency's precision (earning rounded down per line).
@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kopilka.apikeys.service import Principal
 from kopilka.core import pagination
+from kopilka.core.batch import Batch
 from kopilka.core.config import get_settings
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
@@ -88,7 +89,7 @@ class Figures:
     """Everything a receipt's confirmation writes, and the JSON the caller sees."""
 
     program: Program
-    member: Member | None
+    member_id: uuid.UUID | None
     lines: list[engine.LineIn]
     discounts: list[Decimal]
     redeem_currency: str | None
@@ -131,8 +132,20 @@ def _request_hash(body: PurchaseIn) -> str:
 def _resolve(
     session: Session, body: PurchaseIn, program: Program, principal: Principal
 ) -> tuple[Member | None, str | None]:
-    spec = program.spec
-    store = next((s for s in spec.stores if s.code == body.store), None)
+    partner = check_store(body, program, principal)
+    member = None
+    if body.member is not None:
+        member = members.resolve_member(
+            session, body.member, program.spec.default_phone_region, "member"
+        )
+        check_member(member.id, member.status)
+    check_redeem(body, program, member is not None)
+    return member, partner
+
+
+def check_store(body: PurchaseIn, program: Program, principal: Principal) -> str | None:
+    """The receipt's store is the programme's and the caller's; its partner (or None)."""
+    store = next((s for s in program.spec.stores if s.code == body.store), None)
     if store is None:
         raise Problem(
             422,
@@ -146,71 +159,82 @@ def _resolve(
         )
     if principal.partner is not None and principal.partner != store.partner:
         raise Problem(403, "forbidden", "this key may only record purchases of its partner")
-    member = None
-    if body.member is not None:
-        member = members.resolve_member(session, body.member, spec.default_phone_region, "member")
-        if member.status != "active":
-            raise Problem(
-                422,
-                "member_blocked",
-                f"member {member.id} is {member.status}",
-                errors=[field_error("member", f"the member is {member.status}", "blocked")],
-            )
-    if body.redeem is not None:
-        if member is None:
-            raise validation_problem(
-                [field_error("redeem", "points can only be redeemed by a member", "no_member")]
-            )
-        if spec.currency(body.redeem.currency) is None:
-            raise Problem(
-                422,
-                "currency_not_found",
-                f"no currency {body.redeem.currency!r}",
-                errors=[field_error("redeem.currency", "unknown currency", "unknown")],
-            )
-        amount = body.redeem.amount
-        if amount != "max" and not fits_precision(
-            Decimal(amount), _precision(program, body.redeem.currency)
-        ):
-            raise validation_problem(
-                [
-                    field_error(
-                        "redeem.amount",
-                        f"{body.redeem.currency} has "
-                        f"{_precision(program, body.redeem.currency)} decimal places",
-                        "precision",
-                    )
-                ]
-            )
-    return member, store.partner
+    return store.partner
+
+
+def check_member(member_id: uuid.UUID, status: str) -> None:
+    """Only an active member's receipts are recorded (422 ``member_blocked``)."""
+    if status != "active":
+        raise Problem(
+            422,
+            "member_blocked",
+            f"member {member_id} is {status}",
+            errors=[field_error("member", f"the member is {status}", "blocked")],
+        )
+
+
+def check_redeem(body: PurchaseIn, program: Program, has_member: bool) -> None:
+    """The redemption asked for names a member, a currency and a fitting amount."""
+    if body.redeem is None:
+        return
+    if not has_member:
+        raise validation_problem(
+            [field_error("redeem", "points can only be redeemed by a member", "no_member")]
+        )
+    if program.spec.currency(body.redeem.currency) is None:
+        raise Problem(
+            422,
+            "currency_not_found",
+            f"no currency {body.redeem.currency!r}",
+            errors=[field_error("redeem.currency", "unknown currency", "unknown")],
+        )
+    amount = body.redeem.amount
+    if amount != "max" and not fits_precision(
+        Decimal(amount), _precision(program, body.redeem.currency)
+    ):
+        raise validation_problem(
+            [
+                field_error(
+                    "redeem.amount",
+                    f"{body.redeem.currency} has "
+                    f"{_precision(program, body.redeem.currency)} decimal places",
+                    "precision",
+                )
+            ]
+        )
 
 
 def _member_context(
     session: Session,
     member: Member | None,
-    rules: engine.CompiledRules,
     program: Program,
     occurred_at: dt.datetime,
 ) -> engine.MemberContext | None:
+    """What the rules know of ``member`` for a receipt at ``occurred_at`` (None: nobody)."""
     if member is None:
         return None
+    rules = compiled_rules(program, session)
     return rules_service.member_context(session, member, rules, program.spec, occurred_at)
 
 
-def _figure(
+def figure(
     session: Session,
     body: PurchaseIn,
     program: Program,
-    member: Member | None,
+    member_id: uuid.UUID | None,
     partner: str | None,
     strict: bool,
+    member_ctx: engine.MemberContext | None,
     caller: str | None = None,
     trace: bool = False,
     campaign_spent: Mapping[str, Decimal] | None = None,
-    member_ctx: engine.MemberContext | None = None,
+    available: Decimal | None = None,
 ) -> Figures:
     """The receipt's figures. ``strict``: limits are errors (confirm); otherwise they are
     reported as warnings and the redemption is cut to what is allowed (calculate).
+    ``member_id``: who redeems (None: nobody can); ``member_ctx``: what the rules know of
+    the member (``_member_context``; a hypothetical member's in a simulation);
+    ``available``: what the member can redeem, if already read under the wallet's lock.
 
     Order: the rules' discounts, then the coupons' (each code sees the lines as the rules
     and the codes before it left them), then the redemption on what is left, then the
@@ -239,7 +263,7 @@ def _figure(
         occurred_at=body.occurred_at,
         timezone=program.spec.timezone,
         lines=tuple(lines),
-        member=member_ctx or _member_context(session, member, rules, program, body.occurred_at),
+        member=member_ctx,
         coupons=tuple(body.coupons),
         campaign_spent=campaign_spent,
     )
@@ -254,7 +278,7 @@ def _figure(
             session,
             list(body.coupons),
             ctx,
-            member.id if member is not None else None,
+            member_id,
             now(),
             after,
             caller=caller,
@@ -269,16 +293,16 @@ def _figure(
     line_redeemed = [ZERO] * n
     line_value = [ZERO] * n
     max_redeemable: Decimal | None = None
-    available: Decimal | None = None
+    known, available = available, None  # what the caller read, and what is reported
     warnings: list[dict[str, Any]] = []
     code = body.redeem.currency if body.redeem else None
-    if code is None and member is not None and not strict:
+    if code is None and member_id is not None and not strict:
         # still tell the till what could be redeemed in the first monetary currency
         code = next(
             (c.code for c in program.spec.currencies if c.value > 0 and c.redeem_max_share > 0),
             None,
         )
-    if code is not None and member is not None:
+    if code is not None and member_id is not None:
         cur = program.spec.currency(code)
         assert cur is not None
         eligible = [0 if i in pricing.no_redeem_lines else 1 for i in range(n)]
@@ -288,7 +312,7 @@ def _figure(
         if cur.value > 0:
             cap_money = round_down(base * share, MONEY_PRECISION)
             cap_points = round_down(cap_money / cur.value, cur.precision)
-        available = ledger.redeemable(session, member.id, code)
+        available = known if known is not None else ledger.redeemable(session, member_id, code)
         max_redeemable = min(cap_points, available)
         if body.redeem is not None:
             asked = max_redeemable if body.redeem.amount == "max" else Decimal(body.redeem.amount)
@@ -338,7 +362,7 @@ def _figure(
     earning = engine.earn(rules, ctx, pricing, due)
     raw_earned = {c: list(amounts) for c, amounts in earning.earned.items()}
     held_out = ctx.member is not None and ctx.member.control_group
-    if outcome is not None and member is not None and not held_out:
+    if outcome is not None and member_id is not None and not held_out:
         # the control group earns nothing, coupon points included (coupon discounts, being
         # money off and not earnings, still apply)
         for c, factor in outcome.multipliers.items():
@@ -356,7 +380,7 @@ def _figure(
         available_at[c] = ledger.lot_times(cur_row, body.occurred_at, program.spec.timezone)[0]
     fig = Figures(
         program=program,
-        member=member,
+        member_id=member_id,
         lines=lines,
         discounts=discounts,
         redeem_currency=body.redeem.currency if body.redeem else None,
@@ -437,7 +461,7 @@ def _figures_json(f: Figures, body: PurchaseIn, limit_code: str | None) -> dict[
         "external_id": body.external_id,
         "store": body.store,
         "channel": body.channel,
-        "member_id": str(f.member.id) if f.member else None,
+        "member_id": str(f.member_id) if f.member_id else None,
         "occurred_at": body.occurred_at.isoformat(),
         "subtotal": fmt(sum((ln.amount for ln in f.lines), ZERO), m),
         "discount": fmt(sum(f.discounts, ZERO), m),
@@ -494,7 +518,16 @@ def calculate(session: Session, body: PurchaseIn, principal: Principal) -> dict[
     """The figures of a receipt, with no side effects."""
     program = current_program(session)
     member, partner = _resolve(session, body, program, principal)
-    fig = _figure(session, body, program, member, partner, strict=False, caller=principal.actor)
+    fig = figure(
+        session,
+        body,
+        program,
+        member.id if member else None,
+        partner,
+        strict=False,
+        member_ctx=_member_context(session, member, program, body.occurred_at),
+        caller=principal.actor,
+    )
     session.rollback()
     return {**fig.json, "quote_id": fig.quote_id}
 
@@ -512,15 +545,17 @@ def simulate(
     receipt without a member (no redemption then)."""
     program = program or current_program(session)
     member, partner = _resolve(session, body, program, principal)
-    fig = _figure(
+    fig = figure(
         session,
         body,
         program,
-        member,
+        member.id if member else None,
         partner,
         strict=False,
+        member_ctx=member_override
+        if member is None
+        else _member_context(session, member, program, body.occurred_at),
         trace=True,
-        member_ctx=member_override if member is None else None,
     )
     session.rollback()
     verdicts = fig.trace or []
@@ -548,13 +583,13 @@ def simulate(
 # ---------------------------------------------------------------------------- confirm
 
 
-def _existing(session: Session, store: str, external_id: str) -> Purchase | None:
+def existing(session: Session, store: str, external_id: str) -> Purchase | None:
     return session.execute(
         select(Purchase).where(Purchase.store == store, Purchase.external_id == external_id)
     ).scalar_one_or_none()
 
 
-def _replay(found: Purchase, body_hash: str) -> tuple[int, dict[str, Any]]:
+def replay(found: Purchase, body_hash: str) -> tuple[int, dict[str, Any]]:
     if found.request_hash != body_hash:
         raise Problem(
             409,
@@ -578,8 +613,19 @@ def purchase_json(p: Purchase) -> dict[str, Any]:
     }
 
 
-class _BudgetRace(Exception):
+class BudgetRace(Exception):
     """Another receipt drew on a campaign budget meanwhile and this one no longer fits."""
+
+
+def check_quote(body: PurchaseIn, fig: Figures) -> None:
+    """409 ``quote_changed`` when the till confirms figures other than those it showed."""
+    if body.quote_id is not None and body.quote_id != fig.quote_id:
+        raise Problem(
+            409,
+            "quote_changed",
+            "the figures changed since they were shown to the customer",
+            extra={"quote": {**fig.json, "quote_id": fig.quote_id}},
+        )
 
 
 def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[int, dict[str, Any]]:
@@ -591,10 +637,23 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
     (so its row lock is held only for the commit, and receipts of one campaign do not queue
     behind each other's whole transactions). If another receipt spent from the budget
     meanwhile and this one no longer fits, everything is rolled back and the receipt is
-    recorded again with the budgets' rows locked first and the figures made on them."""
+    recorded again with the budgets' rows locked first and the figures made on them.
+
+    On PostgreSQL an ordinary member's receipt takes ``hotpath`` (the same rows in three
+    round trips); what it does not handle comes back here."""
+    from kopilka.purchases import hotpath
+
     try:
+        if hotpath.applies(body) and session.get_bind().dialect.name == "postgresql":
+            try:
+                return hotpath.confirm(
+                    session, body, principal, current_program(session), _request_hash(body)
+                )
+            except hotpath.Fallback as fallback:
+                if fallback.rolled_back:
+                    session.rollback()
         return _confirm(session, body, principal, lock_budgets=False)
-    except _BudgetRace:
+    except BudgetRace:
         session.rollback()
         return _confirm(session, body, principal, lock_budgets=True)
 
@@ -605,17 +664,34 @@ def _confirm(
     body_hash = _request_hash(body)
     program = current_program(session)
     if body.member is None:
-        found = _existing(session, body.store, body.external_id)
+        found = existing(session, body.store, body.external_id)
         if found is not None:
             session.rollback()
-            return _replay(found, body_hash)
+            return replay(found, body_hash)
     member, partner = _resolve(session, body, program, principal)
     if member is not None:
         # Lock every wallet of the member up front, in account order, before reading the
         # balance (or whether this receipt is already recorded): concurrent receipts of one
         # member are serialised, and never deadlock.
-        ledger.lock_wallets(session, [(member.id, c) for c in _touched(program, body, session)])
-    fig = _figure(session, body, program, member, partner, strict=True, caller=principal.actor)
+        ledger.lock_wallets(session, [(member.id, c) for c in touched(program, body, session)])
+        # Under those locks a receipt of this member recorded by another till is visible:
+        # replayed before its figures (a redemption already made must not fail it now).
+        found = existing(session, body.store, body.external_id)
+        if found is not None:
+            session.rollback()
+            return replay(found, body_hash)
+    member_id = member.id if member else None
+    member_ctx = _member_context(session, member, program, body.occurred_at)
+    fig = figure(
+        session,
+        body,
+        program,
+        member_id,
+        partner,
+        strict=True,
+        member_ctx=member_ctx,
+        caller=principal.actor,
+    )
     if fig.campaign_spend and lock_budgets:
         # The second try after a budget race: take the budgets' row locks (in code
         # order) and, if another receipt spent from them meanwhile, figure again.
@@ -623,30 +699,85 @@ def _confirm(
             session, fig.rules or compiled_rules(program, session), lock=True
         )
         if locked != dict(fig.campaign_spent):
-            fig = _figure(
+            fig = figure(
                 session,
                 body,
                 program,
-                member,
+                member_id,
                 partner,
                 strict=True,
+                member_ctx=member_ctx,
                 caller=principal.actor,
                 campaign_spent=locked,
             )
-    if body.quote_id is not None and body.quote_id != fig.quote_id:
-        raise Problem(
-            409,
-            "quote_changed",
-            "the figures changed since they were shown to the customer",
-            extra={"quote": {**fig.json, "quote_id": fig.quote_id}},
+    check_quote(body, fig)
+    values, lines, earnings, rule_rows = receipt_rows(body, body_hash, program, fig, principal)
+    at = values["created_at"]
+    if not _insert_receipt(session, values, lines, earnings, rule_rows):
+        session.rollback()
+        found = existing(session, body.store, body.external_id)
+        if found is None:  # pragma: no cover - the conflicting row cannot vanish
+            raise Problem(409, "duplicate_external_id", "the receipt is being recorded")
+        session.rollback()
+        return replay(found, body_hash)
+    purchase = Purchase(**values)
+    pid = purchase.id
+    if fig.rules is not None and fig.applied:
+        rules_service.record_usage(
+            session,
+            member.id if member else None,
+            fig.rules,
+            fig.given,
+            body.occurred_at,
+            program.spec.timezone,
         )
+    if fig.coupons is not None and fig.coupons.applied:
+        # A hold reserves its codes too: no other receipt can take the last use meanwhile.
+        coupons.consume(session, fig.coupons, pid, member.id if member else None, at)
+    if member is not None and fig.redeemed > 0 and fig.redeem_currency:
+        ledger.debit(
+            session,
+            key=f"purchase:{pid}:redeem",
+            kind="redeem",
+            member_id=member.id,
+            currency=fig.redeem_currency,
+            amount=fig.redeemed,
+            actor=principal.actor,
+            description=f"receipt {body.external_id} at {body.store}",
+            occurred_at=body.occurred_at,
+            counter="held" if body.hold else "redemption",
+            purchase_id=pid,
+            fresh=True,
+        )
+    if not body.hold:
+        _credit_earnings(session, purchase, fig.earned, principal.actor, fresh=True)
+    _emit_purchase(session, purchase, "purchase.held" if body.hold else "purchase.confirmed")
+    if member is not None and not body.hold:
+        from kopilka.tiers.service import on_purchase  # up a tier at once if reached
+
+        on_purchase(session, member.id, body.occurred_at)
+    # last, so a budget's row lock is held only for the commit
+    if (
+        fig.campaign_spend
+        and fig.rules is not None
+        and not rules_service.draw_budgets(session, fig.rules, fig.campaign_spend)
+    ):
+        raise BudgetRace
+    return 201, purchase_json(purchase)
+
+
+def receipt_rows(
+    body: PurchaseIn, body_hash: str, program: Program, fig: Figures, principal: Principal
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows a confirmation writes beside the ledger: the receipt, its lines, what
+    each line earned and the rules that gave something. Pure."""
     at = now()
     values: dict[str, Any] = {
         "id": uuid7(),
         "store": body.store,
         "external_id": body.external_id,
         "channel": body.channel,
-        "member_id": member.id if member else None,
+        "member_id": fig.member_id,
         "occurred_at": body.occurred_at,
         "status": "held" if body.hold else "confirmed",
         "request_hash": body_hash,
@@ -694,7 +825,7 @@ def _confirm(
     rule_rows = (
         rules_service.rule_rows(
             values["id"],
-            member.id if member else None,
+            fig.member_id,
             fig.rules,
             fig.applied,
             body.occurred_at,
@@ -703,57 +834,7 @@ def _confirm(
         if fig.rules is not None and fig.applied
         else []
     )
-    if not _insert_receipt(session, values, lines, earnings, rule_rows):
-        session.rollback()
-        found = _existing(session, body.store, body.external_id)
-        if found is None:  # pragma: no cover - the conflicting row cannot vanish
-            raise Problem(409, "duplicate_external_id", "the receipt is being recorded")
-        session.rollback()
-        return _replay(found, body_hash)
-    purchase = Purchase(**values)
-    pid = purchase.id
-    if fig.rules is not None and fig.applied:
-        rules_service.record_usage(
-            session,
-            member.id if member else None,
-            fig.rules,
-            fig.given,
-            body.occurred_at,
-            program.spec.timezone,
-        )
-    if fig.coupons is not None and fig.coupons.applied:
-        # A hold reserves its codes too: no other receipt can take the last use meanwhile.
-        coupons.consume(session, fig.coupons, pid, member.id if member else None, at)
-    if member is not None and fig.redeemed > 0 and fig.redeem_currency:
-        ledger.debit(
-            session,
-            key=f"purchase:{pid}:redeem",
-            kind="redeem",
-            member_id=member.id,
-            currency=fig.redeem_currency,
-            amount=fig.redeemed,
-            actor=principal.actor,
-            description=f"receipt {body.external_id} at {body.store}",
-            occurred_at=body.occurred_at,
-            counter="held" if body.hold else "redemption",
-            purchase_id=pid,
-            fresh=True,
-        )
-    if not body.hold:
-        _credit_earnings(session, purchase, fig.earned, principal.actor, fresh=True)
-    _emit_purchase(session, purchase, "purchase.held" if body.hold else "purchase.confirmed")
-    if member is not None and not body.hold:
-        from kopilka.tiers.service import on_purchase  # up a tier at once if reached
-
-        on_purchase(session, member.id, body.occurred_at)
-    # last, so a budget's row lock is held only for the commit
-    if (
-        fig.campaign_spend
-        and fig.rules is not None
-        and not rules_service.draw_budgets(session, fig.rules, fig.campaign_spend)
-    ):
-        raise _BudgetRace
-    return 201, purchase_json(purchase)
+    return values, lines, earnings, rule_rows
 
 
 def _emit_purchase(
@@ -763,8 +844,23 @@ def _emit_purchase(
     statement unless the receipt carries coupon codes)."""
     from kopilka.events.service import emit_many
 
+    batch = purchase_events(p, type_, extra)
+    if type_ == "purchase.confirmed" and any(
+        c.get("status") == "applied" for c in p.figures["coupons"]
+    ):
+        emit_many(session, batch[:1])  # the receipt's event first, then its codes'
+        batch = batch[1:]
+        _emit_coupons(session, p)  # a query only for receipts that carry a code
+    emit_many(session, batch)
+
+
+def purchase_events(
+    p: Purchase, type_: str, extra: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any], uuid.UUID | None]]:
+    """The purchase's event ``(type, data, member_id)`` and, when it is confirmed, the
+    ``points.earned`` and ``points.redeemed`` of its member, in this order. Pure."""
     f = p.figures
-    batch: list[tuple[str, dict[str, Any], uuid.UUID | None]] = [
+    events: list[tuple[str, dict[str, Any], uuid.UUID | None]] = [
         (
             type_,
             {
@@ -784,21 +880,17 @@ def _emit_purchase(
             p.member_id,
         )
     ]
-    if type_ == "purchase.confirmed" and any(c.get("status") == "applied" for c in f["coupons"]):
-        emit_many(session, batch)  # the receipt's event first, then its codes'
-        batch = []
-        _emit_coupons(session, p)  # a query only for receipts that carry a code
     if p.member_id is not None and type_ == "purchase.confirmed":
         mid = str(p.member_id)
-        batch += [
+        events += [
             ("points.earned", {"member_id": mid, "purchase_id": str(p.id), **e}, p.member_id)
             for e in f["earned"]
         ]
-        batch += [
+        events += [
             ("points.redeemed", {"member_id": mid, "purchase_id": str(p.id), **r}, p.member_id)
             for r in f["redeemed"]
         ]
-    emit_many(session, batch)
+    return events
 
 
 def _emit_coupons(session: Session, p: Purchase) -> None:
@@ -838,7 +930,7 @@ def _release_draws(session: Session, purchase_id: uuid.UUID) -> None:
     rules_service.release(session, purchase_id)
 
 
-def _touched(program: Program, body: PurchaseIn, session: Session) -> list[str]:
+def touched(program: Program, body: PurchaseIn, session: Session) -> list[str]:
     """The currencies a receipt may move: the one redeemed and those the rules earn
     (with coupons, any: a coupon may earn any currency)."""
     if body.coupons:
@@ -886,43 +978,67 @@ _MONEY_COLUMNS = {
 }
 
 
-def _receipt_statement_pg() -> Any:
-    """A receipt with its lines and earnings in one round trip (PostgreSQL): the lines come
-    as arrays and are unnested; nothing but the receipt row is written if it exists."""
-    cols = [c.name for c in Purchase.__table__.columns]
-    line_types = {"line_no": "int[]", "sku": "text[]", "name": "text[]", "category": "text[]"}
-    unnest = ", ".join(f"CAST(:l_{c} AS {line_types.get(c, 'bigint[]')})" for c in _LINE_ARRAYS)
-    # Only column names from the model and fixed casts go into the text; values are bound.
-    sql = f"""
-WITH ins AS (
-  INSERT INTO purchases ({", ".join(cols)}) VALUES ({", ".join(":" + c for c in cols)})
+_PURCHASE_COLUMNS = tuple(Purchase.__table__.columns)
+_LINE_TYPES = {"line_no": "int[]", "sku": "text[]", "name": "text[]", "category": "text[]"}
+_RECEIPT_GUARD = f"""  INSERT INTO purchases ({", ".join(c.name for c in _PURCHASE_COLUMNS)})
+  VALUES ({", ".join(":p_" + c.name for c in _PURCHASE_COLUMNS)})
   ON CONFLICT (store, external_id) DO NOTHING
-  RETURNING id
-), li AS (
-  INSERT INTO purchase_lines (purchase_id, {", ".join(_LINE_ARRAYS)})
-  SELECT ins.id, x.* FROM ins, unnest({unnest}) AS x
-), ea AS (
-  INSERT INTO purchase_line_earnings (purchase_id, line_no, currency, amount)
-  SELECT ins.id, y.* FROM ins,
+  RETURNING id"""  # noqa: S608 - only the model's column names go into the text
+_RECEIPT_LINES = f"""  INSERT INTO purchase_lines (purchase_id, {", ".join(_LINE_ARRAYS)})
+  SELECT {{guard}}.id, x.* FROM {{guard}}, unnest({
+    ", ".join(f"CAST(:l_{c} AS {_LINE_TYPES.get(c, 'bigint[]')})" for c in _LINE_ARRAYS)
+})
+    AS x"""  # noqa: S608
+_RECEIPT_EARNINGS = """  INSERT INTO purchase_line_earnings (purchase_id, line_no, currency, amount)
+  SELECT {guard}.id, y.* FROM {guard},
     unnest(CAST(:e_line_no AS int[]), CAST(:e_currency AS text[]), CAST(:e_amount AS bigint[]))
-    AS y
-), ru AS (
-  INSERT INTO purchase_rules (purchase_id, rule_key, unit, rule_version, effect, campaign,
-                              member_id, period_start, amount, released)
-  SELECT ins.id, r.*, false FROM ins,
+    AS y"""
+_RECEIPT_RULES = """  INSERT INTO purchase_rules (purchase_id, rule_key, unit, rule_version, effect,
+                              campaign, member_id, period_start, amount, released)
+  SELECT {guard}.id, r.*, false FROM {guard},
     unnest(CAST(:r_rule_key AS text[]), CAST(:r_unit AS text[]), CAST(:r_rule_version AS int[]),
            CAST(:r_effect AS text[]), CAST(:r_campaign AS text[]), CAST(:r_member_id AS uuid[]),
            CAST(:r_period_start AS date[]), CAST(:r_amount AS bigint[]))
-    AS r
-)
-SELECT id FROM ins
-"""  # noqa: S608
-    return text(sql).bindparams(
-        *(bindparam(c.name, type_=c.type) for c in Purchase.__table__.columns)
+    AS r"""
+RECEIPT_GUARD = "receipt"
+
+
+def receipt_parts(
+    batch: Batch,
+    values: dict[str, Any],
+    lines: list[dict[str, Any]],
+    earnings: list[dict[str, Any]],
+    rule_rows: list[dict[str, Any]],
+) -> None:
+    """``receipt_rows`` as parts of ``batch`` (PostgreSQL), the receipt being its guard
+    (``RECEIPT_GUARD``): inserted unless the store's receipt is already there, and then
+    nothing else is written; the lines, earnings and rules come as arrays, unnested."""
+    batch.add(
+        RECEIPT_GUARD,
+        _RECEIPT_GUARD,
+        {f"p_{c.name}": values[c.name] for c in _PURCHASE_COLUMNS},
+        {f"p_{c.name}": c.type for c in _PURCHASE_COLUMNS},
     )
-
-
-_RECEIPT_PG = _receipt_statement_pg()
+    params: dict[str, Any] = {}
+    for c in _LINE_ARRAYS:
+        column = [ln[c] for ln in lines]
+        params[f"l_{c}"] = [to_units(v) for v in column] if c in _MONEY_COLUMNS else column
+    batch.add("receipt_l", _RECEIPT_LINES, params)
+    if earnings:
+        batch.add(
+            "receipt_e",
+            _RECEIPT_EARNINGS,
+            {
+                "e_line_no": [e["line_no"] for e in earnings],
+                "e_currency": [e["currency"] for e in earnings],
+                "e_amount": [to_units(e["amount"]) for e in earnings],
+            },
+        )
+    if rule_rows:
+        params = {f"r_{c}": [r[c] for r in rule_rows] for c in _RULE_ARRAYS}
+        params["r_amount"] = [to_units(r["amount"]) for r in rule_rows]
+        batch.add("receipt_r", _RECEIPT_RULES, params)
+    batch.output("receipt_id", f"(SELECT id FROM {RECEIPT_GUARD})")  # noqa: S608
 
 
 _RULE_ARRAYS = (
@@ -947,17 +1063,9 @@ def _insert_receipt(
     receipt was already there (then nothing is written)."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        params = dict(values)
-        for c in _LINE_ARRAYS:
-            column = [ln[c] for ln in lines]
-            params[f"l_{c}"] = [to_units(v) for v in column] if c in _MONEY_COLUMNS else column
-        params["e_line_no"] = [e["line_no"] for e in earnings]
-        params["e_currency"] = [e["currency"] for e in earnings]
-        params["e_amount"] = [to_units(e["amount"]) for e in earnings]
-        for c in _RULE_ARRAYS:
-            params[f"r_{c}"] = [r[c] for r in rule_rows]
-        params["r_amount"] = [to_units(r["amount"]) for r in rule_rows]
-        return conn.execute(_RECEIPT_PG, params).first() is not None
+        batch = Batch(RECEIPT_GUARD)
+        receipt_parts(batch, values, lines, earnings, rule_rows)
+        return batch.run(session).receipt_id is not None
     if conn.execute(_purchase_insert(session), values).first() is None:
         return False
     pid = values["id"]

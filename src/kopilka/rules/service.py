@@ -23,9 +23,10 @@ from sqlalchemy import Uuid, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kopilka.core.db import Amount, now
+from kopilka.core.batch import Batch
+from kopilka.core.db import Amount, UTCDateTime, now
 from kopilka.core.errors import Problem
-from kopilka.core.money import fmt
+from kopilka.core.money import fmt, to_units
 from kopilka.members.models import Member
 from kopilka.program.models import ProgramVersion
 from kopilka.reports.shared import in_control_group
@@ -390,6 +391,15 @@ def member_context(
     if compiled.member_capped:
         day = local_day(occurred_at, spec.timezone)
         usage = Lazy(lambda: _usage(session, member.id, compiled.member_capped, day))
+    return context_of(member, spec, count, spend, usage)
+
+
+def context_of(
+    member: Any, spec: Any, count: int, spend: Decimal, usage: Mapping[str, Decimal]
+) -> engine.MemberContext:
+    """The engine's ``MemberContext`` of ``member`` (a ``Member``, or a row with its
+    ``id``, ``tier``, ``tags``, ``birth_date``, ``created_at`` and ``personal_discount``),
+    with the history and cap usage already read."""
     return engine.MemberContext(
         id=member.id,
         tier=member.tier,
@@ -402,6 +412,76 @@ def member_context(
         control_group=in_control_group(member.id, spec.control_group_share),
         usage=usage,
     )
+
+
+def context_columns(compiled: engine.CompiledRules) -> list[Any]:
+    """For a statement that reads a receipt's whole context at once (the hot path, on
+    PostgreSQL): labelled scalar subqueries of what the engine may need of the member
+    bound as ``member_id`` — the history if a rule looks at it (``exclude`` bound to
+    None), what each capped rule gave in its period, what each budgeted campaign has
+    spent. Their other parameters come from ``context_params``; ``read_context`` reads
+    them back. Building them costs more than running them: build once per programme."""
+    cols: list[Any] = []
+    if compiled.needs_history:
+        count_total, refunds, count_only = _history_statements()
+        cols.append(count_only.scalar_subquery().label("r_count"))
+        if compiled.needs_spend:
+            total = count_total.selected_columns[1]
+            cols.append(count_total.with_only_columns(total).scalar_subquery().label("r_total"))
+            cols.append(refunds.scalar_subquery().label("r_refunded"))
+    for i, _ in enumerate(sorted(compiled.member_capped)):
+        cols.append(
+            select(RuleUsage.amount)
+            .where(
+                RuleUsage.rule_key == bindparam(f"r_u{i}_key"),
+                RuleUsage.member_id == bindparam("member_id"),
+                RuleUsage.period_start == bindparam(f"r_u{i}_start"),
+            )
+            .scalar_subquery()
+            .label(f"r_u{i}")
+        )
+    for i, _ in enumerate(sorted(compiled.budgeted)):
+        cols.append(
+            select(CampaignSpend.spent)
+            .where(CampaignSpend.code == bindparam(f"r_c{i}_code"))
+            .scalar_subquery()
+            .label(f"r_c{i}")
+        )
+    return cols
+
+
+def context_params(compiled: engine.CompiledRules, day: dt.date) -> dict[str, Any]:
+    """The parameters of ``context_columns`` for a receipt of local ``day``."""
+    params: dict[str, Any] = {"exclude": None}
+    for i, key in enumerate(sorted(compiled.member_capped)):
+        params[f"r_u{i}_key"] = key
+        params[f"r_u{i}_start"] = period_start(compiled.member_capped[key], day)
+    for i, code in enumerate(sorted(compiled.budgeted)):
+        params[f"r_c{i}_code"] = code
+    return params
+
+
+def read_context(
+    row: Any, compiled: engine.CompiledRules
+) -> tuple[int, Decimal, dict[str, Decimal], dict[str, Decimal]]:
+    """``context_columns`` read back: the member's purchase count and lifetime spend, what
+    capped rules gave (rules that gave nothing yet left out, as ``_usage`` does), and what
+    budgeted campaigns spent (0 for a campaign without a row yet, as ``campaign_spent``)."""
+    m = row._mapping
+    count = int(m["r_count"]) if compiled.needs_history else 0
+    spend = ZERO
+    if compiled.needs_spend:
+        spend = Decimal(m["r_total"]) - Decimal(m["r_refunded"])
+    usage = {
+        key: m[f"r_u{i}"]
+        for i, key in enumerate(sorted(compiled.member_capped))
+        if m[f"r_u{i}"] is not None
+    }
+    spent = {
+        code: ZERO if m[f"r_c{i}"] is None else m[f"r_c{i}"]
+        for i, code in enumerate(sorted(compiled.budgeted))
+    }
+    return count, spend, usage, spent
 
 
 class Lazy(Mapping[str, Decimal]):
@@ -540,26 +620,102 @@ def record_usage(
     """Move the per-member caps a purchase drew on (in its transaction; its
     ``purchase_rules`` rows, from ``rule_rows``, are written with the receipt, and campaign
     budgets by ``draw_budgets``)."""
+    for row in usage_rows(member_id, compiled, given, occurred_at, timezone):
+        _upsert(session, RuleUsage, row, ["rule_key", "member_id", "period_start"], "amount")
+
+
+def usage_rows(
+    member_id: uuid.UUID | None,
+    compiled: engine.CompiledRules,
+    given: dict[str, tuple[str, Decimal]],
+    occurred_at: dt.datetime,
+    timezone: str,
+) -> list[dict[str, Any]]:
+    """What a purchase adds to the per-member caps it drew on: ``rule_usage`` rows, one
+    per capped rule that gave something. Pure."""
     if member_id is None:
-        return
+        return []
     day = local_day(occurred_at, timezone)
-    for key, period in compiled.member_capped.items():
-        if key not in given:
-            continue
-        unit, amount = given[key]
-        _upsert(
-            session,
-            RuleUsage,
+    return [
+        {
+            "rule_key": key,
+            "member_id": member_id,
+            "period_start": period_start(period, day),
+            "unit": given[key][0],
+            "amount": given[key][1],
+        }
+        for key, period in compiled.member_capped.items()
+        if key in given
+    ]
+
+
+def add_to_batch(
+    batch: Batch,
+    compiled: engine.CompiledRules,
+    usage: list[dict[str, Any]],
+    campaign_spend: dict[str, Decimal],
+) -> int:
+    """A purchase's draws on caps and budgets as parts of ``batch`` (written only with
+    its guard's row): ``usage`` (from ``usage_rows``) added to the caps, and what it gives
+    taken from its campaigns' budgets by conditional updates, their rows locked in code
+    order first (as ``draw_budgets`` takes them). Returns how many campaigns it draws on;
+    the batch's output ``budgets_drawn`` is how many budgets took the draw: fewer means
+    one no longer fits, and the caller rolls back (see ``purchases.service.confirm``)."""
+    if usage:
+        batch.add(
+            "rules_u",
+            """  INSERT INTO rule_usage AS u (rule_key, member_id, period_start, unit, amount)
+  SELECT x.* FROM {guard}, unnest(CAST(:ru_key AS text[]), CAST(:ru_member AS uuid[]),
+                                  CAST(:ru_start AS date[]), CAST(:ru_unit AS text[]),
+                                  CAST(:ru_amount AS bigint[])) AS x
+  ON CONFLICT (rule_key, member_id, period_start)
+  DO UPDATE SET amount = u.amount + EXCLUDED.amount""",
             {
-                "rule_key": key,
-                "member_id": member_id,
-                "period_start": period_start(period, day),
-                "unit": unit,
-                "amount": amount,
+                "ru_key": [r["rule_key"] for r in usage],
+                "ru_member": [r["member_id"] for r in usage],
+                "ru_start": [r["period_start"] for r in usage],
+                "ru_unit": [r["unit"] for r in usage],
+                "ru_amount": [to_units(r["amount"]) for r in usage],
             },
-            ["rule_key", "member_id", "period_start"],
-            "amount",
         )
+    spend = {c: a for c, a in sorted(campaign_spend.items()) if a > 0 and c in compiled.campaigns}
+    if not spend:
+        return 0
+    ceilings: list[int | None] = []
+    for code, amount in spend.items():
+        budget = compiled.campaigns[code].budget
+        # spent ≤ budget − amount, in the units of Amount on both sides
+        ceilings.append(None if budget is None else to_units(budget.amount - amount))
+    # One upsert, its rows in code order (so their locks are taken in that order, as
+    # ``draw_budgets`` takes them): a campaign's first draw makes its row; the others add
+    # to it where the budget still fits (re-checked on the row as committed if another
+    # receipt changed it meanwhile). A row that did not fit is not returned.
+    batch.add(
+        "rules_b",
+        """  INSERT INTO campaign_spend AS c (code, currency, spent, updated_at)
+  SELECT d.code, d.currency, d.amount, :rb_at
+  FROM {guard}, unnest(CAST(:rb_code AS text[]), CAST(:rb_currency AS text[]),
+                       CAST(:rb_amount AS bigint[]), CAST(:rb_ceiling AS bigint[]))
+    AS d(code, currency, amount, ceiling)
+  WHERE d.ceiling IS NULL OR d.ceiling >= 0
+  ON CONFLICT (code) DO UPDATE SET spent = c.spent + EXCLUDED.spent,
+                                   updated_at = EXCLUDED.updated_at
+  WHERE c.spent <= COALESCE(
+    (SELECT z.ceiling FROM unnest(CAST(:rb_code AS text[]), CAST(:rb_ceiling AS bigint[]))
+       AS z(code, ceiling) WHERE z.code = c.code),
+    c.spent)
+  RETURNING c.code""",
+        {
+            "rb_at": now(),
+            "rb_code": list(spend),
+            "rb_currency": [compiled.budgeted.get(c, compiled.base_currency) for c in spend],
+            "rb_amount": [to_units(a) for a in spend.values()],
+            "rb_ceiling": ceilings,
+        },
+        {"rb_at": UTCDateTime()},
+    )
+    batch.output("budgets_drawn", "(SELECT count(*) FROM rules_b)")
+    return len(spend)
 
 
 def draw_budgets(

@@ -36,8 +36,10 @@ from sqlalchemy import bindparam, func, literal, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from kopilka.core import pagination
-from kopilka.core.db import Amount, now
+from kopilka.core.batch import Batch
+from kopilka.core.db import Amount, UTCDateTime, now
 from kopilka.core.errors import Problem, field_error, validation_problem
+from kopilka.core.ids import uuid7
 from kopilka.core.money import SCALE, ZERO, fmt
 from kopilka.members import service as members
 from kopilka.members.models import Member
@@ -483,6 +485,173 @@ def on_purchase(session: Session, member_id: uuid.UUID, at: dt.datetime) -> bool
     if d is None:
         return False
     return _apply(session, s, member, state, d, at, SYSTEM_ACTOR, value)
+
+
+# ---------------------------------------------------------------------------- the hot path
+
+
+@functools.cache
+def standing_columns(metric: str) -> tuple[Any, ...]:
+    """For a statement that reads a receipt's whole context at once (PostgreSQL): the
+    member's tier, tier state and qualifying value (``standing``'s figures, and whether
+    the state row exists) as labelled scalar subqueries, bound as ``member_id``,
+    ``start``, ``end`` (and ``currency`` for points). Built once per metric."""
+    m: Any = bindparam("member_id")
+    state = (MemberTier.member_id == m,)
+    return (
+        select(Member.tier).where(Member.id == m).scalar_subquery().label("t_tier"),
+        select(MemberTier.member_id).where(*state).scalar_subquery().label("t_state"),
+        select(MemberTier.floor_tier).where(*state).scalar_subquery().label("t_floor"),
+        select(MemberTier.floor_until).where(*state).scalar_subquery().label("t_floor_until"),
+        select(MemberTier.grace_until).where(*state).scalar_subquery().label("t_grace"),
+        type_coerce(_value_of_one(metric), Amount()).label("t_value"),
+    )
+
+
+def standing_params(s: Setup, at: dt.datetime) -> dict[str, Any]:
+    """The parameters of ``standing_columns`` for a purchase at ``at``."""
+    start, end = window(s, at.astimezone(dt.UTC))
+    params: dict[str, Any] = {"start": start, "end": end}
+    if s.tiers.metric == "points":
+        params["currency"] = s.tiers.currency
+    return params
+
+
+def read_standing(row: Any) -> tuple[Standing, bool]:
+    """``standing_columns`` read back, and whether the member has a state row."""
+    m = row._mapping
+    return (
+        Standing(m["t_tier"], m["t_floor"], m["t_floor_until"], m["t_grace"], m["t_value"]),
+        m["t_state"] is not None,
+    )
+
+
+def contribution(s: Setup, total_due: Decimal, earned: dict[str, Decimal]) -> Decimal:
+    """What a confirmed purchase adds to its member's qualifying value at its own moment
+    (the window ends there, so it is inside): its money paid, its points of the metric's
+    currency, or one purchase. ``standing`` read before it, plus this, is ``standing``
+    read after it."""
+    if s.tiers.metric == "spend":
+        return total_due
+    if s.tiers.metric == "points":
+        return earned.get(s.tiers.currency or "", ZERO)
+    return Decimal(1)
+
+
+def add_to_batch(
+    batch: Batch,
+    s: Setup,
+    member_id: uuid.UUID,
+    before: Standing,
+    has_state: bool,
+    value: Decimal,
+    at: dt.datetime,
+) -> tuple[str, dict[str, Any], uuid.UUID] | None:
+    """``on_purchase`` as parts of ``batch``, decided on ``before`` (the standing read
+    under the member's wallet locks, before the purchase) and ``value`` (with the
+    purchase): the member's new tier, the tier state, the change row. Returns the
+    ``tier.changed`` event for the caller's outbox part, or None.
+
+    Optimistic: each write is conditional on the tier and state being what was read, and
+    the batch's outputs ``tier_member`` and ``tier_state`` count the rows they took. A
+    tier changed meanwhile (a manual assignment, the re-evaluation job, which lock the
+    member's row) leaves one of them 0, and the caller rolls back and confirms again the
+    general way, which decides under the member's row lock (``tier_writes_held``)."""
+    at = at.astimezone(dt.UTC)
+    d = decide(s.tiers, before.tier, value, before, at, may_lower=False)
+    if d is None:
+        return None
+    changed = d.reason is not None and d.to != before.tier
+    if not changed and d.grace == before.grace_until:
+        return None
+    moment = now()
+    state_params: dict[str, Any] = {
+        "ts_member": member_id,
+        "ts_grace": d.grace,
+        "ts_at": at,
+        "ts_now": moment,
+    }
+    state_types: dict[str, Any] = {k: UTCDateTime() for k in ("ts_grace", "ts_at", "ts_now")}
+    if has_state:
+        state_params |= {
+            "ts_floor": before.floor_tier,
+            "ts_floor_until": before.floor_until,
+            "ts_old_grace": before.grace_until,
+        }
+        state_types |= {"ts_floor_until": UTCDateTime(), "ts_old_grace": UTCDateTime()}
+        batch.add(
+            "tier_s",
+            """  UPDATE member_tiers AS s
+  SET grace_until = :ts_grace, evaluated_at = :ts_at, updated_at = :ts_now
+  FROM {guard}
+  WHERE s.member_id = :ts_member AND s.floor_tier IS NOT DISTINCT FROM :ts_floor
+    AND s.floor_until IS NOT DISTINCT FROM :ts_floor_until
+    AND s.grace_until IS NOT DISTINCT FROM :ts_old_grace
+  RETURNING s.member_id""",
+            state_params,
+            state_types,
+        )
+    else:
+        batch.add(
+            "tier_s",
+            """  INSERT INTO member_tiers (member_id, grace_until, evaluated_at, updated_at)
+  SELECT :ts_member, :ts_grace, :ts_at, :ts_now FROM {guard}
+  ON CONFLICT (member_id) DO NOTHING
+  RETURNING member_id""",
+            state_params,
+            state_types,
+        )
+    batch.output("tier_state", "(SELECT count(*) FROM tier_s)")
+    if not changed:
+        batch.output("tier_member", "1")
+        return None
+    batch.add(
+        "tier_m",
+        """  UPDATE members SET tier = :tm_to, updated_at = :tm_now FROM {guard}
+  WHERE members.id = :tm_member AND members.tier IS NOT DISTINCT FROM :tm_from
+  RETURNING members.id""",
+        {"tm_to": d.to, "tm_now": moment, "tm_member": member_id, "tm_from": before.tier},
+        {"tm_now": UTCDateTime()},
+    )
+    batch.output("tier_member", "(SELECT count(*) FROM tier_m)")
+    batch.add(
+        "tier_c",
+        """  INSERT INTO tier_changes (id, member_id, from_tier, to_tier, reason, at, actor,
+                            qualifying_value, note, created_at)
+  SELECT :tc_id, :tm_member, :tm_from, :tm_to, :tc_reason, :ts_at, :tc_actor, :tc_value,
+         NULL, :ts_now
+  FROM {guard}""",
+        {
+            "tc_id": uuid7(),
+            "tc_reason": d.reason,
+            "tc_actor": SYSTEM_ACTOR,
+            "tc_value": value,
+        },
+        {"tc_value": Amount()},
+    )
+    names = {lv.code: lv.name for lv in s.tiers.levels}
+    valid_until = before.floor_until if d.reason == "manual" else None
+    return (
+        "tier.changed",
+        {
+            "member_id": str(member_id),
+            "from": before.tier,
+            "to": d.to,
+            "reason": d.reason,
+            "at": at.isoformat(),
+            "from_name": names.get(before.tier or ""),
+            "to_name": names.get(d.to or ""),
+            "valid_until": valid_until.isoformat() if valid_until else None,
+        },
+        member_id,
+    )
+
+
+def tier_writes_held(row: Any) -> bool:
+    """Whether the tier writes ``add_to_batch`` put in a batch took their rows (True
+    when it put none)."""
+    m = row._mapping
+    return all(m.get(k, 1) == 1 for k in ("tier_member", "tier_state"))
 
 
 def reevaluate(session: Session, at: dt.datetime | None = None, batch: int = BATCH) -> int:

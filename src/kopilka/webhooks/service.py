@@ -102,6 +102,31 @@ def clear_cache() -> None:
         _endpoints.clear()
 
 
+def deliveries_of(
+    session: Session,
+    event_id: uuid.UUID,
+    event_type: str,
+    member_id: uuid.UUID | None,
+    created_at: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The pending delivery rows the event needs: one per active endpoint subscribed to
+    its type (the endpoints are cached for a moment; see ``clear_cache``)."""
+    return [
+        {
+            "id": uuid7(),
+            "event_id": event_id,
+            "endpoint_id": endpoint_id,
+            "member_id": member_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": created_at,
+            "created_at": created_at,
+        }
+        for endpoint_id, events in _active_endpoints(session)
+        if "*" in events or event_type in events
+    ]
+
+
 def enqueue(
     session: Session,
     event_id: uuid.UUID,
@@ -111,23 +136,10 @@ def enqueue(
 ) -> int:
     """A pending delivery of the event for every active endpoint subscribed to its type
     (in the caller's transaction); how many."""
-    n = 0
-    for endpoint_id, events in _active_endpoints(session):
-        if "*" in events or event_type in events:
-            session.add(
-                Delivery(
-                    id=uuid7(),
-                    event_id=event_id,
-                    endpoint_id=endpoint_id,
-                    member_id=member_id,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=created_at,
-                    created_at=created_at,
-                )
-            )
-            n += 1
-    return n
+    rows = deliveries_of(session, event_id, event_type, member_id, created_at)
+    for row in rows:
+        session.add(Delivery(**row))
+    return len(rows)
 
 
 # ---------------------------------------------------------------------------- claims
