@@ -9,7 +9,9 @@ Creates and drops its own database. With ``--http`` the requests go through the 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import secrets
 import time
 import uuid
@@ -28,6 +30,14 @@ def main() -> None:
     )
     ap.add_argument("--no-profile", action="store_true", help="time only")
     ap.add_argument("--count-sql", action="store_true", help="count SQL statements per call")
+    ap.add_argument(
+        "--cprofile",
+        metavar="N",
+        type=int,
+        default=0,
+        help="profile CPU time (not wall time) with cProfile; print the N costliest functions",
+    )
+    ap.add_argument("--members", type=int, default=200, help="members seeded (receipts cycle)")
     args = ap.parse_args()
     name = f"kopilka_prof_{secrets.token_hex(4)}"
     admin = psycopg.connect(PG_ADMIN, autocommit=True)
@@ -46,7 +56,7 @@ def main() -> None:
         from kopilka.purchases.schemas import PurchaseIn
 
         upgrade(get_db().engine)
-        cards, key = seed(url, 200, dict(os.environ))
+        cards, key = seed(url, args.members, dict(os.environ))
         till = Principal(kind="api_key", id=str(uuid.uuid4()), role="cashier", store="msk-01")
 
         def body(i: int) -> dict[str, object]:
@@ -117,7 +127,10 @@ def main() -> None:
                 seen[head] = seen.get(head, 0) + 1
 
         prof = Profiler(interval=0.0005)
-        if not args.no_profile:
+        cprof = cProfile.Profile(time.process_time) if args.cprofile else None
+        if cprof is not None:
+            cprof.enable()
+        elif not args.no_profile:
             prof.start()
         t = time.perf_counter()
         cpu = time.process_time()
@@ -130,7 +143,12 @@ def main() -> None:
             print(f"{statements[0] / args.n:.1f} SQL statements per confirmation")
             for head, n in sorted(seen.items(), key=lambda x: -x[1])[:25]:
                 print(f"{n / args.n:6.2f}  {head}")
-        if not args.no_profile:
+        if cprof is not None:
+            cprof.disable()
+            stats = pstats.Stats(cprof)
+            stats.sort_stats("cumulative").print_stats(args.cprofile)
+            stats.sort_stats("tottime").print_stats(args.cprofile)
+        elif not args.no_profile:
             prof.stop()
             print(
                 prof.output_text(

@@ -210,6 +210,11 @@ def main() -> None:
         help="the receipts' date (default a Sunday: the demo's weekend campaign runs)",
     )
     ap.add_argument("--py-spy", metavar="FILE", help="record the server with py-spy into FILE")
+    ap.add_argument(
+        "--py-spy-gil",
+        action="store_true",
+        help="with --py-spy: sample only threads holding the GIL (the server's Python CPU)",
+    )
     args = ap.parse_args()
     for tool in ("wrk", "pgbench"):
         if shutil.which(tool) is None:
@@ -290,6 +295,7 @@ def main() -> None:
                     "200",
                     "-p",
                     str(server.pid),
+                    *(["--gil"] if args.py_spy_gil else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
