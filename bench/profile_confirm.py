@@ -35,7 +35,11 @@ def main() -> None:
         metavar="N",
         type=int,
         default=0,
-        help="profile CPU time (not wall time) with cProfile; print the N costliest functions",
+        help=(
+            "profile CPU time (not wall time) with cProfile; print the N costliest functions"
+            " (process time: with --http or --asgi the CPU of other threads counts too, and"
+            " lands on whatever this thread was in, e.g. a poll)"
+        ),
     )
     ap.add_argument("--members", type=int, default=200, help="members seeded (receipts cycle)")
     args = ap.parse_args()

@@ -31,6 +31,8 @@ GOODS = [
     ("COFFEE-250", "grocery", "450.00"),
     ("APPLES", "fruit", "129.99"),
     ("CHEESE", "dairy", "1234.56"),
+    ("CAPPUCCINO", "cafe", "180.00"),  # a rule capped per member and week: rule_usage
+    ("BAGUETTE", "bakery", "59.90"),
 ]
 
 
@@ -223,8 +225,13 @@ def test_hot_and_general_paths_write_the_same_rows(
                     "amount": "max" if n % 3 == 0 else "10.00",
                 }
             _both_ways(demo, PurchaseIn.model_validate(body), uuid.UUID(m["id"]))
-    # then the ledger still balances
+    # then the capped rule was drawn on (its usage compared both ways) and the ledger
+    # still balances
     with demo.session() as s:
+        capped = s.execute(
+            text("SELECT count(*) FROM rule_usage WHERE rule_key = 'cafe-stickers'")
+        ).scalar()
+        assert capped is not None and capped > 0
         assert verify(s, stop_at_first=False) == []
 
 

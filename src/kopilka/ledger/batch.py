@@ -25,10 +25,9 @@ from sqlalchemy import BigInteger, ColumnElement, bindparam, case, func, or_, se
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from kopilka.core.batch import Batch
-from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error
-from kopilka.core.ids import uuid7
 from kopilka.core.money import ZERO, fmt, from_units, to_units
+from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Lot
 
 
@@ -70,67 +69,47 @@ def fifo(amount: Decimal, remaining: Iterable[Decimal]) -> tuple[list[Decimal], 
     return takes, left
 
 
-def _entry(
-    *,
+def entry_row(
+    wallet: Wallet,
     key: str,
     kind: str,
-    currency: str,
     amount: Decimal,
-    member_id: uuid.UUID,
+    *,
     actor: str,
     description: str,
     occurred_at: dt.datetime,
     purchase_id: uuid.UUID | None,
 ) -> dict[str, Any]:
-    return {
-        "id": uuid7(),
-        "key": key,
-        "kind": kind,
-        "currency": currency,
-        "amount": amount,
-        "member_id": member_id,
-        "purchase_id": purchase_id,
-        "reverses_id": None,
-        "occurred_at": occurred_at,
-        "created_at": now(),
-        "actor": actor,
-        "description": description[:500],
-    }
+    """The row of an entry that moves ``amount`` in or out of ``wallet``."""
+    return ledger.entry_row(
+        key=key,
+        kind=kind,
+        currency=wallet.currency,
+        amount=amount,
+        member_id=wallet.member_id,
+        actor=actor,
+        description=description,
+        occurred_at=occurred_at,
+        purchase_id=purchase_id,
+    )
 
 
 def plan_credit(
     wallet: Wallet,
     counter: int,
+    entry: dict[str, Any],
     *,
-    key: str,
-    kind: str,
-    amount: Decimal,
-    actor: str,
-    description: str,
-    occurred_at: dt.datetime,
-    purchase_id: uuid.UUID | None,
     available_at: dt.datetime,
     expires_at: dt.datetime | None,
 ) -> Plan:
-    """``amount`` into ``wallet`` as a new lot, from the system account ``counter``.
-    Only for a wallet without debt (``service.credit`` repays a debt first)."""
+    """``entry`` (``entry_row``) into ``wallet`` as a new lot, from the system account
+    ``counter``. Only for a wallet without debt (``service.credit`` repays a debt first)."""
+    amount: Decimal = entry["amount"]
     if wallet.debt != 0:
         raise ValueError("a wallet in debt is credited by ledger.service.credit")
     if amount <= 0:
         raise ValueError("a credit moves more than zero")
-    plan = Plan(
-        _entry(
-            key=key,
-            kind=kind,
-            currency=wallet.currency,
-            amount=amount,
-            member_id=wallet.member_id,
-            actor=actor,
-            description=description,
-            occurred_at=occurred_at,
-            purchase_id=purchase_id,
-        )
-    )
+    plan = Plan(entry)
     plan.new_lot = (wallet.id, amount, available_at, expires_at)
     plan.postings = [(wallet.id, amount, NEW), (counter, -amount, None)]
     plan.wallet_moves[wallet.id] = (amount, ZERO)
@@ -141,19 +120,14 @@ def plan_debit(
     wallet: Wallet,
     lots: Sequence[tuple[int, Decimal]],
     counter: int,
+    entry: dict[str, Any],
     *,
     precision: int,
-    key: str,
-    kind: str,
-    amount: Decimal,
-    actor: str,
-    description: str,
-    occurred_at: dt.datetime,
-    purchase_id: uuid.UUID | None,
 ) -> Plan:
-    """``amount`` out of ``wallet``'s open ``lots`` (``(id, remaining)``, FIFO by expiry,
-    as read under the wallet's lock) to ``counter``; 422 ``insufficient_balance`` when
-    they hold less. Only for a wallet without debt."""
+    """``entry`` (``entry_row``) out of ``wallet``'s open ``lots`` (``(id, remaining)``,
+    FIFO by expiry, as read under the wallet's lock) to ``counter``; 422
+    ``insufficient_balance`` when they hold less. Only for a wallet without debt."""
+    amount: Decimal = entry["amount"]
     if wallet.debt != 0:
         raise ValueError("a wallet in debt is debited by ledger.service.debit")
     have = sum((r for _, r in lots), ZERO)
@@ -165,19 +139,7 @@ def plan_debit(
             errors=[field_error("amount", "more than the available balance", "insufficient")],
             extra={"available": fmt(have, precision)},
         )
-    plan = Plan(
-        _entry(
-            key=key,
-            kind=kind,
-            currency=wallet.currency,
-            amount=amount,
-            member_id=wallet.member_id,
-            actor=actor,
-            description=description,
-            occurred_at=occurred_at,
-            purchase_id=purchase_id,
-        )
-    )
+    plan = Plan(entry)
     takes, _ = fifo(amount, (r for _, r in lots))
     for (lot_id, _), take in zip(lots, takes, strict=True):
         if take > 0:

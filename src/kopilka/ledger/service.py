@@ -342,8 +342,7 @@ def _same_or_conflict(
     return found
 
 
-def _open(
-    session: Session,
+def entry_row(
     *,
     key: str,
     kind: str,
@@ -355,11 +354,10 @@ def _open(
     occurred_at: dt.datetime | None,
     purchase_id: uuid.UUID | None = None,
     reverses_id: uuid.UUID | None = None,
-    defer: bool = False,
-) -> _Draft:
-    """Open an entry. ``defer``: the caller reads nothing more before ``finish`` (on
-    PostgreSQL the whole entry is then written by ``finish``, in one statement)."""
-    values: dict[str, Any] = {
+) -> dict[str, Any]:
+    """The row of a new journal entry (a fresh id, ``occurred_at`` now unless given, the
+    description cut to its column)."""
+    return {
         "id": uuid7(),
         "key": key,
         "kind": kind,
@@ -373,6 +371,16 @@ def _open(
         "actor": actor,
         "description": description[:500],
     }
+
+
+def _open(session: Session, *, defer: bool = False, **row: Any) -> _Draft:
+    """Open an entry (``row``: ``entry_row``'s arguments). ``defer``: the caller reads
+    nothing more before ``finish`` (on PostgreSQL the whole entry is then written by
+    ``finish``, in one statement)."""
+    return _open_row(session, entry_row(**row), defer=defer)
+
+
+def _open_row(session: Session, values: dict[str, Any], *, defer: bool = False) -> _Draft:
     if defer and session.get_bind().dialect.name == "postgresql":
         return _Draft(session, Entry(**values), deferred=values)
     session.connection().execute(insert(Entry), values)
@@ -549,25 +557,7 @@ def credit(
     if never_expires:
         expires_at = None
     counter_id = system_account(session, currency, counter)
-    if wallet.debt == 0 and session.get_bind().dialect.name == "postgresql":
-        return _credit_in_one_statement(
-            session,
-            wallet,
-            counter_id,
-            key=key,
-            kind=kind,
-            currency=currency,
-            amount=amount,
-            member_id=member_id,
-            actor=actor,
-            description=description,
-            occurred_at=occurred,
-            purchase_id=purchase_id,
-            available_at=available_at,
-            expires_at=expires_at,
-        )
-    draft = _open(
-        session,
+    values = entry_row(
         key=key,
         kind=kind,
         currency=currency,
@@ -578,6 +568,11 @@ def credit(
         occurred_at=occurred,
         purchase_id=purchase_id,
     )
+    if wallet.debt == 0 and session.get_bind().dialect.name == "postgresql":
+        return _credit_in_one_statement(
+            session, wallet, counter_id, values, available_at=available_at, expires_at=expires_at
+        )
+    draft = _open_row(session, values)
     _new_lot(draft, wallet, amount, available_at, expires_at)
     draft.post(counter_id, -amount)
     _settle_debt(draft, wallet, now())
@@ -623,32 +618,12 @@ def _credit_in_one_statement(
     session: Session,
     wallet: Account,
     counter_id: int,
+    values: dict[str, Any],
     *,
-    key: str,
-    kind: str,
-    currency: str,
-    amount: Decimal,
-    member_id: uuid.UUID,
-    actor: str,
-    description: str,
-    occurred_at: dt.datetime,
-    purchase_id: uuid.UUID | None,
     available_at: dt.datetime,
     expires_at: dt.datetime | None,
 ) -> Entry:
-    values: dict[str, Any] = {
-        "id": uuid7(),
-        "key": key,
-        "kind": kind,
-        "currency": currency,
-        "amount": amount,
-        "member_id": member_id,
-        "purchase_id": purchase_id,
-        "occurred_at": occurred_at,
-        "created_at": now(),
-        "actor": actor,
-        "description": description[:500],
-    }
+    amount: Decimal = values["amount"]
     session.connection().execute(
         _CREDIT_PG,
         {
@@ -662,7 +637,7 @@ def _credit_in_one_statement(
     )
     session.info.pop("kopilka.lots", None)
     set_committed_value(wallet, "balance", wallet.balance + amount)
-    return Entry(**values, reverses_id=None)
+    return Entry(**values)
 
 
 def redeemable(

@@ -30,6 +30,7 @@ written are the rows the general path writes (a test compares the two, row by ro
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Sequence
@@ -270,7 +271,7 @@ def _replay(session: Session, body: PurchaseIn, body_hash: str) -> tuple[int, di
     session.rollback()
     found = service.existing(session, body.store, body.external_id)
     if found is None:  # pragma: no cover - the conflicting row cannot vanish
-        raise service.BudgetRace
+        raise RuntimeError(f"receipt {body.external_id} at {body.store} conflicted, then vanished")
     session.rollback()
     return service.replay(found, body_hash)
 
@@ -287,25 +288,26 @@ def _ledger_plans(
 ) -> list[ledger_batch.Plan]:
     """The receipt's entries, as ``_confirm`` makes them: the redemption, then what each
     currency earned."""
-    description = f"receipt {body.external_id} at {body.store}"
+    row = functools.partial(
+        ledger_batch.entry_row,
+        actor=actor,
+        description=f"receipt {body.external_id} at {body.store}",
+        occurred_at=body.occurred_at,
+        purchase_id=pid,
+    )
     plans: list[ledger_batch.Plan] = []
     if fig.redeemed > 0 and fig.redeem_currency:
         code = fig.redeem_currency
         cur = ledger.currency_row(session, code)
         ledger.check_amount(cur, fig.redeemed)
+        wallet = wallets[code]
         plans.append(
             ledger_batch.plan_debit(
-                wallets[code],
+                wallet,
                 lots,
                 ledger.system_account(session, code, "redemption"),
+                row(wallet, f"purchase:{pid}:redeem", "redeem", fig.redeemed),
                 precision=cur.precision,
-                key=f"purchase:{pid}:redeem",
-                kind="redeem",
-                amount=fig.redeemed,
-                actor=actor,
-                description=description,
-                occurred_at=body.occurred_at,
-                purchase_id=pid,
             )
         )
     for code, amounts in fig.earned.items():
@@ -315,17 +317,12 @@ def _ledger_plans(
         cur = ledger.currency_row(session, code)
         ledger.check_amount(cur, total)
         available_at, expires_at = ledger.lot_times(cur, body.occurred_at, tz)
+        wallet = wallets[code]
         plans.append(
             ledger_batch.plan_credit(
-                wallets[code],
+                wallet,
                 ledger.system_account(session, code, "issuance"),
-                key=f"purchase:{pid}:earn:{code}",
-                kind="earn",
-                amount=total,
-                actor=actor,
-                description=description,
-                occurred_at=body.occurred_at,
-                purchase_id=pid,
+                row(wallet, f"purchase:{pid}:earn:{code}", "earn", total),
                 available_at=available_at,
                 expires_at=expires_at,
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -682,7 +683,8 @@ def _confirm(
             return replay(found, body_hash)
     member_id = member.id if member else None
     member_ctx = _member_context(session, member, program, body.occurred_at)
-    fig = figure(
+    figures = functools.partial(
+        figure,
         session,
         body,
         program,
@@ -692,6 +694,7 @@ def _confirm(
         member_ctx=member_ctx,
         caller=principal.actor,
     )
+    fig = figures()
     if fig.campaign_spend and lock_budgets:
         # The second try after a budget race: take the budgets' row locks (in code
         # order) and, if another receipt spent from them meanwhile, figure again.
@@ -699,17 +702,7 @@ def _confirm(
             session, fig.rules or compiled_rules(program, session), lock=True
         )
         if locked != dict(fig.campaign_spent):
-            fig = figure(
-                session,
-                body,
-                program,
-                member_id,
-                partner,
-                strict=True,
-                member_ctx=member_ctx,
-                caller=principal.actor,
-                campaign_spent=locked,
-            )
+            fig = figures(campaign_spent=locked)
     check_quote(body, fig)
     values, lines, earnings, rule_rows = receipt_rows(body, body_hash, program, fig, principal)
     at = values["created_at"]
