@@ -226,7 +226,7 @@ def record_event(
             errors=[field_error("member", f"the member is {member.status}", "blocked")],
         )
     # Serialise this member's events (and purchases) before counting the limits.
-    ledger.lock_wallets(session, [(member.id, c.code) for c in spec.currencies])
+    ledger.lock_member(session, member.id, spec, [c.code for c in spec.currencies])
     found = _existing(session, body.external_id)
     if found is not None:  # a twin committed while we waited for the lock
         session.rollback()

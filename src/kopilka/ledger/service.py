@@ -148,10 +148,11 @@ _LOCK_WALLETS = (
 
 
 def lock_wallets(
-    session: Session, wallets: Iterable[tuple[uuid.UUID, str]]
+    session: Session, wallets: Iterable[tuple[uuid.UUID, str]], *, create: bool = True
 ) -> dict[tuple[uuid.UUID, str], Account]:
     """Get-or-create and lock member wallets, in ascending account id order, in one
-    statement; wallets already locked in this transaction are not asked for again."""
+    statement; wallets already locked in this transaction are not asked for again.
+    ``create=False``: only those that exist (the others are left out of the answer)."""
     held = _tx_wallets(session)
     wanted = set(wallets)
     missing = wanted - held.keys()
@@ -167,6 +168,8 @@ def lock_wallets(
             assert acc.member_id is not None
             held[(acc.member_id, acc.currency)] = acc
         missing = wanted - held.keys()
+        if not create:
+            return {w: held[w] for w in wanted if w in held}
         if missing and attempt == 0:
             session.execute(
                 _insert(session)(Account)
@@ -188,6 +191,31 @@ def lock_wallets(
     if missing:  # pragma: no cover - the insert above guarantees the rows
         raise RuntimeError(f"could not create wallets {missing}")
     return {w: held[w] for w in wanted}
+
+
+def anchor_currency(spec: ProgramSpec) -> str | None:
+    """The currency whose wallet is a member's lock (see ``lock_member``): the
+    programme's first one."""
+    return spec.currencies[0].code if spec.currencies else None
+
+
+def lock_member(
+    session: Session, member_id: uuid.UUID, spec: ProgramSpec, codes: Iterable[str]
+) -> dict[str, Account]:
+    """Serialise the writes of one member (receipts, returns, activities): lock the
+    member's wallets of ``codes`` that exist and the wallet of ``anchor_currency``, made
+    when missing. Every such writer locks that wallet, so any two of one member take
+    turns; the other wallets are made when value first moves into them (a new wallet's
+    id comes after those locked here, so locks are still taken in account-id order), and
+    a member holds no empty wallets of currencies they never earned."""
+    anchor = anchor_currency(spec)
+    if anchor is None:
+        return {}
+    wanted = sorted(set(codes) | {anchor})
+    held = lock_wallets(session, [(member_id, c) for c in wanted], create=False)
+    if (member_id, anchor) not in held:
+        held |= lock_wallets(session, [(member_id, anchor)])
+    return {c: acc for (_, c), acc in held.items()}
 
 
 # ---------------------------------------------------------------------------- entries

@@ -162,7 +162,8 @@ def confirm(
     if lookup is None:  # pragma: no cover - ``applies`` keeps the rotating code out
         raise Fallback(rolled_back=False)
     column, ref, subjects = lookup
-    codes = service.touched(program, body, session)
+    anchor = ledger.anchor_currency(spec)
+    codes = sorted(set(service.touched(program, body, session)) | ({anchor} if anchor else set()))
     compiled = service.compiled_rules(program, session)
 
     # 1. the member and their wallets, locked
@@ -182,15 +183,15 @@ def confirm(
     }
     if any(w.debt != 0 for w in wallets.values()):
         raise Fallback(rolled_back=False)  # an earning repays a debt: the ledger's own way
-    missing = [c for c in codes if c not in wallets]
-    if missing:  # made and locked the general way (new rows: their ids come last)
-        for (_, c), acc in ledger.lock_wallets(session, [(member.id, c) for c in missing]).items():
-            wallets[c] = ledger_batch.Wallet(acc.id, member.id, c, acc.balance, acc.debt)
+    if anchor is not None and anchor not in wallets:  # the member's lock (ledger.lock_member)
+        _hold(session, wallets, member.id, [anchor])
 
     # 2. what the figures depend on, read under the locks
     setup = tiers.setup(session)
     metric = setup.tiers.metric if setup is not None else None
     redeem = body.redeem.currency if body.redeem is not None else None
+    if redeem not in wallets:
+        redeem = None  # nothing to spend: the figures refuse the redemption
     at = now()
     params: dict[str, Any] = {
         "p_store": body.store,
@@ -226,9 +227,17 @@ def confirm(
         member_ctx=ctx,
         caller=principal.actor,
         campaign_spent=spent,
-        available=sum((r for _, r in lots), ZERO) if redeem is not None else None,
+        available=sum((r for _, r in lots), ZERO) if body.redeem is not None else None,
     )
     service.check_quote(body, fig)
+
+    # wallets made when value first moves into them (their ids come after those locked)
+    _hold(
+        session,
+        wallets,
+        member.id,
+        [c for c, a in fig.earned.items() if c not in wallets and sum(a, ZERO) > 0],
+    )
 
     # 3. every write, in one statement
     values, lines, earnings, rule_rows = service.receipt_rows(
@@ -265,6 +274,18 @@ def confirm(
         session.rollback()
         raise service.BudgetRace
     return 201, service.purchase_json(purchase)
+
+
+def _hold(
+    session: Session,
+    wallets: dict[str, ledger_batch.Wallet],
+    member_id: uuid.UUID,
+    codes: list[str],
+) -> None:
+    """Make (when missing) and lock the member's wallets of ``codes``, into ``wallets``."""
+    if codes:
+        for (_, c), acc in ledger.lock_wallets(session, [(member_id, c) for c in codes]).items():
+            wallets[c] = ledger_batch.Wallet(acc.id, member_id, c, acc.balance, acc.debt)
 
 
 def _replay(session: Session, body: PurchaseIn, body_hash: str) -> tuple[int, dict[str, Any]]:

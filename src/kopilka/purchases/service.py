@@ -671,10 +671,11 @@ def _confirm(
             return replay(found, body_hash)
     member, partner = _resolve(session, body, program, principal)
     if member is not None:
-        # Lock every wallet of the member up front, in account order, before reading the
-        # balance (or whether this receipt is already recorded): concurrent receipts of one
-        # member are serialised, and never deadlock.
-        ledger.lock_wallets(session, [(member.id, c) for c in touched(program, body, session)])
+        # Lock the member's wallets up front (those it may move that exist, and the
+        # programme's first currency's: ledger.lock_member), in account order, before
+        # reading the balance (or whether this receipt is already recorded): concurrent
+        # receipts of one member are serialised, and never deadlock.
+        ledger.lock_member(session, member.id, program.spec, touched(program, body, session))
         # Under those locks a receipt of this member recorded by another till is visible:
         # replayed before its figures (a redemption already made must not fail it now).
         found = existing(session, body.store, body.external_id)
@@ -1136,7 +1137,9 @@ def _earned_by_currency(session: Session, purchase_id: uuid.UUID) -> dict[str, l
 def _lock_member(session: Session, p: Purchase) -> None:
     if p.member_id is not None:
         program = current_program(session)
-        ledger.lock_wallets(session, [(p.member_id, c.code) for c in program.spec.currencies])
+        ledger.lock_member(
+            session, p.member_id, program.spec, [c.code for c in program.spec.currencies]
+        )
 
 
 def _release(session: Session, p: Purchase, actor: str) -> None:
