@@ -35,7 +35,12 @@ COFFEE = {"sku": "CAPPUCCINO", "name": "Cappuccino", "category": "cafe", "unit_p
 
 @pytest.fixture
 def demo(db: Database) -> Database:
-    spec = program_service.parse_program(DEMO_PROGRAM.read_text(encoding="utf-8"))
+    # the demo programme with no control group (a held-out member earns nothing)
+    text = DEMO_PROGRAM.read_text(encoding="utf-8")
+    assert 'control_group_share: "0.1"' in text
+    spec = program_service.parse_program(
+        text.replace('control_group_share: "0.1"', 'control_group_share: "0"')
+    )
     with db.session() as session:
         program_service.apply_program(session, spec, actor="test")
         session.commit()
