@@ -650,8 +650,7 @@ def add_to_batch(
 def tier_writes_held(row: Any) -> bool:
     """Whether the tier writes ``add_to_batch`` put in a batch took their rows (True
     when it put none)."""
-    m = row._mapping
-    return all(m.get(k, 1) == 1 for k in ("tier_member", "tier_state"))
+    return all(row.get(k, 1) == 1 for k in ("tier_member", "tier_state"))
 
 
 def reevaluate(session: Session, at: dt.datetime | None = None, batch: int = BATCH) -> int:
