@@ -13,6 +13,7 @@ from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import get_db
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.responses import FastJSONResponse
 from kopilka.purchases import service
 from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
 
@@ -47,7 +48,7 @@ async def confirm(
     """Record a receipt (``hold: true`` reserves the points until commit or cancel).
     The same receipt again answers 200 with the same purchase."""
     status, payload = await run_in_threadpool(_confirm, body, principal, idempotency_key)
-    return JSONResponse(payload, status_code=status)
+    return FastJSONResponse(payload, status_code=status)
 
 
 def _confirm(
@@ -109,7 +110,7 @@ def commit(
         data.model_dump(mode="json"),
         action,
     )
-    return JSONResponse(payload, status_code=status)
+    return FastJSONResponse(payload, status_code=status)
 
 
 @router.post("/{purchase_id}/cancel")
@@ -129,7 +130,7 @@ def cancel(
         {},
         action,
     )
-    return JSONResponse(payload, status_code=status)
+    return FastJSONResponse(payload, status_code=status)
 
 
 @router.post("/{purchase_id}/returns", status_code=201)
@@ -154,4 +155,4 @@ def create_return(
         body.model_dump(mode="json"),
         action,
     )
-    return JSONResponse(payload, status_code=status)
+    return FastJSONResponse(payload, status_code=status)

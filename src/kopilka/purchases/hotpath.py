@@ -167,10 +167,14 @@ def confirm(
     compiled = service.compiled_rules(program, session)
 
     # 1. the member and their wallets, locked
-    rows = session.execute(
-        _cached(("lock", column.key), lambda: _member_and_wallets(column)),
-        {"ref": ref, "codes": codes},
-    ).all()
+    rows = (
+        session.connection()
+        .execute(
+            _cached(("lock", column.key), lambda: _member_and_wallets(column)),
+            {"ref": ref, "codes": codes},
+        )
+        .all()
+    )
     if not rows:
         raise members.missed(subjects)
     member = rows[0]
@@ -205,13 +209,17 @@ def confirm(
         params |= tiers.standing_params(setup, body.occurred_at)
     if redeem is not None:
         params |= {"lots_account": wallets[redeem].id, "lots_at": at}
-    row = session.execute(
-        _cached(
-            ("context", id(compiled), metric, redeem is not None),
-            lambda: _context(compiled, metric, redeem is not None),
-        ),
-        params,
-    ).one()
+    row = (
+        session.connection()
+        .execute(
+            _cached(
+                ("context", id(compiled), metric, redeem is not None),
+                lambda: _context(compiled, metric, redeem is not None),
+            ),
+            params,
+        )
+        .one()
+    )
     if row.existing is not None:
         return _replay(session, body, body_hash)
     count, spend, usage, spent = rules_service.read_context(row, compiled)
