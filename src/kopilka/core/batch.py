@@ -180,8 +180,7 @@ class Batch:
             with psycopg.RawCursor(raw) as cursor:
                 cursor.execute(statement.sql, values, prepare=True)
                 row = cursor.fetchone()
-                labels = [c.name for c in cursor.description or ()]
         except psycopg.Error as exc:  # as SQLAlchemy would raise it
             raise DBAPIError.instance(statement.sql, values, exc, psycopg.Error) from exc
         assert row is not None
-        return Outputs(zip(labels, row, strict=True))
+        return Outputs(zip((label for label, _ in self.outputs), row, strict=True))

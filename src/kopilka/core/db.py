@@ -8,14 +8,17 @@ failing on a lock upgrade; WAL lets readers go on meanwhile.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, create_engine, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import URL, Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -111,12 +114,47 @@ def make_engine(settings: Settings | None = None, url: str | None = None) -> Eng
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+    engine = create_engine(
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
+    _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+# A pooled connection that sat idle longer than this is pinged before use (a server
+# restart or a dropped link is found then, and the pool connects again); one in
+# continuous use is not: SQLAlchemy's pool_pre_ping would cost every request a round
+# trip and, with psycopg, 0.3 ms of the server's CPU.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn: Any, record: Any) -> None:
+        record.info["kopilka.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("kopilka.idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # new, or in use a moment ago
+        try:
+            dbapi_conn.execute("SELECT 1")
+            dbapi_conn.rollback()
+        except Exception as exc:  # any failure: this connection is gone
+            # the documented way to have the pool drop it and connect again
+            raise DisconnectionError() from exc
+
+
+@lru_cache(maxsize=64)
+def _url_key(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def db_key(session: Session) -> str:
+    """The session's database as a string, for per-database caches (rendering a URL
+    costs 50 us, so it is rendered once per URL)."""
+    return _url_key(session.get_bind().engine.url)
 
 
 class Database:

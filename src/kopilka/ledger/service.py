@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from kopilka.core import pagination
-from kopilka.core.db import Amount, UTCDateTime, now
+from kopilka.core.db import Amount, UTCDateTime, db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import ZERO, fits_precision, fmt, to_units
@@ -86,7 +86,7 @@ def clear_caches() -> None:
 
 def system_account(session: Session, currency: str, kind: str) -> int:
     """The id of a currency's system account (issuance, redemption, breakage, …)."""
-    cache_key = (str(session.get_bind().engine.url), currency, kind)
+    cache_key = (db_key(session), currency, kind)
     with _system_lock:
         hit = _system_ids.get(cache_key)
     if hit is not None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kopilka.core.db import db_key
 from kopilka.core.errors import Problem, validation_errors
 from kopilka.program.models import Currency, ProgramVersion, Store
 from kopilka.program.schema import ProgramSpec
@@ -191,7 +192,7 @@ def invalidate_cache() -> None:
 def current_program(session: Session) -> Program:
     """The programme in force, cached per engine for ``CACHE_SECONDS`` (a new version
     applied by another process is seen within that time)."""
-    key = str(session.get_bind().engine.url)
+    key = db_key(session)
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(key)

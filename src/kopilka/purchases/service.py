@@ -33,7 +33,7 @@ from kopilka.apikeys.service import Principal
 from kopilka.core import pagination
 from kopilka.core.batch import Batch
 from kopilka.core.config import get_settings
-from kopilka.core.db import now
+from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import ZERO, fits_precision, fmt, round_down, round_half_up, to_units
@@ -69,7 +69,7 @@ _rules_cache: dict[str, engine.CompiledRules] = {}
 def compiled_rules(program: Program, session: Session) -> engine.CompiledRules:
     """The programme's rules compiled once per programme (by digest), with the version of
     each rule in force (a draft being simulated has none yet)."""
-    key = f"{session.get_bind().engine.url}|{program.digest}"
+    key = f"{db_key(session)}|{program.digest}"
     with _rules_lock:
         hit = _rules_cache.get(key)
     if hit is None:

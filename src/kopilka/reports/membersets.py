@@ -30,6 +30,7 @@ from sqlalchemy import BigInteger, LargeBinary, delete, func, insert, literal, s
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
+from kopilka.core.db import db_key
 from kopilka.reports.models import MemberDay, MemberIndex, MemberSet, ReportMember
 from kopilka.reports.shared import as_date
 
@@ -298,7 +299,7 @@ _cache = _Cache(CACHE_BYTES)
 
 
 def _db(session: Session) -> str:
-    return session.get_bind().engine.url.render_as_string(hide_password=True)
+    return db_key(session)
 
 
 def days(session: Session, first: dt.date, last: dt.date) -> list[Day]:

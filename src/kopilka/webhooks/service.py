@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from kopilka.core.db import now
+from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem
 from kopilka.core.ids import uuid7
 from kopilka.events.models import OutboxEvent
@@ -78,7 +78,7 @@ _endpoints: dict[str, tuple[float, list[tuple[uuid.UUID, frozenset[str]]]]] = {}
 
 
 def _active_endpoints(session: Session) -> list[tuple[uuid.UUID, frozenset[str]]]:
-    key = str(session.get_bind().engine.url)
+    key = db_key(session)
     t = time.monotonic()
     with _endpoints_lock:
         hit = _endpoints.get(key)
