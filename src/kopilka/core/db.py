@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, create_engine, event
-from sqlalchemy.engine import URL, Dialect, Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -146,15 +146,17 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
             raise DisconnectionError() from exc
 
 
-@lru_cache(maxsize=64)
-def _url_key(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+_keys: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 
 
 def db_key(session: Session) -> str:
-    """The session's database as a string, for per-database caches (rendering a URL
-    costs 50 us, so it is rendered once per URL)."""
-    return _url_key(session.get_bind().engine.url)
+    """The session's database as a string, for per-database caches. Rendering (or even
+    hashing) a URL costs 50 us, so it is rendered once per engine."""
+    engine = session.get_bind().engine
+    key = _keys.get(engine)
+    if key is None:
+        key = _keys[engine] = engine.url.render_as_string(hide_password=True)
+    return key
 
 
 class Database:
