@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import bindparam, text
+from sqlalchemy import Select, bindparam, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -93,20 +94,92 @@ def _compile(
             f" AS {element}[])"
         )
 
-    body = _LIST_CAST.sub(from_doc, compiled.string)
-    names: list[str] = []
-
-    def number(m: re.Match[str]) -> str:
-        if m[1] not in names:
-            names.append(m[1])
-        return f"${names.index(m[1]) + 2}"
-
-    body = _BIND.sub(number, body).replace("%%", "%")
+    body, names = _numbered(_LIST_CAST.sub(from_doc, compiled.string), 2)  # $1: the doc
     processors = tuple(
         types[n].dialect_impl(dialect).bind_processor(dialect) if n in types else None
         for n in names
     )
     return _Compiled(body, tuple(in_doc), tuple(names), processors)
+
+
+def _execute(session: Session, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """``sql`` (``$n`` placeholders) with ``values`` in the session's transaction, on
+    psycopg's RawCursor, prepared; its rows."""
+    raw = session.connection().connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        with psycopg.RawCursor(raw) as cursor:
+            cursor.execute(sql, values, prepare=True)
+            return cursor.fetchall()
+    except psycopg.Error as exc:  # as SQLAlchemy would raise it
+        raise DBAPIError.instance(sql, values, exc, psycopg.Error) from exc
+
+
+def _numbered(sql: str, first: int) -> tuple[str, list[str]]:
+    """Compiled pyformat SQL with its binds as ``$first``…, and the bind names in their
+    order."""
+    names: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        if m[1] not in names:
+            names.append(m[1])
+        return f"${names.index(m[1]) + first}"
+
+    return _BIND.sub(number, sql).replace("%%", "%"), names
+
+
+class RawSelect:
+    """A Core SELECT compiled once, run on psycopg's RawCursor (PostgreSQL): the hot
+    path's reads without SQLAlchemy's execution layer, which cost more than the reads
+    themselves. Binds and results go through the types' own processors; the rows are
+    named tuples (also with ``_mapping``). An expanding IN is not supported: write
+    ``column == any_(bindparam(name, type_=ARRAY(...)))``."""
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql, names = _numbered(compiled.string, 1)
+        # (name, processor, value): the value of a literal the statement holds (its
+        # ``kind == "member"``), used when the caller binds none
+        self.binds = tuple(
+            (
+                n,
+                compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect),
+                compiled.binds[n].value,
+            )
+            for n in names
+        )
+        columns = list(statement.selected_columns)
+        self.results = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        )
+        self.row = _row_class(tuple(statement.selected_columns.keys()))
+
+    def all(self, session: Session, params: dict[str, Any]) -> list[Any]:
+        values = []
+        for name, process, literal in self.binds:
+            value = params.get(name, literal)
+            values.append(process(value) if process is not None else value)
+        out = []
+        for r in _execute(session, self.sql, values):
+            out.append(
+                self.row(
+                    *(p(v) if p is not None else v for v, p in zip(r, self.results, strict=True))
+                )
+            )
+        return out
+
+
+def _row_class(labels: tuple[str, ...]) -> Any:
+    base = namedtuple("RawRow", labels)  # type: ignore[misc]
+
+    class RawRow(base):
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(labels, self, strict=True))
+
+    return RawRow
 
 
 @dataclass
@@ -174,13 +247,5 @@ class Batch:
         for name, process in zip(statement.names, statement.processors, strict=True):
             value = self.params[name]
             values.append(process(value) if process is not None else value)
-        raw = connection.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        try:
-            with psycopg.RawCursor(raw) as cursor:
-                cursor.execute(statement.sql, values, prepare=True)
-                row = cursor.fetchone()
-        except psycopg.Error as exc:  # as SQLAlchemy would raise it
-            raise DBAPIError.instance(statement.sql, values, exc, psycopg.Error) from exc
-        assert row is not None
+        (row,) = _execute(session, statement.sql, values)
         return Outputs(zip((label for label, _ in self.outputs), row, strict=True))

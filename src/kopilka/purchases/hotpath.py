@@ -37,11 +37,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, true
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from kopilka.apikeys.service import Principal
-from kopilka.core.batch import Batch
+from kopilka.core.batch import Batch, RawSelect
 from kopilka.core.db import now
 from kopilka.core.money import ZERO
 from kopilka.events import service as events_service
@@ -113,7 +113,7 @@ def _member_and_wallets(column: Any) -> Select[Any]:
         .where(
             Account.kind == "member",
             Account.member_id == select(m.c.id).scalar_subquery(),
-            Account.currency.in_(bindparam("codes", expanding=True)),
+            Account.currency == any_(bindparam("codes", type_=ARRAY(String))),
         )
         .order_by(Account.id)
         .with_for_update()
@@ -165,16 +165,12 @@ def confirm(
     anchor = ledger.anchor_currency(spec)
     codes = sorted(set(service.touched(program, body, session)) | ({anchor} if anchor else set()))
     compiled = service.compiled_rules(program, session)
+    dialect = session.get_bind().dialect
 
     # 1. the member and their wallets, locked
-    rows = (
-        session.connection()
-        .execute(
-            _cached(("lock", column.key), lambda: _member_and_wallets(column)),
-            {"ref": ref, "codes": codes},
-        )
-        .all()
-    )
+    rows = _cached(
+        ("lock", column.key), lambda: RawSelect(_member_and_wallets(column), dialect)
+    ).all(session, {"ref": ref, "codes": codes})
     if not rows:
         raise members.missed(subjects)
     member = rows[0]
@@ -209,17 +205,10 @@ def confirm(
         params |= tiers.standing_params(setup, body.occurred_at)
     if redeem is not None:
         params |= {"lots_account": wallets[redeem].id, "lots_at": at}
-    row = (
-        session.connection()
-        .execute(
-            _cached(
-                ("context", id(compiled), metric, redeem is not None),
-                lambda: _context(compiled, metric, redeem is not None),
-            ),
-            params,
-        )
-        .one()
-    )
+    (row,) = _cached(
+        ("context", id(compiled), metric, redeem is not None),
+        lambda: RawSelect(_context(compiled, metric, redeem is not None), dialect),
+    ).all(session, params)
     if row.existing is not None:
         return _replay(session, body, body_hash)
     count, spend, usage, spent = rules_service.read_context(row, compiled)
