@@ -300,6 +300,9 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        # each phase starts with no dirty buffers of the one before (a checkpoint
+        # writing them out during the other phase's run would be charged to it)
+        admin.execute("CHECKPOINT")
         cpu_before = cpu_by_process(server.pid)
         out = sh(
             "wrk",
@@ -322,6 +325,7 @@ def main() -> None:
             print(f"pgbench: scale 10, {args.clients} clients, {args.seconds} s …", flush=True)
             pg_url = db_url(pgb)
             sh("pgbench", "-i", "-s", "10", "-q", pg_url)
+            admin.execute("CHECKPOINT")
             pgout = sh(
                 "pgbench",
                 "-c",
