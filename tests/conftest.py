@@ -42,6 +42,20 @@ PG_ADMIN_URL = os.environ.get(
 )
 DEMO_PROGRAM = Path(__file__).resolve().parent.parent / "src/kopilka/demo/program.yaml"
 
+
+def apply_demo_program(db: Database, *, control_group: bool = True) -> None:
+    """Apply the demo programme (``control_group=False``: without its control group, in
+    which one member in ten is held out and earns nothing)."""
+    text = DEMO_PROGRAM.read_text(encoding="utf-8")
+    if not control_group:
+        assert 'control_group_share: "0.1"' in text
+        text = text.replace('control_group_share: "0.1"', 'control_group_share: "0"')
+    with db.session() as session:
+        program_service.apply_program(session, program_service.parse_program(text), actor="test")
+        session.commit()
+    program_service.invalidate_cache()
+
+
 TEST_PROGRAM = """
 name: Test programme
 base_currency: RUB

@@ -16,8 +16,7 @@ from kopilka.core.db import Database
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Account
 from kopilka.members.models import Member
-from kopilka.program import service as program_service
-from tests.conftest import DEMO_PROGRAM
+from tests.conftest import apply_demo_program
 
 
 @pytest.mark.postgres_only
@@ -26,11 +25,7 @@ def test_the_same_rows_as_sqlalchemy(
 ) -> None:
     if db.dialect != "postgresql":
         pytest.skip("RawSelect is PostgreSQL's")
-    spec = program_service.parse_program(DEMO_PROGRAM.read_text(encoding="utf-8"))
-    with db.session() as s:
-        program_service.apply_program(s, spec, actor="test")
-        s.commit()
-    program_service.invalidate_cache()
+    apply_demo_program(db)
     # given a member with two wallets, one with a fractional balance
     m = client.post("/api/v1/members", json={"phone": "+79165551234"}, headers=admin).json()
     member_id = uuid.UUID(m["id"])

@@ -22,7 +22,7 @@ from kopilka.ledger.verify import verify
 from kopilka.program import service as program_service
 from kopilka.purchases import hotpath, service
 from kopilka.purchases.schemas import PurchaseIn
-from tests.conftest import DEMO_PROGRAM
+from tests.conftest import apply_demo_program
 
 TILL = Principal(kind="api_key", id=str(uuid.uuid4()), role="cashier", store="msk-01")
 GOODS = [
@@ -40,11 +40,7 @@ GOODS = [
 def demo(db: Database) -> Database:
     if db.dialect != "postgresql":
         pytest.skip("the hot path is PostgreSQL's")
-    spec = program_service.parse_program(DEMO_PROGRAM.read_text(encoding="utf-8"))
-    with db.session() as session:
-        program_service.apply_program(session, spec, actor="test")
-        session.commit()
-    program_service.invalidate_cache()
+    apply_demo_program(db)
     return db
 
 

@@ -17,10 +17,9 @@ from kopilka.core.db import Database
 from kopilka.core.errors import Problem
 from kopilka.ledger.models import Account
 from kopilka.ledger.verify import verify
-from kopilka.program import service as program_service
 from kopilka.purchases import service
 from kopilka.purchases.schemas import PurchaseIn
-from tests.conftest import DEMO_PROGRAM
+from tests.conftest import apply_demo_program
 
 TILL = Principal(kind="api_key", id=str(uuid.uuid4()), role="cashier", store="msk-01")
 MILK = {
@@ -35,16 +34,7 @@ COFFEE = {"sku": "CAPPUCCINO", "name": "Cappuccino", "category": "cafe", "unit_p
 
 @pytest.fixture
 def demo(db: Database) -> Database:
-    # the demo programme with no control group (a held-out member earns nothing)
-    text = DEMO_PROGRAM.read_text(encoding="utf-8")
-    assert 'control_group_share: "0.1"' in text
-    spec = program_service.parse_program(
-        text.replace('control_group_share: "0.1"', 'control_group_share: "0"')
-    )
-    with db.session() as session:
-        program_service.apply_program(session, spec, actor="test")
-        session.commit()
-    program_service.invalidate_cache()
+    apply_demo_program(db, control_group=False)  # a held-out member earns nothing
     return db
 
 
