@@ -50,8 +50,11 @@ def test_two_workers_and_a_slow_receiver_deliver_each_event_once(
     subscribe(client, auth("admin"), receiver.url)
     expected = _backlog(db, 30)
     receiver.delay = 0.5
-    # and two workers, each on its own engine, with a 2 s lease and a 1 s timeout: a batch
-    # of 20 sent 2 at a time takes 5 s, far longer than the lease it was claimed with
+    # and two workers, each on its own engine, with a 4 s lease and a 2 s timeout: a batch
+    # of 20 sent 2 at a time takes 5 s, longer than the lease it was claimed with (a 1 s
+    # timeout left a request of 0.5 s only 0.5 s of slack on a loaded machine: one timed
+    # out, was sent again, and the receiver saw it twice, which is at-least-once, not a
+    # lease lost)
     url = db.engine.url.render_as_string(hide_password=False)
     workers: list[Worker] = []
     errors: list[BaseException] = []
@@ -65,8 +68,8 @@ def test_two_workers_and_a_slow_receiver_deliver_each_event_once(
                 concurrency=2,
                 poll_seconds=0.05,
                 jobs=False,
-                lease_seconds=2,
-                policy=Policy(timeout_seconds=1.0),
+                lease_seconds=4,
+                policy=Policy(timeout_seconds=2.0),
             )
             workers.append(w)
             w.run()
@@ -82,7 +85,7 @@ def test_two_workers_and_a_slow_receiver_deliver_each_event_once(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _status(db)["delivered"] < 30:
         time.sleep(0.1)
-    time.sleep(2.5)
+    time.sleep(4.5)
     for w in workers:
         w.stop()
     for t in threads:
