@@ -199,6 +199,12 @@ def anchor_currency(spec: ProgramSpec) -> str | None:
     return spec.currencies[0].code if spec.currencies else None
 
 
+def member_lock_codes(spec: ProgramSpec, codes: Iterable[str]) -> list[str]:
+    """The currencies whose wallets ``lock_member`` locks: ``codes`` and the anchor."""
+    anchor = anchor_currency(spec)
+    return sorted(set(codes) | ({anchor} if anchor is not None else set()))
+
+
 def lock_member(
     session: Session, member_id: uuid.UUID, spec: ProgramSpec, codes: Iterable[str]
 ) -> dict[str, Account]:
@@ -211,7 +217,7 @@ def lock_member(
     anchor = anchor_currency(spec)
     if anchor is None:
         return {}
-    wanted = sorted(set(codes) | {anchor})
+    wanted = member_lock_codes(spec, codes)
     held = lock_wallets(session, [(member_id, c) for c in wanted], create=False)
     if (member_id, anchor) not in held:
         held |= lock_wallets(session, [(member_id, anchor)])

@@ -163,7 +163,7 @@ def confirm(
         raise Fallback(rolled_back=False)
     column, ref, subjects = lookup
     anchor = ledger.anchor_currency(spec)
-    codes = sorted(set(service.touched(program, body, session)) | ({anchor} if anchor else set()))
+    codes = ledger.member_lock_codes(spec, service.touched(program, body, session))
     compiled = service.compiled_rules(program, session)
     dialect = session.get_bind().dialect
 
