@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, select, type_coerce
+from sqlalchemy import bindparam, func, literal, select, tuple_, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from kopilka.core import pagination
@@ -211,6 +211,18 @@ def qualifying_values(
     return out
 
 
+def _member_window(member: Any, at: Any, m: Any, start: Any, end: Any) -> tuple[Any, ...]:
+    """``member = m AND at BETWEEN start AND end``, written as a range of the
+    ``(member_id, occurred_at)`` index, which no other index can serve. As two plain
+    comparisons, a plan prepared while the table was small (a generic plan, kept for the
+    connection's life) may read the window of every member through the ``occurred_at``
+    index and filter: one member's standing then cost a scan of all the day's receipts."""
+    # the binds typed as the columns (in a tuple SQLAlchemy gives them no type of its own)
+    low = tuple_(type_coerce(m, member.type), type_coerce(start, at.type))
+    high = tuple_(type_coerce(m, member.type), type_coerce(end, at.type))
+    return (member == m, tuple_(member, at) >= low, tuple_(member, at) <= high)
+
+
 def _value_of_one(metric: str) -> Any:
     """The qualifying value of one member (bound as ``member_id``, with the window's
     ``start`` and ``end`` and, for points, the ``currency``) as a SQL expression in the
@@ -223,11 +235,9 @@ def _value_of_one(metric: str) -> Any:
         from kopilka.ledger.models import Entry
 
         earn_filter = (
-            Entry.member_id == m,
+            *_member_window(Entry.member_id, Entry.occurred_at, m, start, end),
             Entry.kind == "earn",
             Entry.currency == bindparam("currency"),
-            Entry.occurred_at >= start,
-            Entry.occurred_at <= end,
         )
         back = aliased(Entry)
         earned = select(func.coalesce(func.sum(Entry.amount), 0)).where(*earn_filter)
@@ -241,10 +251,8 @@ def _value_of_one(metric: str) -> Any:
     from kopilka.purchases.models import Purchase
 
     bought = (
-        Purchase.member_id == m,
+        *_member_window(Purchase.member_id, Purchase.occurred_at, m, start, end),
         Purchase.status == "confirmed",
-        Purchase.occurred_at >= start,
-        Purchase.occurred_at <= end,
     )
     if metric == "purchases":
         kept = _kept()
