@@ -80,27 +80,36 @@ def _compile(
         .bindparams(*(bindparam(name, type_=t) for name, t in types.items()))
         .compile(dialect=dialect)
     )
-    in_doc: list[str] = []
+    in_doc: dict[str, str] = {}  # list parameter -> its element type
 
     def from_doc(m: re.Match[str]) -> str:
         name, element = m[1], m[2]
         if name not in lists:
             return m[0]
-        if name not in in_doc:
-            in_doc.append(name)
-        # in the list's order, NULLs kept; only a bind's name (\w+) goes into the text
-        return (
-            "CAST(ARRAY(SELECT d.v FROM jsonb_array_elements_text("  # noqa: S608
-            f"CAST($1 AS jsonb) -> '{name}') WITH ORDINALITY AS d(v, o) ORDER BY d.o)"
-            f" AS {element}[])"
-        )
+        in_doc.setdefault(name, element)
+        # only a bind's name (\w+) goes into the text
+        return f'(SELECT "{name}" FROM {_DOC})'  # noqa: S608
 
-    body, names = _numbered(_LIST_CAST.sub(from_doc, compiled.string), 2)  # $1: the doc
+    body = _LIST_CAST.sub(from_doc, compiled.string)
+    if in_doc:
+        # the document, parsed once, its lists made arrays of their types (in order,
+        # NULLs kept) by jsonb_to_record: one row the parts read
+        if not body.startswith("WITH "):  # pragma: no cover - Batch.sql always is
+            raise ValueError("a batch statement starts with WITH")
+        columns = ", ".join(f'"{n}" {t}[]' for n, t in in_doc.items())
+        body = (
+            f"WITH {_DOC} AS MATERIALIZED (SELECT * FROM jsonb_to_record("  # noqa: S608
+            f"CAST($1 AS jsonb)) AS d({columns})),\n{body.removeprefix('WITH ')}"
+        )
+    body, names = _numbered(body, 2)  # $1: the document
     processors = tuple(
         types[n].dialect_impl(dialect).bind_processor(dialect) if n in types else None
         for n in names
     )
     return _Compiled(body.encode(), tuple(in_doc), tuple(names), processors)
+
+
+_DOC = "batch_doc"
 
 
 def _execute(session: Session, sql: bytes, values: list[Any]) -> list[tuple[Any, ...]]:
