@@ -41,6 +41,12 @@ def main() -> None:
             " lands on whatever this thread was in, e.g. a poll)"
         ),
     )
+    ap.add_argument("--cprofile-out", metavar="FILE", help="also save the cProfile stats to FILE")
+    ap.add_argument(
+        "--table-stats",
+        action="store_true",
+        help="print the rows each confirmation inserts and updates, per table, and its indexes",
+    )
     ap.add_argument("--members", type=int, default=200, help="members seeded (receipts cycle)")
     args = ap.parse_args()
     name = f"kopilka_prof_{secrets.token_hex(4)}"
@@ -130,6 +136,7 @@ def main() -> None:
                 head = " ".join(statement.split())[:90]
                 seen[head] = seen.get(head, 0) + 1
 
+        before = table_stats(url) if args.table_stats else {}
         prof = Profiler(interval=0.0005)
         cprof = cProfile.Profile(time.process_time) if args.cprofile else None
         if cprof is not None:
@@ -138,11 +145,16 @@ def main() -> None:
             prof.start()
         t = time.perf_counter()
         cpu = time.process_time()
+        pg_cpu = backends_cpu(name)
         for i in range(args.n):
             one(i)
         dt = time.perf_counter() - t
         cpu = time.process_time() - cpu
+        pg_cpu = backends_cpu(name, pg_cpu)
         print(f"CPU time of this process: {cpu / args.n * 1000:.2f} ms per confirmation")
+        print(
+            f"CPU time of its PostgreSQL backends: {pg_cpu / args.n * 1000:.2f} ms per confirmation"
+        )
         if args.count_sql:
             print(f"{statements[0] / args.n:.1f} SQL statements per confirmation")
             for head, n in sorted(seen.items(), key=lambda x: -x[1])[:25]:
@@ -150,6 +162,8 @@ def main() -> None:
         if cprof is not None:
             cprof.disable()
             stats = pstats.Stats(cprof)
+            if args.cprofile_out:
+                stats.dump_stats(args.cprofile_out)
             stats.sort_stats("cumulative").print_stats(args.cprofile)
             stats.sort_stats("tottime").print_stats(args.cprofile)
         elif not args.no_profile:
@@ -159,12 +173,73 @@ def main() -> None:
                     unicode=True, color=False, show_all=bool(os.environ.get("SHOW_ALL"))
                 )
             )
+        if args.table_stats:
+            get_db().dispose()  # the backends flush their statistics as they exit
+            print_table_stats(url, before, args.n)
         print(f"{args.n} confirmations in {dt:.2f} s: {dt / args.n * 1000:.2f} ms each")
     finally:
         from kopilka.core.db import get_db
 
         get_db().dispose()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def backends_cpu(database: str, since: float = 0.0) -> float:
+    """Seconds of CPU used so far by the PostgreSQL backends serving ``database`` (read
+    from /proc: the server runs on this machine), minus ``since``."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        pids = [
+            r[0]
+            for r in c.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)
+            ).fetchall()
+        ]
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK") - since
+
+
+def table_stats(url: str) -> dict[str, tuple[int, int, int]]:
+    """Rows inserted, updated (of which HOT) per table so far (the statistics collector's)."""
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("SELECT pg_stat_force_next_flush()")
+        rows = c.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+        ).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def print_table_stats(url: str, before: dict[str, tuple[int, int, int]], n: int) -> None:
+    time.sleep(0.5)
+    after = table_stats(url)
+    with psycopg.connect(url, autocommit=True) as c:
+        idx = dict(
+            c.execute(
+                "SELECT tablename, count(*) FROM pg_indexes WHERE schemaname = 'public'"
+                " GROUP BY tablename"
+            ).fetchall()
+        )
+        fks = dict(
+            c.execute(
+                "SELECT conrelid::regclass::text, count(*) FROM pg_constraint"
+                " WHERE contype = 'f' GROUP BY 1"
+            ).fetchall()
+        )
+    print(f"{'table':32} {'ins':>6} {'upd':>6} {'hot':>6} {'indexes':>7} {'fks':>4}")
+    for name in sorted(after):
+        b = before.get(name, (0, 0, 0))
+        ins, upd, hot = ((a - x) / n for a, x in zip(after[name], b, strict=True))
+        if ins or upd:
+            print(
+                f"{name:32} {ins:6.2f} {upd:6.2f} {hot:6.2f} {idx.get(name, 0):7d}"
+                f" {fks.get(name, 0):4d}"
+            )
 
 
 if __name__ == "__main__":
