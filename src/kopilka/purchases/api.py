@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import get_db
 from kopilka.core.idempotency import run_idempotent
 from kopilka.core.responses import FastJSONResponse
+from kopilka.core.threads import run_in_thread
 from kopilka.purchases import service
 from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
 
@@ -24,16 +24,16 @@ Reader = Annotated[Principal, Depends(require("admin", "manager", "analyst", "ca
 IdemKey = Annotated[str | None, Header()]
 
 
-# The two calls a till makes on every receipt are async and hop to the thread pool once,
-# for the whole database transaction: each hop (a sync dependency or endpoint is one, a
-# sync generator two) costs real CPU on a busy till's request.
+# The two calls a till makes on every receipt are async and hop to a thread once, for the
+# whole database transaction, in the pool of ``core.threads``: each hop (a sync dependency
+# or endpoint is one, a sync generator two) costs real CPU on a busy till's request.
 
 
 @router.post("/calculate")
 async def calculate(body: PurchaseIn, principal: Till) -> dict[str, Any]:
     """The figures the till shows the customer; writes nothing. Limits on redemption are
     reported in ``warnings`` instead of failing; ``quote_id`` pins these figures."""
-    return await run_in_threadpool(_calculate, body, principal)
+    return await run_in_thread(_calculate, body, principal)
 
 
 def _calculate(body: PurchaseIn, principal: Principal) -> dict[str, Any]:
@@ -47,7 +47,7 @@ async def confirm(
 ) -> JSONResponse:
     """Record a receipt (``hold: true`` reserves the points until commit or cancel).
     The same receipt again answers 200 with the same purchase."""
-    status, payload = await run_in_threadpool(_confirm, body, principal, idempotency_key)
+    status, payload = await run_in_thread(_confirm, body, principal, idempotency_key)
     return FastJSONResponse(payload, status_code=status)
 
 
