@@ -28,10 +28,17 @@ async def get_principal(request: Request) -> Principal:
     in the thread pool (every thread hop costs a busy till's request real CPU)."""
     from kopilka.security.identity import cached_principal, resolve_principal
 
+    known: Principal | None = request.scope.get(_PRINCIPAL_KEY)
+    if known is not None:  # asked for again by another dependency of the request
+        return known
     principal = cached_principal(request)
     if principal is None:
         principal = await run_in_threadpool(resolve_principal, request)
+    request.scope[_PRINCIPAL_KEY] = principal
     return principal
+
+
+_PRINCIPAL_KEY = "kopilka.principal"
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
