@@ -187,6 +187,8 @@ def main() -> None:
 def backends_cpu(database: str, since: float = 0.0) -> float:
     """Seconds of CPU used so far by the PostgreSQL backends serving ``database`` (read
     from /proc: the server runs on this machine), minus ``since``."""
+    from bench.purchases import proc_cpu
+
     with psycopg.connect(PG_ADMIN, autocommit=True) as c:
         pids = [
             r[0]
@@ -194,15 +196,8 @@ def backends_cpu(database: str, since: float = 0.0) -> float:
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)
             ).fetchall()
         ]
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK") - since
+    stats = (proc_cpu(pid) for pid in pids)
+    return sum(stat[2] for stat in stats if stat is not None) - since
 
 
 def table_stats(url: str) -> dict[str, tuple[int, int, int]]:

@@ -7,9 +7,9 @@ members with balances, starts `kopilka serve --workers 2`, drives `POST /api/v1/
 with `wrk` (a Lua script: unique receipts, random members, one in three redeeming points),
 and, before and after that (the server stopped), on the same PostgreSQL with the same
 client count, runs `pgbench` (TPC-B-like) as the reference cost of a comparable
-account-update transaction: the mean of its two runs is the reference. It prints confirmations/s,
-p50/p99 latency and the ratio confirmations/s ÷ pgbench tps, and writes them as JSON to
-bench/results/. Needs `wrk` and `pgbench` (Debian: `apt-get install wrk
+account-update transaction: the mean of its two runs is the reference. It prints
+confirmations/s, p50/p99 latency and the ratio confirmations/s ÷ pgbench tps, and writes
+them as JSON to bench/results/. Needs `wrk` and `pgbench` (Debian: `apt-get install wrk
 postgresql-client`).
 """
 
@@ -148,23 +148,29 @@ def parse_wrk(out: str) -> dict[str, float]:
     return res
 
 
+def proc_cpu(pid: int | str) -> tuple[str, int, float] | None:
+    """A process's command name, process group and CPU seconds so far (user + system),
+    read from /proc (Linux); None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return comm, int(fields[2]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_by_process(server_pgid: int) -> dict[str, tuple[str, float]]:
     """CPU seconds used so far by each process of the server (its process group) and of
     PostgreSQL, read from /proc (Linux), and by this script's finished children (wrk,
     under the key "wrk")."""
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, tuple[str, float]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        stat = proc_cpu(entry) if entry.isdigit() else None
+        if stat is None:
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2 :].split()
-        pgid, used = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
+        comm, pgid, used = stat
         if pgid == server_pgid:
             out[entry] = ("kopilka", used)
         elif comm.startswith("postgres"):
@@ -370,11 +376,11 @@ def main() -> None:
             json.dumps(result, indent=2)
         )
         ok = result["non_2xx"] == 0 and result["socket_errors"] == 0
+        runs = " and ".join(f"{t:.0f}" for t in tps_runs)
         print(
             f"\nconfirmations/s {result['confirmations_per_s']}, p50 {kop['p50_ms']:.1f} ms, "
             f"p99 {kop['p99_ms']:.1f} ms, pgbench {tps:.0f} tps"
-            f" ({' and '.join(f'{t:.0f}' for t in tps_runs)} before and after),"
-            f" ratio {result['ratio']}"
+            f"{f' ({runs} before and after)' if runs else ''}, ratio {result['ratio']}"
             f"{'' if ok else '  (FAILED REQUESTS)'}"
         )
         cpu = result["cpu_ms_per_request"]

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from kopilka.core.batch import _numbered
+from kopilka.core.batch import RawSelect
 from kopilka.core.db import Database
 from kopilka.tiers import service as tiers
 
@@ -34,8 +34,7 @@ def test_the_generic_plan_reads_one_members_window(db: Database, metric: str, in
         pytest.skip("the plan is PostgreSQL's")
     # given the standing's statement (its literals bound as they are), prepared on empty
     # tables with a generic plan
-    statement = select(*tiers.standing_columns(metric)).compile(dialect=db.engine.dialect)
-    sql, names = _numbered(statement.string, 1)
+    statement = RawSelect(select(*tiers.standing_columns(metric)), db.engine.dialect)
     values = {
         "member_id": uuid.UUID(int=7),
         "start": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
@@ -46,12 +45,12 @@ def test_the_generic_plan_reads_one_members_window(db: Database, metric: str, in
         raw = s.connection().connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
         raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        raw.execute(f"PREPARE standing AS {sql}")
+        raw.execute(f"PREPARE standing AS {statement.sql.decode()}")
         cursor = psycopg.ClientCursor(raw)
-        placeholders = ", ".join(["%s"] * len(names))
+        placeholders = ", ".join(["%s"] * len(statement.binds))
         cursor.execute(
             f"EXPLAIN EXECUTE standing({placeholders})",
-            [values.get(n, statement.binds[n].value) for n in names],
+            [values.get(name, literal) for name, _, literal in statement.binds],
         )
         plan = "\n".join(r[0] for r in cursor.fetchall())
         raw.execute("DEALLOCATE standing")

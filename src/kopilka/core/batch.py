@@ -43,6 +43,7 @@ from sqlalchemy.types import TypeEngine
 
 _lock = threading.Lock()
 _BIND = re.compile(r"%\((\w+)\)s")
+_DOC = "batch_doc"  # the CTE holding the list parameters, one row of arrays
 _LIST_CAST = re.compile(r"CAST\(%\((\w+)\)s AS (\w+(?: \w+)*)\[\]\)")
 
 
@@ -107,9 +108,6 @@ def _compile(
         for n in names
     )
     return _Compiled(body.encode(), tuple(in_doc), tuple(names), processors)
-
-
-_DOC = "batch_doc"
 
 
 def _execute(session: Session, sql: bytes, values: list[Any]) -> list[tuple[Any, ...]]:
