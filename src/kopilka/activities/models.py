@@ -41,7 +41,7 @@ class Activity(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     type: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(100), unique=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # the answer without ``properties`` (kept apart so that erasure blanks one place)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Uuid, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -75,6 +75,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+# A 64-bit id (INTEGER on SQLite, where only that type is the rowid alias).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def uuid_pk() -> Mapped[uuid.UUID]:

@@ -29,10 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kopilka.core.db import Amount, Base, UTCDateTime, now, uuid_pk
+from kopilka.core.db import Amount, Base, BigId, UTCDateTime, now, uuid_pk
 
 # BIGINT identity on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the rowid alias.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class CouponPool(Base):
@@ -116,7 +115,7 @@ class Coupon(Base):
     code: Mapped[str] = mapped_column(String(64))
     lookup: Mapped[str] = mapped_column(String(40), unique=True)
     source: Mapped[str] = mapped_column(String(16), default="generated")
-    member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("members.id"))
     uses: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
 

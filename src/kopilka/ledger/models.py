@@ -11,19 +11,10 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kopilka.core.db import Amount, Base, UTCDateTime, now, uuid_pk
+from kopilka.core.db import Amount, Base, BigId, UTCDateTime, now, uuid_pk
 
 # System accounts, one per currency. Member wallets are kind "member".
 SYSTEM_KINDS = ("issuance", "redemption", "breakage", "adjustment", "held")
@@ -64,10 +55,10 @@ class Account(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     currency: Mapped[str] = mapped_column(String(16), ForeignKey("currencies.code"))
     kind: Mapped[str] = mapped_column(String(16))
-    member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("members.id"))
     # cache: the sum of all postings on the account
     balance: Mapped[Decimal] = mapped_column(Amount, default=0)
     # cache: what the member owes (postings without a lot, negated); member wallets only
@@ -90,9 +81,9 @@ class Entry(Base):
     kind: Mapped[str] = mapped_column(String(16))
     currency: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal] = mapped_column(Amount)  # what moved, unsigned
-    member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("members.id"))
     purchase_id: Mapped[uuid.UUID | None] = mapped_column()
-    reverses_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    reverses_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("ledger_entries.id"))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
     actor: Mapped[str] = mapped_column(String(200))
@@ -119,9 +110,9 @@ class Lot(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
-    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_entries.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_accounts.id"))
+    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_entries.id"))
     amount: Mapped[Decimal] = mapped_column(Amount)
     # cache: the sum of the postings that name this lot
     remaining: Mapped[Decimal] = mapped_column(Amount)
@@ -138,9 +129,9 @@ class Posting(Base):
         CheckConstraint("amount <> 0", name="amount_nonzero"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_entries.id"))
-    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_entries.id"))
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_accounts.id"))
     currency: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal] = mapped_column(Amount)
-    lot_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_lots.id"))
+    lot_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("ledger_lots.id"))

@@ -32,7 +32,7 @@ class MemberDevice(Base):
     __table_args__ = (Index("ix_member_devices_member", "member_id", "created_at"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     card_no: Mapped[str] = mapped_column(String(10), unique=True)
     card_secret: Mapped[str] = mapped_column(EncryptedText("member_devices.card_secret"))
@@ -52,7 +52,7 @@ class SignInCode(Base):
     __table_args__ = (Index("ix_member_sign_in_codes_member", "member_id", "created_at"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"))
     channel: Mapped[str] = mapped_column(String(8))  # "sms" | "email"
     code_hash: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -68,7 +68,7 @@ class AppLink(Base):
     __table_args__ = (Index("ix_member_app_links_member", "member_id", "created_at"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
@@ -83,8 +83,10 @@ class PushSubscription(Base):
     __tablename__ = "push_subscriptions"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
-    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member_devices.id"), index=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"), index=True)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("member_devices.id"), index=True
+    )
     endpoint: Mapped[str] = mapped_column(EncryptedText("push_subscriptions.endpoint"))
     endpoint_index: Mapped[str] = mapped_column(
         String(64), unique=True, info={"blind_index": ("endpoint", "push_endpoint")}

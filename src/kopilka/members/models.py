@@ -13,7 +13,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, event
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Uuid, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.core.db import Amount, Base, UTCDateTime, now, uuid_pk
@@ -61,7 +61,7 @@ class Member(Base):
     personal_discount: Mapped[Decimal | None] = mapped_column(Amount)
     status: Mapped[str] = mapped_column(String(16), default="active")
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)
-    referred_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+    referred_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("members.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -89,7 +89,7 @@ class ConsentRecord(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"))
     channel: Mapped[str] = mapped_column(String(16))
     granted: Mapped[bool] = mapped_column(Boolean)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,7 +41,7 @@ class Purchase(Base):
     store: Mapped[str] = mapped_column(String(64), ForeignKey("stores.code"))
     external_id: Mapped[str] = mapped_column(String(100))
     channel: Mapped[str] = mapped_column(String(8))
-    member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("members.id"))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(12))
     request_hash: Mapped[str] = mapped_column(String(64))
@@ -69,7 +70,9 @@ class PurchaseLine(Base):
         CheckConstraint("discount >= 0 AND discount <= amount", name="discount_range"),
     )
 
-    purchase_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("purchases.id"), primary_key=True)
+    purchase_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("purchases.id"), primary_key=True
+    )
     line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     sku: Mapped[str] = mapped_column(String(100))
     name: Mapped[str | None] = mapped_column(String(300))
@@ -88,7 +91,9 @@ class LineEarning(Base):
 
     __tablename__ = "purchase_line_earnings"
 
-    purchase_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("purchases.id"), primary_key=True)
+    purchase_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("purchases.id"), primary_key=True
+    )
     line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     currency: Mapped[str] = mapped_column(String(16), primary_key=True)
     amount: Mapped[Decimal] = mapped_column(Amount)
@@ -99,7 +104,7 @@ class PurchaseReturn(Base):
     __table_args__ = (UniqueConstraint("purchase_id", "external_id"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    purchase_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("purchases.id"))
+    purchase_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("purchases.id"))
     external_id: Mapped[str] = mapped_column(String(100))
     request_hash: Mapped[str] = mapped_column(String(64))
     refund_due: Mapped[Decimal] = mapped_column(Amount)
@@ -113,10 +118,10 @@ class ReturnLine(Base):
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_pos"),)
 
     return_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("purchase_returns.id"), primary_key=True
+        Uuid, ForeignKey("purchase_returns.id"), primary_key=True
     )
     line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
-    purchase_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("purchases.id"), index=True)
+    purchase_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("purchases.id"), index=True)
     quantity: Mapped[Decimal] = mapped_column(Amount)
     refund: Mapped[Decimal] = mapped_column(Amount)
     points_restored: Mapped[Decimal] = mapped_column(Amount)

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.core.db import Amount, Base, UTCDateTime, now
@@ -36,7 +36,7 @@ class RuleUsage(Base):
     __tablename__ = "rule_usage"
 
     rule_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"), primary_key=True)
     period_start: Mapped[dt.date] = mapped_column(primary_key=True)
     unit: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal] = mapped_column(Amount)
@@ -60,13 +60,15 @@ class PurchaseRule(Base):
     __tablename__ = "purchase_rules"
     __table_args__ = (Index("ix_purchase_rules_campaign", "campaign", "purchase_id"),)
 
-    purchase_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("purchases.id"), primary_key=True)
+    purchase_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("purchases.id"), primary_key=True
+    )
     rule_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     unit: Mapped[str] = mapped_column(String(16), primary_key=True)
     rule_version: Mapped[int | None] = mapped_column(Integer)
     effect: Mapped[str] = mapped_column(String(16))
     campaign: Mapped[str | None] = mapped_column(String(64))
-    member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("members.id"))
     period_start: Mapped[dt.date | None]
     amount: Mapped[Decimal] = mapped_column(Amount)
     released: Mapped[bool] = mapped_column(default=False)

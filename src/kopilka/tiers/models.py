@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.core.db import Amount, Base, UTCDateTime, now, uuid_pk
@@ -24,7 +24,7 @@ class MemberTier(Base):
 
     __tablename__ = "member_tiers"
 
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"), primary_key=True)
     # manual assignment: the member is at least this tier until ``floor_until`` (or forever)
     floor_tier: Mapped[str | None] = mapped_column(String(32))
     floor_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -50,7 +50,7 @@ class TierChange(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"))
     from_tier: Mapped[str | None] = mapped_column(String(32))
     to_tier: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(16))
