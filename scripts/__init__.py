@@ -1,0 +1,1 @@
+"""Set-up and maintenance helpers run by the shell scripts beside them."""
