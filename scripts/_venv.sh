@@ -47,7 +47,9 @@ _kopilka_latest_venv() {
   "$PY" -m venv "$venv"
   local build=() req
   while IFS= read -r req; do build+=("$req"); done < <("$PY" -m scripts.lockfile build-requirements)
-  "$venv/bin/python" "${PIP_INSTALL[@]}" -e ".[dev]" "${build[@]}" >&2
+  # --upgrade: the interpreter's bundled setuptools would otherwise satisfy "setuptools".
+  "$venv/bin/python" "${PIP_INSTALL[@]}" --upgrade --upgrade-strategy eager \
+    -e ".[dev]" "${build[@]}" >&2
 }
 
 if [ "${KOPILKA_VENV:-locked}" = "latest" ]; then

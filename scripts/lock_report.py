@@ -99,7 +99,7 @@ def main() -> int:
     if not found:
         print(f"{where}: every installed version equals requirements.lock")
         return 0
-    print(f"{where}: {len(found)} versions differ from requirements.lock (locked -> installed)")
+    print(f"{where} differs from requirements.lock in {len(found)} (locked -> installed):")
     for diff in found:
         print(f"  {diff}")
     return 0
