@@ -133,6 +133,73 @@ def test_redemption_limits(client: TestClient, till: dict[str, str], enrol: Enro
     assert balance(client, till, m["id"]) == "100.00"
 
 
+@pytest.mark.parametrize("zero", ["0", "0.00", 0], ids=["string", "cents", "number"])
+def test_redeeming_zero_is_no_redemption(
+    client: TestClient, till: dict[str, str], enrol: Enrol, zero: object
+) -> None:
+    # given a member holding 100.00 BONUS, one who never had a wallet, and a till that sends
+    # "redeem" with 0 whenever the customer pays no points (issue 19: that was a 422)
+    m = enrol("100.00")
+    fresh = enrol()
+    redeem = {"currency": "BONUS", "amount": zero}
+    # when it calculates and confirms such a receipt
+    calc = client.post(
+        "/api/v1/purchases/calculate",
+        json=receipt("Z-1", m["card_number"], redeem=redeem),
+        headers=till,
+    )
+    confirmed = client.post(
+        "/api/v1/purchases", json=receipt("Z-1", m["card_number"], redeem=redeem), headers=till
+    )
+    # then nothing is redeemed, the whole receipt is paid and earns 5 % (8.99 + 22.50)
+    assert calc.status_code == 200, calc.text
+    assert (calc.json()["redeemed"], calc.json()["total_due"], calc.json()["warnings"]) == (
+        [],
+        "629.80",
+        [],
+    )
+    # and the till still learns how much it could have redeemed
+    assert calc.json()["max_redeemable"] == {"currency": "BONUS", "amount": "100.00"}
+    assert confirmed.status_code == 201, confirmed.text
+    p = confirmed.json()
+    assert (p["redeemed"], p["total_due"], [e["amount"] for e in p["earned"]]) == (
+        [],
+        "629.80",
+        ["31.49"],
+    )
+    assert [ln["redeemed"] for ln in p["lines"]] == [[], []]
+    assert balance(client, till, m["id"]) == "131.49"
+    # and so for a member without a wallet and for an anonymous receipt
+    r = client.post(
+        "/api/v1/purchases",
+        json=receipt("Z-2", fresh["card_number"], redeem=redeem),
+        headers=till,
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["redeemed"], r.json()["total_due"]) == ([], "629.80")
+    assert balance(client, till, fresh["id"]) == "31.49"
+    r = client.post("/api/v1/purchases", json=receipt("Z-3", None, redeem=redeem), headers=till)
+    assert r.status_code == 201, r.text
+    assert (r.json()["redeemed"], r.json()["earned"], r.json()["total_due"]) == (
+        [],
+        [],
+        "629.80",
+    )
+
+
+def test_a_negative_redemption_names_the_field(
+    client: TestClient, till: dict[str, str], enrol: Enrol
+) -> None:
+    m = enrol("100.00")
+    body = receipt("N-1", m["card_number"], redeem={"currency": "BONUS", "amount": "-1"})
+    r = client.post("/api/v1/purchases", json=body, headers=till)
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["message"]) for e in r.json()["errors"]] == [
+        ("redeem.amount", "must not be negative")
+    ]
+    assert balance(client, till, m["id"]) == "100.00"
+
+
 def test_duplicate_external_id_with_other_content(
     client: TestClient, till: dict[str, str], enrol: Enrol
 ) -> None:

@@ -148,6 +148,22 @@ def test_every_jobs_module_is_found() -> None:
         jobs.job("test.zero", every_seconds=0)
 
 
+def test_before_any_programme_the_jobs_wait_and_none_fails(db: Database) -> None:
+    # given a fresh installation whose worker runs before `kopilka program apply` (the
+    # embedded SQLite default: `kopilka serve` first, as the README's first steps go)
+    names = jobs.load_jobs()
+    with db.session() as s:
+        # when every job is due
+        jobs.run_due_jobs(s, "w1", now())
+        rows = {r.name: r.last_result for r in jobs.job_runs(s)}
+    # then those that need the programme wait, and nothing is a failure (issue 19: the
+    # rollup and the tier re-evaluation logged tracebacks on a fresh server)
+    assert set(rows) == set(names)
+    assert rows["reports.rollup"] == "waiting: no programme applied yet"
+    assert rows["tiers.reevaluate"] == "waiting: no programme applied yet"
+    assert {n: r for n, r in rows.items() if not r or r.startswith("failed")} == {}
+
+
 @pytest.mark.usefixtures("program")
 def test_jobs_api_shows_each_jobs_last_run(
     client: TestClient, auth: KeyFactory, db: Database

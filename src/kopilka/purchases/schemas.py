@@ -41,8 +41,8 @@ def _redeem_amount(value: object) -> Decimal | str:
         amount = to_decimal(str(value))
     except AmountError as exc:
         raise ValueError('a decimal string or "max"') from exc
-    if amount <= 0:
-        raise ValueError("must be more than zero")
+    if amount < 0:
+        raise ValueError("must not be negative")
     if amount != amount.quantize(Decimal("0.0001")):
         raise ValueError("at most 4 decimal places")
     return amount
@@ -59,7 +59,8 @@ RedeemAmount = Annotated[
 
 
 class RedeemIn(BaseModel):
-    """``amount``: a decimal string, or ``"max"`` for as much as the receipt may take."""
+    """``amount``: a decimal string, or ``"max"`` for as much as the receipt may take;
+    ``"0"`` redeems nothing (tills send it when the customer pays no points)."""
 
     model_config = ConfigDict(extra="forbid")
     currency: Annotated[str, Field(min_length=1, max_length=16)]

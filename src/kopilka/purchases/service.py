@@ -175,10 +175,11 @@ def check_member(member_id: uuid.UUID, status: str) -> None:
 
 
 def check_redeem(body: PurchaseIn, program: Program, has_member: bool) -> None:
-    """The redemption asked for names a member, a currency and a fitting amount."""
+    """The redemption asked for names a member (unless it is of nothing), a currency and
+    a fitting amount."""
     if body.redeem is None:
         return
-    if not has_member:
+    if not has_member and body.redeem.amount != 0:
         raise validation_problem(
             [field_error("redeem", "points can only be redeemed by a member", "no_member")]
         )

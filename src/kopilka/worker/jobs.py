@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kopilka.core.db import now
+from kopilka.core.errors import Problem
 from kopilka.worker.models import JobLease
 
 log = structlog.get_logger("kopilka.worker")
@@ -47,6 +48,9 @@ class Job:
 
 
 JOBS: dict[str, Job] = {}
+
+# The last result of a job that needs the programme, run before any was applied.
+WAITING_FOR_PROGRAMME = "waiting: no programme applied yet"
 
 # A lease lasts at least this long, whatever the interval: a job is not taken again by
 # another worker while a slow run is still going.
@@ -121,7 +125,7 @@ def run_due_jobs(
 ) -> dict[str, int]:
     """Run every job (or those named in ``only``) whose interval has passed, each under its
     lease; what each one that ran returned (a failed job is logged and recorded as its last
-    result)."""
+    result; one that needs the programme before any is applied waits, quietly)."""
     at = at or now()
     names = sorted(n for n in JOBS if only is None or n in only)
     _ensure_rows(session, names)
@@ -138,8 +142,13 @@ def run_due_jobs(
             done[name] = n
         except Exception as exc:
             session.rollback()
-            result = f"failed: {type(exc).__name__}: {exc}"[:500]
-            log.exception("job failed", job=name)
+            if isinstance(exc, Problem) and exc.code == "program_not_configured":
+                # a fresh installation: the server (with its embedded worker) or a worker
+                # runs before `kopilka program apply`; there is nothing to do yet
+                result = WAITING_FOR_PROGRAMME
+            else:
+                result = f"failed: {type(exc).__name__}: {exc}"[:500]
+                log.exception("job failed", job=name)
         ms = int((time.perf_counter() - started) * 1e3)
         # runs that found nothing to do are routine: kept out of INFO logs
         (log.debug if result == "ok: 0" else log.info)("job ran", job=name, result=result, ms=ms)
