@@ -48,14 +48,15 @@ CSP = (
     "font-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-# The interactive API docs page loads Swagger UI from its CDN with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
-)
-DOCS_PATHS = ("/api/v1/docs",)
+
+
+def docs_csp(script_hashes: Sequence[str]) -> str:
+    """The CSP of the API docs page (``kopilka.web.docs``): Swagger UI from Kopilka itself,
+    plus the page's own inline scripts by their SHA-256 (base64)."""
+    scripts = " ".join(f"'sha256-{h}'" for h in script_hashes)
+    return CSP.replace("script-src 'self'", f"script-src 'self' {scripts}".rstrip(), 1)
+
+
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED_PREFIXES = ("/api/v1/", "/admin")
 
@@ -76,7 +77,7 @@ def security_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     path = scope.get("path", "")
     settings = get_settings()
     out = [
-        (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else CSP).encode()),
+        (b"content-security-policy", CSP.encode()),
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"same-origin"),
         (b"x-frame-options", b"DENY"),
