@@ -303,7 +303,8 @@ class BodyLimitMiddleware:
     (``http.disconnect``) and whatever it answers is dropped: the 413 is the answer.
 
     The limit is ``KOPILKA_MAX_BODY_BYTES``, or a route's larger ``body_limit``; routes are
-    only matched for a body that passes the default, so ordinary requests pay nothing."""
+    only matched for a body that passes the default, so ordinary requests pay a byte count
+    and no route matching."""
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
