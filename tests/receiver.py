@@ -1,6 +1,6 @@
 """A real local HTTP receiver for webhook tests: a threaded ``http.server`` on 127.0.0.1
 that verifies every signature, records what it accepted, and can be told to fail, to be
-slow, or to stop listening altogether."""
+slow, to hold every request until the test lets it go, or to stop listening altogether."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from kopilka.webhooks.signing import verify_signature
 from kopilka.worker.loop import Worker
 
 SECRET = "whsec-test-0123456789abcdef"
+HOLD_LIMIT_SECONDS = 120  # a held request is let go after this even if the test forgot
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Receiver:
     secret: str = SECRET
     status: int = 200  # what it answers; 500 makes every delivery fail
     delay: float = 0.0  # seconds before answering
+    # if set, every request waits (after it is recorded) until this event is set: what is
+    # in flight is then known exactly, however slow the machine
+    hold: threading.Event | None = None
     hits: list[Hit] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,6 +105,8 @@ class ReceiverServer:
                 status = rec.status if ok else 400
                 with rec.lock:  # recorded on arrival, whatever happens to the answer
                     rec.hits.append(Hit(time.monotonic(), self.path, headers, body, status, ok))
+                if rec.hold is not None:
+                    rec.hold.wait(HOLD_LIMIT_SECONDS)
                 if rec.delay:
                     time.sleep(rec.delay)
                 try:

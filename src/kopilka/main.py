@@ -25,6 +25,7 @@ from kopilka.security.middleware import install as install_security
 from kopilka.tiers.api import router as tiers_router
 from kopilka.web.admin.views import mount as mount_console
 from kopilka.web.app.views import mount as mount_member_app
+from kopilka.web.docs import mount as mount_api_docs
 from kopilka.webhooks.api import router as webhooks_router
 from kopilka.worker.api import router as jobs_router
 from kopilka.worker.loop import lifespan
@@ -61,7 +62,7 @@ def create_app() -> FastAPI:
         version=__version__,
         description="Self-hosted loyalty platform API. Amounts are decimal strings.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # kopilka.web.docs serves Swagger UI itself, not from a CDN
         redoc_url=None,
         lifespan=lifespan,  # a worker in-process on SQLite (docs/events.md)
     )
@@ -72,6 +73,7 @@ def create_app() -> FastAPI:
     app.include_router(metrics_router)
     mount_console(app)
     mount_member_app(app)
+    mount_api_docs(app)
     install_security(app)
     app.add_middleware(RequestIdMiddleware)
     return app

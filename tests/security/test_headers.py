@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +13,7 @@ from fastapi.testclient import TestClient
 from kopilka.core.config import reset_settings_cache
 from kopilka.core.db import Database
 from kopilka.main import create_app
+from kopilka.security.middleware import CSP
 
 
 def test_every_answer_carries_the_security_headers(client: TestClient) -> None:
@@ -35,8 +39,27 @@ def test_hsts_when_the_request_came_over_tls(client: TestClient) -> None:
 
 
 def test_the_docs_page_may_load_its_own_scripts_only(client: TestClient) -> None:
-    csp = client.get("/api/v1/docs").headers["content-security-policy"]
-    assert "https://cdn.jsdelivr.net" in csp and "frame-ancestors 'none'" in csp
+    # given the API docs page
+    page = client.get("/api/v1/docs")
+    csp = page.headers["content-security-policy"]
+    # then its one inline script is allowed by its hash, and nothing comes from elsewhere
+    # (regression, issue 19: it loaded Swagger UI from a CDN, unpinned, without integrity)
+    (inline,) = re.findall(r"<script>(.*?)</script>", page.text, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+    assert csp == CSP.replace("script-src 'self'", f"script-src 'self' 'sha256-{digest}'")
+    assert "http" not in csp and "unsafe-inline" not in csp
+    srcs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert srcs == [
+        "/api/v1/docs/static/swagger-ui.css",
+        "/api/v1/docs/static/favicon.png",
+        "/api/v1/docs/static/swagger-ui-bundle.js",
+    ]
+    for src in srcs:
+        # and Kopilka serves every file the page names, revalidated rather than re-sent
+        r = client.get(src)
+        assert r.status_code == 200, src
+        assert r.headers["cache-control"] == "no-cache"
+        assert len(r.content) > 1000
 
 
 def _preflight(c: TestClient, origin: str) -> object:

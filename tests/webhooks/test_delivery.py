@@ -196,11 +196,16 @@ def test_slow_receiver_times_out_and_redirects_are_not_followed(
         events.emit(s, "member.updated", {"n": 1}, member_id=uuid.uuid4())
         events.emit(s, "member.updated", {"n": 2}, member_id=uuid.uuid4())
         s.commit()
-    # when the receiver answers after the timeout
-    receiver.delay = 0.6
-    assert drain(db, policy=Policy(timeout_seconds=0.2)) == 2
+    # when the receiver does not answer before the timeout (it holds both requests until
+    # the worker is done: a receiver merely slower than the timeout could still answer first
+    # when the worker's thread is kept waiting on a busy machine)
+    receiver.hold = threading.Event()
+    try:
+        assert drain(db, policy=Policy(timeout_seconds=0.2)) == 2
+    finally:
+        receiver.hold.set()
     # and later with a redirect
-    receiver.delay = 0
+    receiver.hold = None
     receiver.status = 302
     with db.session() as s:
         s.execute(Delivery.__table__.update().values(next_attempt_at=now()))

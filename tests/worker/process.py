@@ -9,13 +9,16 @@ import sys
 from kopilka.core.db import Database
 
 
-def start_worker(db: Database, *args: str, lease_seconds: int = 2) -> subprocess.Popen[bytes]:
+def start_worker(
+    db: Database, *args: str, lease_seconds: int = 2, log_level: str = "ERROR"
+) -> subprocess.Popen[bytes]:
+    """``kopilka worker *args``; its log (JSON lines at ``log_level``) on its stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPILKA_")}
     env.update(
         {
             "KOPILKA_DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
             "KOPILKA_WEBHOOK_LEASE_SECONDS": str(lease_seconds),
-            "KOPILKA_LOG_LEVEL": "ERROR",
+            "KOPILKA_LOG_LEVEL": log_level,
             "KOPILKA_AUTO_MIGRATE": "false",
         }
     )

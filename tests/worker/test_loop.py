@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import select as io_select
 import signal
+import subprocess
+import threading
 import time
 import uuid
 
@@ -30,36 +35,70 @@ def _wait(predicate: object, seconds: float) -> bool:
     return False
 
 
+def _wait_for_log(w: subprocess.Popen[bytes], event: str, seconds: float) -> bool:
+    """Read the worker's JSON log lines until one is ``event`` (or time runs out). Reads the
+    pipe itself: a buffered ``readline`` could keep the line in its buffer, unseen."""
+    assert w.stderr is not None
+    fd = w.stderr.fileno()
+    pending = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = io_select.select([fd], [], [], 0.1)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return False
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            try:
+                if json.loads(line).get("event") == event:
+                    return True
+            except ValueError:  # not a log line (a warning printed by a library)
+                continue
+    return False
+
+
 @pytest.mark.usefixtures("program")
 def test_sigterm_stops_after_the_deliveries_in_flight_and_hands_back_the_rest(
     client: TestClient, auth: KeyFactory, db: Database, receiver: Receiver
 ) -> None:
-    # given 40 events and a slow receiver (0.3 s each)
+    # given 40 events and a receiver that holds every request until told to answer
+    # (regression, issue 19: this compared wall-clock time with a bound of 2.5 s and failed
+    # at 2.63 s on a busy machine; which deliveries were in flight is now known exactly)
     subscribe(client, auth("admin"), receiver.url)
     with db.session() as s:
         for n in range(40):
             events.emit(s, "member.updated", {"n": n}, member_id=uuid.uuid4())
         s.commit()
-    receiver.delay = 0.3
-    # when a worker (batches of 20, 2 at a time) gets SIGTERM while sending
-    w = start_worker(db, "--batch", "20", "--concurrency", "2", lease_seconds=600)
-    if not _wait(lambda: len(receiver.hits) >= 1, 30):
-        w.kill()
-        pytest.fail(f"the worker sent nothing: {w.stderr.read() if w.stderr else ''}")
-    stopped_at = time.monotonic()
-    w.send_signal(signal.SIGTERM)
-    # then it exits cleanly within a second or so (not after the batch nor the lease)
-    assert w.wait(timeout=10) == 0, w.stderr.read() if w.stderr else ""
-    assert time.monotonic() - stopped_at < 2.5
+    receiver.hold = threading.Event()
+    # when a worker (batches of 20, 2 at a time) has 2 deliveries in flight
+    w = start_worker(db, "--batch", "20", "--concurrency", "2", lease_seconds=600, log_level="INFO")
+    try:
+        if not _wait(lambda: len(receiver.hits) == 2, 60):
+            pytest.fail(f"the worker sent nothing: {w.stderr.read() if w.stderr else ''}")
+        # and gets SIGTERM, and only then do the receiver's answers come (well within the
+        # worker's 10 s timeout: the log line is read a moment after the signal)
+        w.send_signal(signal.SIGTERM)
+        assert _wait_for_log(w, "worker stopping", 60)
+        receiver.hold.set()
+        # then it exits cleanly, without waiting for its 600 s lease to run out
+        assert w.wait(timeout=60) == 0, w.stderr.read() if w.stderr else ""
+    finally:
+        receiver.hold.set()
+        if w.poll() is None:
+            w.kill()
+            w.wait()
+    # having sent the 2 in flight and nothing of the rest of its batch of 20
+    assert len(receiver.hits) == 2
     with db.session() as s:
         rows = s.execute(select(Delivery.status, Delivery.leased_until)).all()
     # every delivery it sent is recorded; the rest are free for others at once
-    sent = len(receiver.hits)
-    assert sum(1 for st, _ in rows if st == "delivered") == sent < 40
+    assert sorted(st for st, _ in rows) == ["delivered"] * 2 + ["pending"] * 38
     assert all(lease is None for _, lease in rows)
     # and another worker sends the rest at once
-    receiver.delay = 0
-    assert drain(db) == 40 - sent
+    receiver.hold = None
+    assert drain(db) == 38
     ids = [e["id"] for e in receiver.events()]
     assert len(ids) == 40 == len(set(ids))  # nothing twice
 
@@ -79,8 +118,6 @@ def test_serve_runs_a_worker_in_process_when_told(
         assert _wait(lambda: len(receiver.events()) == 1, 15)
         assert receiver.events()[0]["type"] == "member.created"
     # and the thread is gone when the app stops
-    import threading
-
     assert not [t for t in threading.enumerate() if t.name == "kopilka-worker"]
 
 

@@ -148,6 +148,30 @@ def _cache_hit(digest: str, cache_seconds: int) -> Principal | None:
     return None
 
 
+def _valid_row(session: Session, key: str, digest: str, moment: dt.datetime) -> ApiKey:
+    """The row of a key given in clear, or 401: malformed, unknown, revoked or expired."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or f"{parts[0]}_" != PREFIX:
+        raise _unauthorized("malformed API key")
+    row = session.execute(select(ApiKey).where(ApiKey.lookup == parts[1])).scalar_one_or_none()
+    if row is None or not hmac.compare_digest(row.secret_hash, digest):
+        raise _unauthorized("unknown API key")
+    if row.revoked_at is not None:
+        raise _unauthorized("the API key is revoked")
+    if row.expires_at is not None and row.expires_at <= moment:
+        raise _unauthorized("the API key has expired")
+    return row
+
+
+def valid_key(session: Session, key: str) -> ApiKey | None:
+    """The row of a key given in clear if it authenticates now, else None. Reads only (no
+    ``last_used_at``, no cache): for checking a key kept elsewhere, e.g. by the demo."""
+    try:
+        return _valid_row(session, key, _hash(key), now())
+    except Problem:
+        return None
+
+
 def authenticate(session: Session, key: str, cache_seconds: int) -> Principal:
     """The principal of a key, or 401. Valid keys are cached for ``cache_seconds``
     (a revocation made by another process takes at most that long to bite)."""
@@ -156,17 +180,8 @@ def authenticate(session: Session, key: str, cache_seconds: int) -> Principal:
     hit = _cache_hit(digest, cache_seconds)
     if hit is not None:
         return hit
-    parts = key.split("_", 2)
-    if len(parts) != 3 or f"{parts[0]}_" != PREFIX:
-        raise _unauthorized("malformed API key")
-    row = session.execute(select(ApiKey).where(ApiKey.lookup == parts[1])).scalar_one_or_none()
-    if row is None or not hmac.compare_digest(row.secret_hash, digest):
-        raise _unauthorized("unknown API key")
     moment = now()
-    if row.revoked_at is not None:
-        raise _unauthorized("the API key is revoked")
-    if row.expires_at is not None and row.expires_at <= moment:
-        raise _unauthorized("the API key has expired")
+    row = _valid_row(session, key, digest, moment)
     principal = Principal(
         kind="api_key",
         id=str(row.id),

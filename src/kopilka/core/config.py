@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     rate_limits_enabled: bool = True
     cors_origins: str = ""
     hsts_seconds: int = Field(default=31_536_000, ge=0)
+    # A request body larger than this is refused (413) before it is read; routes taking
+    # larger uploads declare their own limit (``security.middleware.body_limit``).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     audit_skip: str = "/api/v1/purchases,/api/v1/events,POST /api/v1/members"
     # How long a worker holds a claimed webhook delivery before another may take it
     # (a worker killed mid-delivery is replaced after this long).

@@ -72,6 +72,7 @@ TITLES: dict[str, tuple[str, str]] = {
         "Неверный статус покупки",
     ),
     "rate_limited": ("Too many requests", "Слишком много запросов"),
+    "payload_too_large": ("The request is too large", "Слишком большой запрос"),
     "member_erased": ("The member's data is erased", "Данные участника удалены"),
     "api_key_not_found": ("API key not found", "API-ключ не найден"),
     "api_key_inactive": ("The API key is revoked or expired", "API-ключ отозван или истёк"),

@@ -11,6 +11,9 @@ from importlib import resources
 import typer
 from sqlalchemy import func, select, update
 
+from kopilka.core.config import get_settings
+from kopilka.demo.keys import demo_keys, keys_file
+
 FIRST_M = [
     "Александр",
     "Дмитрий",
@@ -336,7 +339,6 @@ def seed_activities(seed: int = 11, share: float = 0.4) -> int:
 
 def run_demo(host: str, port: int, members: int, serve: bool) -> None:
     os.environ.setdefault("KOPILKA_DATABASE_URL", "sqlite:///kopilka-demo.db")
-    from kopilka.apikeys.service import create_key
     from kopilka.cli import ensure_schema
     from kopilka.core.config import reset_settings_cache
     from kopilka.core.db import get_db
@@ -362,21 +364,22 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         from kopilka.reports.jobs import run_rollup
 
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once
+    kept = keys_file(get_settings().database_url)
     with db.session() as session:
         if session.execute(select(User.id).where(User.email == DEMO_USER)).first() is None:
             create_user(session, DEMO_USER, "admin", DEMO_PASSWORD)
-        _, key = create_key(session, "demo", "admin")
-        _, till = create_key(session, "demo till msk-01", "cashier", store="msk-01")
+        keys = demo_keys(session, kept)
         session.commit()
     base = f"http://{host}:{port}"
     typer.echo(
         "\nKopilka demo is ready.\n"
-        f"  API:       {base}/api/v1\n"
-        f"  OpenAPI:   {base}/api/v1/openapi.json   (browse: {base}/api/v1/docs)\n"
-        f"  Health:    {base}/health/ready\n"
-        f"  Console:   {DEMO_USER} / {DEMO_PASSWORD}\n"
-        f"  Till key (cashier, store msk-01): {till}\n"
-        f"  Admin API key:\n{key}\n"
+        f"  Console:     {base}/admin   (sign in: {DEMO_USER} / {DEMO_PASSWORD})\n"
+        f"  Member app:  {base}/app/   (a member's phone; the code is printed here)\n"
+        f"  API:         {base}/api/v1   (docs: {base}/api/v1/docs)\n"
+        f"  Health:      {base}/health/ready\n"
+        f"  Till key (cashier, store msk-01): {keys['till']}\n"
+        f"  Admin API key:\n{keys['admin']}\n"
+        f"  (the same keys on every start; kept in {kept}, readable by you only)\n"
     )
     if serve:
         import uvicorn

@@ -13,6 +13,11 @@ For every HTTP request it
   routes added later. High-volume business traffic that has its own trail (receipts,
   enrolment at the till, custom events) is left out by ``KOPILKA_AUDIT_SKIP``.
 
+Around it, ``BodyLimitMiddleware`` refuses a request body larger than
+``KOPILKA_MAX_BODY_BYTES`` (or a route's own larger limit, ``body_limit``) with 413
+``payload_too_large`` at once, without reading it: the declared ``Content-Length`` is
+checked before a byte is read, a chunked body is counted as it arrives.
+
 CORS is closed unless ``KOPILKA_CORS_ORIGINS`` lists origins (``install`` adds Starlette's
 CORS middleware for exactly those).
 """
@@ -20,16 +25,21 @@ CORS middleware for exactly those).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kopilka.core.config import get_settings
+from kopilka.core.errors import Problem, problem_response, validation_problem
 from kopilka.security import context
+from kopilka.security.policy import RouteInfo, dependency_calls, route_infos
 
 log = structlog.get_logger("kopilka.security")
 
@@ -38,14 +48,15 @@ CSP = (
     "font-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-# The interactive API docs page loads Swagger UI from its CDN with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
-)
-DOCS_PATHS = ("/api/v1/docs",)
+
+
+def docs_csp(script_hashes: Sequence[str]) -> str:
+    """The CSP of the API docs page (``kopilka.web.docs``): Swagger UI from Kopilka itself,
+    plus the page's own inline scripts by their SHA-256 (base64)."""
+    scripts = " ".join(f"'sha256-{h}'" for h in script_hashes)
+    return CSP.replace("script-src 'self'", f"script-src 'self' {scripts}".rstrip(), 1)
+
+
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED_PREFIXES = ("/api/v1/", "/admin")
 
@@ -66,7 +77,7 @@ def security_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     path = scope.get("path", "")
     settings = get_settings()
     out = [
-        (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else CSP).encode()),
+        (b"content-security-policy", CSP.encode()),
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"same-origin"),
         (b"x-frame-options", b"DENY"),
@@ -122,10 +133,6 @@ async def _without_nul(scope: Scope, receive: Receive) -> tuple[Receive, str | N
 async def _refuse_nul(
     scope: Scope, receive: Receive, send: Send, where: str, extra: list[tuple[bytes, bytes]]
 ) -> None:
-    from starlette.requests import Request
-
-    from kopilka.core.errors import problem_response, validation_problem
-
     problem = validation_problem(
         [{"field": where, "in": where, "code": "nul_character", "message": "no NUL characters"}]
     )
@@ -254,8 +261,147 @@ def _record_request(
         log.exception("audit_write_failed", method=method, route=template)
 
 
+BODY_LIMIT_ATTR = "__kopilka_max_body_bytes__"
+
+
+def body_limit(max_bytes: int) -> Callable[[], None]:
+    """A dependency declaring that a route takes bodies of up to ``max_bytes`` (an upload
+    larger than ``KOPILKA_MAX_BODY_BYTES`` allows). Use as
+    ``dependencies=[Depends(body_limit(n))]``; ``BodyLimitMiddleware`` reads it from the
+    route, so the limit is stated where the route is."""
+
+    def takes_large_body() -> None:
+        return None
+
+    setattr(takes_large_body, BODY_LIMIT_ATTR, max_bytes)
+    return takes_large_body
+
+
+def _declared_limit(route: RouteInfo) -> int | None:
+    for call in dependency_calls(route.dependant):
+        limit = getattr(call, BODY_LIMIT_ATTR, None)
+        if isinstance(limit, int):
+            return limit
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over its limit with 413 ``payload_too_large``, at once and
+    without buffering: a declared ``Content-Length`` over the limit is answered before a
+    byte of the body is read; a body without one (chunked) is counted as it streams in and
+    answered as soon as it passes the limit. The application then sees the client gone
+    (``http.disconnect``) and whatever it answers is dropped: the 413 is the answer.
+
+    The limit is ``KOPILKA_MAX_BODY_BYTES``, or a route's larger ``body_limit``; routes are
+    only matched for a body that passes the default, so ordinary requests pay a byte count
+    and no route matching."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.default = get_settings().max_body_bytes
+        self.larger = [
+            (compile_path(route.path)[0], route.methods, limit)
+            for route in route_infos(routes, prefix="")
+            if (limit := _declared_limit(route)) is not None and limit > self.default
+        ]
+
+    def limit_for(self, scope: Scope) -> int:
+        """The most this request's route takes (the default unless it declares more)."""
+        path, method = scope.get("path", ""), scope.get("method", "")
+        for regex, methods, limit in self.larger:
+            if method in methods and regex.match(path):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.default
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            limit = self.limit_for(scope)
+            if declared > limit:
+                await _refuse_large(scope, send, limit)
+                return
+        received = 0
+        routed = limit != self.default
+        started = refused = cut = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, limit, routed, refused, cut
+            if cut:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            received += len(message.get("body", b""))
+            if received > limit and not routed:
+                limit, routed = self.limit_for(scope), True
+            if received <= limit:
+                return message
+            cut = True
+            if not started:
+                refused = True
+                await _refuse_large(scope, send, limit)
+            return {"type": "http.disconnect"}
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:  # the 413 is sent: the application's own answer is dropped
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except ClientDisconnect:
+            if not refused:
+                raise
+
+
+async def _refuse_large(scope: Scope, send: Send, limit: int) -> None:
+    problem = Problem(
+        413,
+        "payload_too_large",
+        f"the request body may be at most {limit} bytes",
+        errors=[
+            {
+                "field": "body",
+                "in": "body",
+                "code": "too_large",
+                "message": f"at most {limit} bytes",
+            }
+        ],
+        extra={"max_body_bytes": limit},
+        # the rest of the body is not read, so the connection cannot carry another request
+        headers={"Connection": "close"},
+    )
+    response = problem_response(Request(scope), problem)
+    for key, value in security_headers(scope):
+        if key.decode() not in response.headers:
+            response.headers[key.decode()] = value.decode()
+
+    async def nothing() -> Message:  # pragma: no cover - a JSON response reads nothing
+        return {"type": "http.disconnect"}
+
+    await response(scope, nothing, send)
+
+
 def install(app: FastAPI) -> None:
-    """Add the security middleware (and CORS for the configured origins) to ``app``.
+    """Add the security middleware (and CORS for the configured origins) to ``app``, inside
+    the body limit.
 
     Call it before the request-id middleware is added, so that one stays outermost."""
     origins = [o.strip() for o in get_settings().cors_origins.split(",") if o.strip()]
@@ -269,3 +415,5 @@ def install(app: FastAPI) -> None:
             max_age=600,
         )
     app.add_middleware(SecurityMiddleware)
+    # outside the security middleware, whose NUL check reads a JSON body before the route
+    app.add_middleware(BodyLimitMiddleware, routes=app.router.routes)

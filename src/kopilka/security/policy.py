@@ -130,11 +130,12 @@ def _same_id(raw: Any, principal_id: str) -> bool:
         return str(raw) == principal_id
 
 
-def _walk(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    """Every dependency function of a route (its own, its router's, and theirs), depth first."""
     for dep in dependant.dependencies:
         if dep.call is not None:
             yield dep.call
-        yield from _walk(dep)
+        yield from dependency_calls(dep)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def route_infos(routes: Iterable[Any], prefix: str = "/api/v1") -> list[RouteInf
 def policies_of(route: RouteInfo | APIRoute) -> list[Policy]:
     """Every policy declared on a route (by the route, its router or a sub-dependency)."""
     found = []
-    for call in _walk(route.dependant):
+    for call in dependency_calls(route.dependant):
         policy = getattr(call, POLICY_ATTR, None)
         if isinstance(policy, Policy):
             found.append(policy)
