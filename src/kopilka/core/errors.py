@@ -44,6 +44,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "currency_not_found": ("Unknown currency", "Неизвестная валюта"),
     "insufficient_balance": ("Insufficient balance", "Недостаточно баллов"),
     "redeem_limit_exceeded": ("More than the programme allows", "Превышен лимит списания"),
+    "balance_limit_exceeded": (
+        "More than a wallet can hold",
+        "Больше, чем может вместить кошелёк",
+    ),
     "transfers_disabled": ("Transfers are disabled", "Переводы отключены"),
     "transfer_limit_exceeded": ("Transfer limit exceeded", "Превышен лимит перевода"),
     "entry_not_found": ("Ledger entry not found", "Проводка не найдена"),

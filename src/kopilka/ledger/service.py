@@ -33,7 +33,7 @@ from kopilka.core import pagination
 from kopilka.core.db import Amount, UTCDateTime, db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
-from kopilka.core.money import ZERO, fits_precision, fmt, to_units
+from kopilka.core.money import MAX_AMOUNT, ZERO, fits_precision, fmt, quantum, to_units
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
 from kopilka.program.schema import CurrencySpec, ProgramSpec
@@ -67,6 +67,25 @@ def check_amount(cur: CurrencySpec, amount: Decimal, field_name: str = "amount")
                 )
             ]
         )
+
+
+def check_room(
+    currency: str, precision: int, balance: Decimal, amount: Decimal, field_name: str = "amount"
+) -> None:
+    """A wallet's balance stays below ``MAX_AMOUNT``, as any single amount does: far above
+    any real balance, and ninety times inside what its BIGINT column holds, so a credit
+    can never overflow the cache (PostgreSQL: a 500; SQLite: a silent float). 422
+    ``balance_limit_exceeded`` with the ``room`` left otherwise."""
+    if balance + amount < MAX_AMOUNT:
+        return
+    room = max(MAX_AMOUNT - balance - quantum(precision), ZERO)
+    raise Problem(
+        422,
+        "balance_limit_exceeded",
+        f"the {currency} balance would reach {fmt(MAX_AMOUNT, 0)}, more than a wallet holds",
+        errors=[field_error(field_name, "more than the wallet can hold", "range")],
+        extra={"room": fmt(room, precision)},
+    )
 
 
 def _insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:
@@ -583,6 +602,7 @@ def credit(
     found = None if fresh else _existing(session, key)
     if found is not None:
         return _same_or_conflict(found, kind, member_id, currency, amount)
+    check_room(currency, cur.precision, wallet.balance, amount)
     occurred = occurred_at or now()
     if available_at is None or expires_at is None:
         a, e = lot_times(cur, occurred, tz, pending_days)
@@ -953,6 +973,7 @@ def transfer(
             f"{fmt(max(have, ZERO), cur.precision)} {currency} available to transfer",
             errors=[field_error("amount", "more than the available balance", "insufficient")],
         )
+    check_room(currency, cur.precision, dst.balance, amount)
     draft = _open(
         session,
         key=key,
