@@ -84,6 +84,26 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "block": ("Block", "Заблокировать"),
     "unblock": ("Unblock", "Разблокировать"),
     "adjusted": ("Balance adjusted.", "Баланс скорректирован."),
+    "adjust_pending": (
+        "Sent for approval: above its currency's ceiling an adjustment moves nothing until "
+        "someone else approves it.",
+        "Отправлено на одобрение: корректировка выше порога валюты ничего не меняет, пока её "
+        "не одобрит другой сотрудник.",
+    ),
+    "adjust_approved": ("Adjustment approved and posted.", "Корректировка одобрена и проведена."),
+    "adjust_rejected": ("Adjustment rejected.", "Корректировка отклонена."),
+    "approvals": ("Approvals", "Одобрения"),
+    "pending_adjustments": ("Adjustments waiting for approval", "Корректировки на одобрении"),
+    "no_pending_adjustments": ("Nothing waits for approval.", "Нет корректировок на одобрении."),
+    "member": ("Member", "Участник"),
+    "requested_by": ("Asked by", "Запросил"),
+    "approve": ("Approve", "Одобрить"),
+    "reject": ("Reject", "Отклонить"),
+    "reject_reason": ("Why it is rejected", "Причина отказа"),
+    "own_request": (
+        "Yours: someone else approves it.",
+        "Ваша: одобряет другой сотрудник.",
+    ),
     "status_changed": ("Status changed.", "Статус изменён."),
     "tier_set": ("Tier updated.", "Уровень обновлён."),
     "tier_value": ("Qualifying value", "Квалификационное значение"),
