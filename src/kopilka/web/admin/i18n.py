@@ -184,8 +184,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "liability_now": ("now", "сейчас"),
     "cohorts": ("Cohort retention", "Удержание когорт"),
     "cohort_hint": (
-        "Share of each month's new members who bought in the months after joining.",
-        "Доля новых участников месяца, купивших в следующие месяцы.",
+        "Share of each month's new members (those who joined within the period) who bought "
+        "in the months after joining.",
+        "Доля новых участников месяца (вступивших в выбранный период), купивших в "
+        "следующие месяцы.",
     ),
     "tiers": ("Tier mix now", "Распределение по уровням сейчас"),
     "no_tier": ("no tier", "без уровня"),
