@@ -42,10 +42,10 @@ def _seed() -> tuple[str, str]:
     import datetime as dt
     from decimal import Decimal
 
+    from kopilka.adjustments.service import post as adjust
     from kopilka.apikeys.service import Principal
     from kopilka.core.db import get_db
     from kopilka.demo.seed import demo_program_text
-    from kopilka.ledger.service import adjust
     from kopilka.memberapp.service import issue_app_link
     from kopilka.members.schemas import MemberCreate
     from kopilka.members.service import create_member

@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from kopilka import __version__
 from kopilka.activities.api import router as activities_router
+from kopilka.adjustments.api import router as adjustments_router
 from kopilka.apikeys.api import router as apikeys_router
 from kopilka.audit.api import router as audit_router
 from kopilka.core.config import get_settings
@@ -39,6 +40,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     purchases_router,
     members_router,
     ledger_router,
+    adjustments_router,
     activities_router,
     program_router,
     rules_router,

@@ -4,6 +4,7 @@ One line per domain; keep them sorted.
 """
 
 import kopilka.activities.models
+import kopilka.adjustments.models
 import kopilka.apikeys.models
 import kopilka.audit.models
 import kopilka.console.models

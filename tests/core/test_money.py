@@ -46,3 +46,17 @@ def test_to_decimal_refuses_nonsense(raw: str) -> None:
 def test_fmt() -> None:
     assert fmt(Decimal("199.9"), 2) == "199.90"
     assert fmt(Decimal("5"), 0) == "5"
+
+
+def test_to_units_refuses_what_a_bigint_cannot_hold() -> None:
+    # given the largest amount a BIGINT of 1/10 000 holds, and the next unit up
+    largest = Decimal("922337203685477.5807")
+    # when converted; then the first is stored as is and the next is refused here, as an
+    # amount, rather than overflowing in the database (regression: it was let through
+    # up to 1e15, and PostgreSQL answered "bigint out of range" as a 500)
+    assert to_units(largest) == 2**63 - 1
+    assert to_units(-largest) == -(2**63 - 1)
+    with pytest.raises(AmountError):
+        to_units(largest + Decimal("0.0001"))
+    with pytest.raises(AmountError):
+        to_units(Decimal("999999999999999"))

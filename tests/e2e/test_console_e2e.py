@@ -211,3 +211,65 @@ def test_dashboards_with_charts_from_demo_data(
         page.screenshot(path=path, full_page=True)
     assert errors == []
     context.close()
+
+
+def test_a_large_adjustment_waits_until_another_person_approves_it(
+    db: Database,
+    live_server: str,  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    from kopilka.members.schemas import MemberCreate
+    from kopilka.members.service import create_member
+    from kopilka.program import service as program
+    from tests.adjustments.conftest import CEILING_PROGRAM
+
+    # given a programme whose BONUS adjustments above 10 000 need a second person, a
+    # member, a support operator and a manager
+    with db.session() as s:
+        program.apply_program(s, program.parse_program(CEILING_PROGRAM), actor="test")
+        s.commit()
+        member = create_member(s, MemberCreate(phone="+79031112233", name="Ольга Смирнова"), "RU")
+        s.commit()
+        create_user(s, "support@example.com", "support", PASSWORD)
+        create_user(s, EMAIL, "manager", PASSWORD)
+        s.commit()
+    program.invalidate_cache()
+
+    def signed_in(email: str) -> Page:
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(f"{live_server}/admin/login")
+        page.get_by_test_id("email").fill(email)
+        page.get_by_test_id("password").fill(PASSWORD)
+        page.get_by_test_id("sign-in").click()
+        expect(page.get_by_test_id("nav-members")).to_be_visible()
+        return page
+
+    # when support adjusts by 50 000
+    support = signed_in("support@example.com")
+    support.goto(f"{live_server}/admin/members/{member.id}")
+    support.get_by_test_id("adjust-amount").fill("50000")
+    support.get_by_test_id("adjust-reason").fill("Receipts of a whole month, checked")
+    support.get_by_test_id("adjust-submit").click()
+    # then it waits: the balance has not moved, and it is theirs, with no approve button
+    expect(support.get_by_test_id("done")).to_contain_text("Sent for approval")
+    expect(support.get_by_test_id("balance")).to_have_text("0.00")
+    waiting = support.get_by_test_id("pending-adjustments")
+    expect(waiting).to_contain_text("50,000.00 BONUS")
+    expect(waiting.get_by_test_id("own-request")).to_be_visible()
+    expect(waiting.get_by_test_id("approve")).to_have_count(0)
+    support.context.close()
+    # when the manager opens Approvals and approves it
+    manager = signed_in(EMAIL)
+    manager.get_by_test_id("nav-approvals").click()
+    row = manager.get_by_test_id("pending-adjustments").locator("tr[data-adjustment]")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Receipts of a whole month, checked")
+    row.get_by_test_id("approve").click()
+    # then it is posted and leaves the list; the member's balance shows it
+    expect(manager.get_by_test_id("done")).to_have_text("Adjustment approved and posted.")
+    expect(manager.get_by_test_id("nothing-pending")).to_be_visible()
+    manager.goto(f"{live_server}/admin/members/{member.id}")
+    expect(manager.get_by_test_id("balance")).to_have_text("50,000.00")
+    expect(manager.get_by_test_id("ledger")).to_contain_text("Receipts of a whole month, checked")
+    manager.context.close()

@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from kopilka.adjustments.service import post as adjust
 from kopilka.core.db import Database, now
-from kopilka.ledger.service import adjust
 from kopilka.memberapp import service as app_service
 from kopilka.memberapp.models import MemberDevice
 from kopilka.members import service as members

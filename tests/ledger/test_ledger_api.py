@@ -263,3 +263,65 @@ def test_the_programme_switch_refuses_a_transfer_of_a_transferable_currency(
         assert (bal["currency"], bal["available"]) == ("BONUS", available)
     with db.session() as s:
         assert s.scalars(select(Entry.id).where(Entry.kind == "transfer")).all() == []
+
+
+def test_an_adjustment_with_more_digits_than_a_ledger_amount_is_a_422(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a member; when an adjustment of 10^13 points (14 digits) is asked for
+    m = member(client, admin, "+79160000001")
+    body = {"currency": "BONUS", "amount": "10000000000000", "reason": "too large"}
+    r = client.post(f"/api/v1/members/{m}/adjustments", json=body, headers=admin)
+    # then it is refused naming the amount, and nothing moved
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error")
+    assert [e["field"] for e in r.json()["errors"]] == ["amount"]
+    assert client.get(f"/api/v1/members/{m}/ledger", headers=admin).json()["items"] == []
+
+
+def test_a_wallet_never_holds_more_than_a_ledger_amount(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a member whose wallet holds the most a single adjustment may give
+    m = member(client, admin, "+79160000001")
+    top = {"currency": "BONUS", "amount": "9999999999999.99", "reason": "as much as it takes"}
+    assert (
+        client.post(f"/api/v1/members/{m}/adjustments", json=top, headers=admin).status_code == 201
+    )
+    # when one more cent is adjusted in (regression: it was accepted, and ninety-odd such
+    # adjustments overflowed the wallet's BIGINT: a 500 on PostgreSQL, a float on SQLite)
+    cent = {"currency": "BONUS", "amount": "0.01", "reason": "one cent more"}
+    r = client.post(f"/api/v1/members/{m}/adjustments", json=cent, headers=admin)
+    # then it is a 422 naming the amount and the room left, and nothing moved
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert (problem["code"], problem["room"]) == ("balance_limit_exceeded", "0.00")
+    assert [e["field"] for e in problem["errors"]] == ["amount"]
+    balances = client.get(f"/api/v1/members/{m}/balances", headers=admin).json()["balances"]
+    assert balances[0]["available"] == "9999999999999.99"
+    assert len(client.get(f"/api/v1/members/{m}/ledger", headers=admin).json()["items"]) == 1
+    # and a receipt whose points would not fit is refused the same way, recording nothing
+    card = client.get(f"/api/v1/members/{m}", headers=admin).json()["card_number"]
+    receipt = {
+        "external_id": "R-FULL",
+        "member": {"card": card},
+        "store": "msk-01",
+        "occurred_at": "2026-03-01T10:00:00+03:00",
+        "lines": [{"sku": "A", "quantity": "1", "unit_price": "100.00"}],
+    }
+    r = client.post("/api/v1/purchases", json=receipt, headers=admin)
+    assert (r.status_code, r.json()["code"]) == (422, "balance_limit_exceeded")
+    listed = client.get("/api/v1/purchases", params={"member_id": m}, headers=admin)
+    assert listed.json()["items"] == []
+    # and a transfer into the full wallet too
+    other = member(client, admin, "+79160000002")
+    gift = {"currency": "BONUS", "amount": "5.00", "reason": "to give away"}
+    assert (
+        client.post(f"/api/v1/members/{other}/adjustments", json=gift, headers=admin).status_code
+        == 201
+    )
+    r = client.post(
+        f"/api/v1/members/{other}/transfers",
+        json={"to": {"id": m}, "currency": "BONUS", "amount": "5.00"},
+        headers=admin,
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "balance_limit_exceeded")

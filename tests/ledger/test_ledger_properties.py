@@ -26,6 +26,7 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kopilka.adjustments import service as adjustments
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
 from kopilka.ledger import service as ledger
@@ -343,7 +344,7 @@ def run_machine(db: Database, make_member: MakeMember, clock: Clock) -> None:
 
         def _adjust(self, m: uuid.UUID, signed: D) -> uuid.UUID:
             with db.session() as s:
-                e, _ = ledger.adjust(
+                e, _ = adjustments.post(
                     s,
                     member_id=m,
                     currency="BONUS",
@@ -368,7 +369,7 @@ def run_machine(db: Database, make_member: MakeMember, clock: Clock) -> None:
         @rule(target=debits, i=st.integers(0, 2), amount=small_amounts)
         def adjust_down(self, i: int, amount: D) -> uuid.UUID | None:
             """A negative correction draws FIFO like a redemption; unlike a return it is
-            refused rather than leave a debt (``ledger.adjust`` debits without
+            refused rather than leave a debt (``adjustments.post`` debits without
             ``allow_debt``), and it repays a debt first."""
             m, at = self.members[i], clock.at
             can = self.model.redeemable(m, at)

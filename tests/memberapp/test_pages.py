@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from kopilka.adjustments.service import post as adjust
 from kopilka.core.db import Database, now
-from kopilka.ledger.service import adjust
 from kopilka.memberapp.models import MemberDevice
 from kopilka.web.app import views
 from tests.conftest import KeyFactory

@@ -77,6 +77,27 @@ rules:
             _doc(currencies=[{"code": "B", "name": "x"}, {"code": "B", "name": "y"}]),
             ["currencies[0].code", "currencies[1].code"],
         ),
+        (
+            _doc(currencies=[{"code": "BONUS", "name": "B", "adjust_approval_above": "0"}]),
+            ["currencies[0].adjust_approval_above"],
+        ),
+        (
+            _doc(
+                currencies=[
+                    {"code": "BONUS", "name": "B", "adjust_approval_above": "10000000000000"}
+                ]
+            ),
+            ["currencies[0].adjust_approval_above"],
+        ),
+        (
+            _doc(
+                currencies=[
+                    {"code": "STAMP", "name": "S", "precision": 0},
+                    {"code": "BONUS", "name": "B", "precision": 0, "adjust_approval_above": "0.5"},
+                ]
+            ),
+            ["currencies[1].adjust_approval_above"],
+        ),
         (_doc(stores=[{"code": "a", "name": "A"}, {"code": "a", "name": "B"}]), ["stores"]),
         (
             _doc(rules=[{"name": "x", "earn": {"currency": "NOPE", "percent": "5"}}]),

@@ -36,9 +36,9 @@ def active_counts(session: Session, f: Filters) -> tuple[int, dict[int, int]]:
     for window in ACTIVE_WINDOWS:
         first = f.end - dt.timedelta(days=window - 1)
         n = session.execute(
-            select(func.count(func.distinct(MemberDay.member_id))).where(
-                *_member_days_where(f, first, f.end)
-            )
+            select(func.count(func.distinct(MemberDay.member_id)))
+            .join(ReportMember, ReportMember.member_id == MemberDay.member_id)
+            .where(*_member_days_where(f, first, f.end), ReportMember.joined_day <= f.end)
         ).scalar_one()
         counts[window] = int(n)
     return int(total), counts

@@ -318,3 +318,25 @@ def test_postgresql_makes_the_same_groups_as_python(db: Database) -> None:
     for a, b in zip(python, pg, strict=True):
         assert a[:4] == b[:4]
         assert a[4].tolist() == b[4].tolist() and a[5].tolist() == b[5].tolist()
+
+
+def test_a_member_active_before_joining_is_not_counted_beyond_the_members(db: Database) -> None:
+    # given one member who joined on day 50 and has a receipt dated day 10 (a till's
+    # replay), and another who joined on day 5 and bought nothing
+    _load(
+        db,
+        {
+            "members": [(50, 1), (5, 2)],
+            "gaps": 0,
+            "days": [(0, 10, "s1", "pos", "", 10_000)],
+            "seed": 1,
+        },
+    )
+    f = reports.Filters(BASE, BASE + dt.timedelta(days=30))
+    with db.session() as s:
+        # when the active members up to day 30 are counted
+        total, counts = reports._active_counts(s, f)
+        # then the one member who had joined by then is the whole population, and the
+        # receipt of the one who had not does not count (regression: 1 active of 1, 100 %)
+        assert (total, counts) == (1, {30: 0, 90: 0})
+        assert (total, counts) == live.active_counts(s, f)

@@ -44,6 +44,20 @@ TITLES: dict[str, tuple[str, str]] = {
     "currency_not_found": ("Unknown currency", "Неизвестная валюта"),
     "insufficient_balance": ("Insufficient balance", "Недостаточно баллов"),
     "redeem_limit_exceeded": ("More than the programme allows", "Превышен лимит списания"),
+    "balance_limit_exceeded": (
+        "More than a wallet can hold",
+        "Больше, чем может вместить кошелёк",
+    ),
+    "adjustment_not_found": ("Adjustment not found", "Корректировка не найдена"),
+    "adjustment_own_request": (
+        "Someone other than the requester must approve it",
+        "Одобрить может только другой сотрудник",
+    ),
+    "adjustment_decided": ("The adjustment is decided already", "Корректировка уже рассмотрена"),
+    "adjustment_needs_approval": (
+        "This adjustment needs a second person's approval",
+        "Эта корректировка требует одобрения второго сотрудника",
+    ),
     "transfers_disabled": ("Transfers are disabled", "Переводы отключены"),
     "transfer_limit_exceeded": ("Transfer limit exceeded", "Превышен лимит перевода"),
     "entry_not_found": ("Ledger entry not found", "Проводка не найдена"),

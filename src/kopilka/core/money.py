@@ -13,8 +13,11 @@ MAX_PRECISION = 4
 SCALE: int = 10_000  # 10 ** MAX_PRECISION
 ZERO = Decimal(0)
 # The largest magnitude any amount may have: far above any receipt or balance, and safely
-# inside a signed 64-bit integer of 1/SCALE.
+# inside a signed 64-bit integer of 1/SCALE. A wallet's balance stays below it too
+# (``kopilka.ledger.service.check_room``), so no sum the ledger keeps can overflow.
 MAX_AMOUNT = Decimal(10) ** 13
+# What a BIGINT column holds: the stored range of every ``Amount``, in units of 1/SCALE.
+MAX_UNITS = 2**63 - 1
 
 
 class AmountError(ValueError):
@@ -61,9 +64,10 @@ def to_units(value: Decimal) -> int:
     scaled = value * SCALE
     if scaled != scaled.to_integral_value():
         raise AmountError(f"{value} has more than {MAX_PRECISION} decimal places")
-    if abs(value) >= MAX_AMOUNT * 100:
+    units = int(scaled)
+    if abs(units) > MAX_UNITS:  # a BIGINT would overflow (a 500 on PostgreSQL)
         raise AmountError(f"{value} is out of range")
-    return int(scaled)
+    return units
 
 
 def from_units(units: int, precision: int = MAX_PRECISION) -> Decimal:

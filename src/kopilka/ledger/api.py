@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
+from kopilka.adjustments import service as adjustments
+from kopilka.adjustments.schemas import AdjustmentOut
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.errors import field_error, validation_problem
@@ -65,7 +67,12 @@ def get_ledger(
     return {"items": [i.as_json() for i in items], "next_cursor": nxt}
 
 
-@router.post("/{member_id}/adjustments", status_code=201, response_model=EntryOut)
+@router.post(
+    "/{member_id}/adjustments",
+    status_code=201,
+    response_model=EntryOut,
+    responses={202: {"model": AdjustmentOut, "description": "Waiting for approval"}},
+)
 def adjust(
     member_id: uuid.UUID,
     body: AdjustmentIn,
@@ -73,10 +80,11 @@ def adjust(
     principal: Manager,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """A manual correction (signed amount) with a reason; recorded in the audit log."""
+    """A manual correction (signed amount) with a reason; recorded in the audit log.
+    Above the currency's ``adjust_approval_above``: 202, waiting for a second person."""
 
     def action() -> tuple[int, Any]:
-        entry, cur = service.adjust(
+        done = adjustments.request(
             session,
             member_id=member_id,
             currency=body.currency,
@@ -85,7 +93,10 @@ def adjust(
             actor=principal.actor,
             key=f"adjust:{principal.actor}:{idempotency_key or uuid.uuid4()}",
         )
-        return 201, _entry_out(entry, cur.precision)
+        if done.adjustment is not None:
+            return 202, adjustments.adjustment_json(done.adjustment, done.currency.precision)
+        assert done.entry is not None
+        return 201, _entry_out(done.entry, done.currency.precision)
 
     status, payload = run_idempotent(
         session,

@@ -101,14 +101,18 @@ def plan_credit(
     *,
     available_at: dt.datetime,
     expires_at: dt.datetime | None,
+    precision: int,
 ) -> Plan:
     """``entry`` (``entry_row``) into ``wallet`` as a new lot, from the system account
-    ``counter``. Only for a wallet without debt (``service.credit`` repays a debt first)."""
+    ``counter``; 422 ``balance_limit_exceeded`` past what a wallet holds
+    (``service.check_room``). Only for a wallet without debt (``service.credit`` repays a
+    debt first)."""
     amount: Decimal = entry["amount"]
     if wallet.debt != 0:
         raise ValueError("a wallet in debt is credited by ledger.service.credit")
     if amount <= 0:
         raise ValueError("a credit moves more than zero")
+    ledger.check_room(wallet.currency, precision, wallet.balance, amount)
     plan = Plan(entry)
     plan.new_lot = (wallet.id, amount, available_at, expires_at)
     plan.postings = [(wallet.id, amount, NEW), (counter, -amount, None)]

@@ -33,7 +33,7 @@ from kopilka.core import pagination
 from kopilka.core.db import Amount, UTCDateTime, db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
-from kopilka.core.money import ZERO, fits_precision, fmt, to_units
+from kopilka.core.money import MAX_AMOUNT, ZERO, fits_precision, fmt, quantum, to_units
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
 from kopilka.program.schema import CurrencySpec, ProgramSpec
@@ -67,6 +67,25 @@ def check_amount(cur: CurrencySpec, amount: Decimal, field_name: str = "amount")
                 )
             ]
         )
+
+
+def check_room(
+    currency: str, precision: int, balance: Decimal, amount: Decimal, field_name: str = "amount"
+) -> None:
+    """A wallet's balance stays below ``MAX_AMOUNT``, as any single amount does: far above
+    any real balance, and ninety times inside what its BIGINT column holds, so a credit
+    can never overflow the cache (PostgreSQL: a 500; SQLite: a silent float). 422
+    ``balance_limit_exceeded`` with the ``room`` left otherwise."""
+    if balance + amount < MAX_AMOUNT:
+        return
+    room = max(MAX_AMOUNT - balance - quantum(precision), ZERO)
+    raise Problem(
+        422,
+        "balance_limit_exceeded",
+        f"the {currency} balance would reach {fmt(MAX_AMOUNT, 0)}, more than a wallet holds",
+        errors=[field_error(field_name, "more than the wallet can hold", "range")],
+        extra={"room": fmt(room, precision)},
+    )
 
 
 def _insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:
@@ -376,6 +395,21 @@ def _same_or_conflict(
     return found
 
 
+def entry_by_key(
+    session: Session,
+    key: str,
+    *,
+    kind: str,
+    member_id: uuid.UUID | None,
+    currency: str,
+    amount: Decimal,
+) -> Entry | None:
+    """The entry written with ``key`` already (a retry of this movement), or None; 422
+    ``idempotency_key_reused`` if that entry moved something else."""
+    found = _existing(session, key)
+    return None if found is None else _same_or_conflict(found, kind, member_id, currency, amount)
+
+
 def entry_row(
     *,
     key: str,
@@ -583,6 +617,7 @@ def credit(
     found = None if fresh else _existing(session, key)
     if found is not None:
         return _same_or_conflict(found, kind, member_id, currency, amount)
+    check_room(currency, cur.precision, wallet.balance, amount)
     occurred = occurred_at or now()
     if available_at is None or expires_at is None:
         a, e = lot_times(cur, occurred, tz, pending_days)
@@ -953,6 +988,7 @@ def transfer(
             f"{fmt(max(have, ZERO), cur.precision)} {currency} available to transfer",
             errors=[field_error("amount", "more than the available balance", "insufficient")],
         )
+    check_room(currency, cur.precision, dst.balance, amount)
     draft = _open(
         session,
         key=key,
@@ -1057,97 +1093,6 @@ def expiring_within(
         .limit(limit)
     ).all()
     return [(m, c, Decimal(a), e) for m, c, a, e in rows if m is not None and e is not None]
-
-
-def adjust(
-    session: Session,
-    *,
-    member_id: uuid.UUID,
-    currency: str,
-    amount: Decimal,
-    reason: str,
-    actor: str,
-    key: str,
-) -> tuple[Entry, CurrencySpec]:
-    """A manual correction of a member's balance (signed ``amount``) with a reason: the
-    ledger entry (kind ``adjust``, the reason as its description), a ``points.adjusted``
-    event and an audit row ``ledger.adjust`` with the balance before and after. Not
-    committed; used by the API and the console alike."""
-    from kopilka.audit.service import record
-    from kopilka.events.service import emit
-    from kopilka.members import service as members
-    from kopilka.program.service import current_program
-
-    members.get_member(session, member_id)
-    cur = currency_row(session, currency)
-    if amount == 0:
-        raise validation_problem([field_error("amount", "must not be zero", "range")])
-    found = _existing(session, key)
-    if found is not None:  # a retry: the first one's entry, nothing written again
-        return _same_or_conflict(found, "adjust", member_id, cur.code, abs(amount)), cur
-    reason = reason.strip()
-    if len(reason) < 3:
-        raise validation_problem([field_error("reason", "say why (3 characters at least)")])
-    before = balances(session, member_id)
-    if amount > 0:
-        entry = credit(
-            session,
-            key=key,
-            kind="adjust",
-            member_id=member_id,
-            currency=cur.code,
-            amount=amount,
-            actor=actor,
-            description=reason,
-            counter="adjustment",
-            tz=current_program(session).spec.timezone,
-            pending_days=0,
-        )
-    else:
-        entry = debit(
-            session,
-            key=key,
-            kind="adjust",
-            member_id=member_id,
-            currency=cur.code,
-            amount=-amount,
-            actor=actor,
-            description=reason,
-            counter="adjustment",
-        )
-    after = balances(session, member_id)
-    emit(
-        session,
-        "points.adjusted",
-        {
-            "member_id": str(member_id),
-            "currency": cur.code,
-            "amount": str(amount),
-            "reason": reason,
-            "entry_id": str(entry.id),
-        },
-        member_id=member_id,
-    )
-
-    def one(items: list[Balance]) -> dict[str, Any]:
-        return next((dict(b.as_json()) for b in items if b.currency == cur.code), {})
-
-    record(
-        session,
-        actor,
-        "ledger.adjust",
-        "member",
-        str(member_id),
-        before=one(before),
-        after=one(after),
-        details={
-            "entry_id": str(entry.id),
-            "currency": cur.code,
-            "amount": str(amount),
-            "reason": reason,
-        },
-    )
-    return entry, cur
 
 
 # ---------------------------------------------------------------------------- reading

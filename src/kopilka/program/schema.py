@@ -11,10 +11,17 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from kopilka.activities.schema import EventRuleSpec, EventType
-from kopilka.core.money import MAX_PRECISION
+from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
 from kopilka.tiers.schema import TiersSpec
 
 CODE_RE = r"^[A-Z][A-Z0-9_]{1,15}$"
@@ -38,6 +45,26 @@ class CurrencySpec(_Strict):
         Decimal("0.99")
     )
     transferable: bool = False
+    # An adjustment of more than this (either sign) waits for a second person's approval
+    # (``kopilka.adjustments``); None: every adjustment is posted at once. Whatever it
+    # says, no adjustment is ever more than ``MAX_AMOUNT`` (the ledger's limit).
+    adjust_approval_above: Annotated[
+        Decimal | None,
+        Field(gt=0, lt=MAX_AMOUNT, decimal_places=MAX_PRECISION, allow_inf_nan=False),
+    ] = None
+
+    @field_validator("adjust_approval_above")
+    @classmethod
+    def _ceiling_in_precision(cls, v: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        precision = info.data.get("precision")  # absent when the precision itself is bad
+        if v is not None and isinstance(precision, int) and not fits_precision(v, precision):
+            raise ValueError(f"{v} has more decimal places than the currency's {precision}")
+        return v
+
+    def needs_approval(self, amount: Decimal) -> bool:
+        """Whether an adjustment of ``amount`` (signed) must wait for a second person."""
+        ceiling = self.adjust_approval_above
+        return ceiling is not None and abs(amount) > ceiling
 
 
 class StoreSpec(_Strict):

@@ -343,6 +343,7 @@ def _ledger_plans(
                 row(wallet, f"purchase:{pid}:earn:{code}", "earn", total),
                 available_at=available_at,
                 expires_at=expires_at,
+                precision=cur.precision,
             )
         )
     return plans

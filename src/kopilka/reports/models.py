@@ -82,11 +82,13 @@ class MemberDay(Base):
 
 
 class CohortCell(Base):
-    """Members who joined in ``cohort`` (first day of a month) and bought in ``month``."""
+    """Members who joined on ``joined_day`` and bought in ``month`` (its first day), by
+    joining *day* so that a cohort cut by a period (joined from the 10th of March) counts
+    the same members in its cells as in its size."""
 
     __tablename__ = "report_cohorts"
 
-    cohort: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    joined_day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     members: Mapped[int] = mapped_column(Integer)
 

@@ -466,18 +466,17 @@ def _redo_cohorts(session: Session, months: Iterable[dt.date]) -> None:
     for month in sorted(set(months)):
         nxt = first_of_month(month + dt.timedelta(days=32))
         session.execute(delete(CohortCell).where(CohortCell.month == month))
-        cohort = month_of(session, ReportMember.joined_day).label("cohort")
         q = (
             select(
-                cohort,
+                ReportMember.joined_day,
                 literal(month, Date).label("month"),
                 func.count(func.distinct(MemberDay.member_id)).label("members"),
             )
             .join(ReportMember, ReportMember.member_id == MemberDay.member_id)
             .where(MemberDay.day >= month, MemberDay.day < nxt, ReportMember.joined_day < nxt)
-            .group_by(cohort)
+            .group_by(ReportMember.joined_day)
         )
-        session.execute(insert(CohortCell).from_select(["cohort", "month", "members"], q))
+        session.execute(insert(CohortCell).from_select(["joined_day", "month", "members"], q))
 
 
 # ---------------------------------------------------------------------------- the job

@@ -307,9 +307,12 @@ ACTIVE_WINDOWS = (30, 90)
 
 def _active_counts(session: Session, f: Filters) -> tuple[int, dict[int, int]]:
     """Members who had joined by the end of the period, and per window the distinct
-    members with member days in it (``store``, ``channel``, ``tier`` applied)."""
+    members *of them* with member days in it (``store``, ``channel``, ``tier`` applied):
+    a receipt dated before its member joined (a till's replay) must not count a member
+    the share's denominator leaves out."""
     everyone = membersets.members(session)
-    total = int(np.count_nonzero(everyone.joined_by(f.end)))
+    joined_by = everyone.joined_by(f.end)
+    total = int(np.count_nonzero(joined_by))
     longest = max(ACTIVE_WINDOWS)
     days = membersets.days(session, f.end - dt.timedelta(days=longest - 1), f.end)
     counts: dict[int, int] = {}
@@ -317,7 +320,8 @@ def _active_counts(session: Session, f: Filters) -> tuple[int, dict[int, int]]:
         first = (f.end - dt.timedelta(days=window - 1)).toordinal()
         chosen = [d for d in days if d.ordinal >= first]
         sel = membersets.Selection.of(chosen, f.store, f.channel, f.tier)
-        counts[window] = int(np.count_nonzero(sel.present(sel.size(len(everyone)))))
+        size = sel.size(len(everyone))
+        counts[window] = int(np.count_nonzero(sel.present(size) & _padded(joined_by, size)))
     return total, counts
 
 
@@ -648,33 +652,34 @@ def liability(session: Session, program: ProgramSpec, f: Filters) -> Report:
 
 
 def cohorts(session: Session, program: ProgramSpec, f: Filters, horizon: int = 12) -> Report:
-    """For each month's new members (in the period): the share who bought in each later
-    month (month 0 is the month they joined)."""
+    """For each month's new members *in the period* (joined from ``f.start`` to ``f.end``:
+    the first and last months are cut by the period), the share who bought in each later
+    month (month 0 is the month they joined). The size and the cells count the same
+    members (``report_cohorts`` is kept by joining day), so a share never exceeds 1."""
+    sizes: dict[dt.date, int] = defaultdict(int)
+    for day, n in session.execute(
+        select(ReportMember.joined_day, func.count())
+        .where(ReportMember.joined_day.between(f.start, f.end))
+        .group_by(ReportMember.joined_day)
+    ):
+        sizes[first_of_month(as_date(day))] += int(n)
     first, last = first_of_month(f.start), first_of_month(f.end)
-    month = _month_expr(session)
-    sizes = {
-        as_date(m): int(n)
-        for m, n in session.execute(
-            select(month, func.count())
-            .where(ReportMember.joined_day >= first, ReportMember.joined_day <= f.end)
-            .group_by(month)
+    cells: dict[tuple[dt.date, dt.date], int] = defaultdict(int)
+    for day, m, n in session.execute(
+        select(CohortCell.joined_day, CohortCell.month, CohortCell.members).where(
+            CohortCell.joined_day.between(f.start, f.end),
+            CohortCell.month < add_months(last, horizon),
         )
-    }
-    cells = {
-        (as_date(c), as_date(m)): int(n)
-        for c, m, n in session.execute(
-            select(CohortCell.cohort, CohortCell.month, CohortCell.members).where(
-                CohortCell.cohort.between(first, last)
-            )
-        )
-    }
+    ):
+        cells[(first_of_month(as_date(day)), as_date(m))] += int(n)
+    this_month = first_of_month(now().date())
     rows: list[list[Any]] = []
     cohort = first
     while cohort <= last:
         size = sizes.get(cohort, 0)
         for k in range(horizon):
             m = add_months(cohort, k)
-            if m > first_of_month(now().date()):
+            if m > this_month:
                 break
             active_n = cells.get((cohort, m), 0)
             rows.append([cohort, size, k, active_n, rate(active_n, size)])
@@ -686,13 +691,6 @@ def cohorts(session: Session, program: ProgramSpec, f: Filters, horizon: int = 1
     return Report(
         "cohorts", f, ["cohort", "members", "months_after", "active", "retention"], rows, summary
     )
-
-
-def _month_expr(session: Session) -> Any:
-    from kopilka.reports.rollup import month_of, prepare
-
-    prepare(session)
-    return month_of(session, ReportMember.joined_day)
 
 
 # ---------------------------------------------------------------------------- ROI

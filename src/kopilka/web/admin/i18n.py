@@ -84,6 +84,26 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "block": ("Block", "Заблокировать"),
     "unblock": ("Unblock", "Разблокировать"),
     "adjusted": ("Balance adjusted.", "Баланс скорректирован."),
+    "adjust_pending": (
+        "Sent for approval: above its currency's ceiling an adjustment moves nothing until "
+        "someone else approves it.",
+        "Отправлено на одобрение: корректировка выше порога валюты ничего не меняет, пока её "
+        "не одобрит другой сотрудник.",
+    ),
+    "adjust_approved": ("Adjustment approved and posted.", "Корректировка одобрена и проведена."),
+    "adjust_rejected": ("Adjustment rejected.", "Корректировка отклонена."),
+    "approvals": ("Approvals", "Одобрения"),
+    "pending_adjustments": ("Adjustments waiting for approval", "Корректировки на одобрении"),
+    "no_pending_adjustments": ("Nothing waits for approval.", "Нет корректировок на одобрении."),
+    "member": ("Member", "Участник"),
+    "requested_by": ("Asked by", "Запросил"),
+    "approve": ("Approve", "Одобрить"),
+    "reject": ("Reject", "Отклонить"),
+    "reject_reason": ("Why it is rejected", "Причина отказа"),
+    "own_request": (
+        "Yours: someone else approves it.",
+        "Ваша: одобряет другой сотрудник.",
+    ),
     "status_changed": ("Status changed.", "Статус изменён."),
     "tier_set": ("Tier updated.", "Уровень обновлён."),
     "tier_value": ("Qualifying value", "Квалификационное значение"),
@@ -164,8 +184,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "liability_now": ("now", "сейчас"),
     "cohorts": ("Cohort retention", "Удержание когорт"),
     "cohort_hint": (
-        "Share of each month's new members who bought in the months after joining.",
-        "Доля новых участников месяца, купивших в следующие месяцы.",
+        "Share of each month's new members (those who joined within the period) who bought "
+        "in the months after joining.",
+        "Доля новых участников месяца (вступивших в выбранный период), купивших в "
+        "следующие месяцы.",
     ),
     "tiers": ("Tier mix now", "Распределение по уровням сейчас"),
     "no_tier": ("no tier", "без уровня"),

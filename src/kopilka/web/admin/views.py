@@ -24,6 +24,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kopilka.adjustments import service as adjustments
 from kopilka.console import service as console
 from kopilka.core.auth import get_session
 from kopilka.core.db import now
@@ -43,6 +44,8 @@ SessionDep = Annotated[Session, Depends(get_session)]
 CAN = {
     "members.view": ("admin", "manager", "analyst", "support"),
     "members.adjust": ("admin", "manager", "support"),
+    # approve or reject adjustments above their currency's ceiling (not one's own)
+    "adjustments.review": ("admin", "manager"),
     "members.status": ("admin", "manager", "support"),
     "members.tier": ("admin", "manager"),
     "members.contact": ("admin", "manager", "support"),
@@ -465,6 +468,7 @@ def _member_page(
     from kopilka.coupons import service as coupons
 
     member_coupons, _ = coupons.member_coupons(session, member_id, limit=50)
+    waiting, _ = adjustments.list_adjustments(session, member_id=member_id, limit=50)
     data: dict[str, Any] = {"app_link": None, "contact_error": None, "contact_done": None}
     data.update(extra)
     return p.render(
@@ -481,6 +485,7 @@ def _member_page(
         currencies=currencies,
         consent_log=consent_log,
         coupons=member_coupons,
+        pending_adjustments=waiting,
         done=request.query_params.get("done"),
         form_key=uuid.uuid4().hex,
         **data,
@@ -506,8 +511,6 @@ def member_adjust(
     csrf: Annotated[str, Form(max_length=200)],
     key: Annotated[str, Form(max_length=64)],
 ) -> Response:
-    from kopilka.ledger import service as ledger
-
     _csrf(user, csrf)
     p = page(request, user, "members.adjust")
     form = {"currency": currency, "amount": amount, "reason": reason}
@@ -520,7 +523,7 @@ def member_adjust(
                 "validation_error",
                 errors=[{"field": "amount", "code": "decimal", "message": "a number"}],
             ) from exc
-        ledger.adjust(
+        done = adjustments.request(
             session,
             member_id=member_id,
             currency=currency,
@@ -539,7 +542,86 @@ def member_adjust(
         return _member_page(
             request, session, user, member_id, form_error=message, form=form, status=422
         )
-    return RedirectResponse(f"/admin/members/{member_id}?done=adjusted", status_code=303)
+    outcome = "adjusted" if done.adjustment is None else "adjust_pending"
+    return RedirectResponse(f"/admin/members/{member_id}?done={outcome}", status_code=303)
+
+
+# ---------------------------------------------------------------------------- approvals
+
+
+def _adjustments_page(
+    request: Request,
+    session: Session,
+    user: console.Current,
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
+    p = page(request, user, "members.adjust", session)
+    waiting, _ = adjustments.list_adjustments(session, limit=200)
+    return p.render(
+        "adjustments.html",
+        status,
+        pending_adjustments=waiting,
+        done=request.query_params.get("done"),
+        error=error,
+    )
+
+
+@router.get("/adjustments")
+def adjustments_list(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
+    """Adjustments waiting for a second person, oldest requests last."""
+    return _adjustments_page(request, session, user)
+
+
+def _back(next_url: str | None, done: str) -> RedirectResponse:
+    target = _safe_next(next_url) if next_url else "/admin/adjustments"
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}done={done}", status_code=303)
+
+
+@router.post("/adjustments/{adjustment_id}/approve")
+def adjustment_approve(
+    request: Request,
+    adjustment_id: uuid.UUID,
+    session: SessionDep,
+    user: UserDep,
+    csrf: Annotated[str, Form(max_length=200)],
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    _csrf(user, csrf)
+    p = page(request, user, "adjustments.review")
+    try:
+        adjustments.approve(session, adjustment_id, user.actor)
+        session.commit()
+    except Problem as exc:
+        session.rollback()
+        if exc.status == 404:
+            raise PageError(404, "not_found") from exc
+        return _adjustments_page(request, session, user, exc.status, _problem_message(p, exc))
+    return _back(next, "adjust_approved")
+
+
+@router.post("/adjustments/{adjustment_id}/reject")
+def adjustment_reject(
+    request: Request,
+    adjustment_id: uuid.UUID,
+    session: SessionDep,
+    user: UserDep,
+    csrf: Annotated[str, Form(max_length=200)],
+    reason: Annotated[str, Form(max_length=500)],
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    _csrf(user, csrf)
+    p = page(request, user, "adjustments.review")
+    try:
+        adjustments.reject(session, adjustment_id, user.actor, reason)
+        session.commit()
+    except Problem as exc:
+        session.rollback()
+        if exc.status == 404:
+            raise PageError(404, "not_found") from exc
+        return _adjustments_page(request, session, user, exc.status, _problem_message(p, exc))
+    return _back(next, "adjust_rejected")
 
 
 @router.post("/members/{member_id}/status")
@@ -669,7 +751,7 @@ def _app_name(session: Session) -> str:
     return spec.branding.app_name or spec.name
 
 
-def _contact_problem(p: Page, exc: Problem) -> str:
+def _problem_message(p: Page, exc: Problem) -> str:
     return "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors or []) or (
         exc.detail or _problem_text(p, exc)
     )
@@ -724,7 +806,7 @@ def member_app_link(
             status=422,
             form_error=None,
             form={},
-            contact_error=_contact_problem(p, exc),
+            contact_error=_problem_message(p, exc),
         )
     minutes = int(memberapp.LINK_TTL.total_seconds() // 60)
     text = i18n.translator(lang)("message_app_link").format(
@@ -795,7 +877,7 @@ def member_card(
             status=exc.status if exc.status in (409, 422) else 422,
             form_error=None,
             form={},
-            contact_error=_contact_problem(p, exc),
+            contact_error=_problem_message(p, exc),
         )
     card = member.card_number
     text = i18n.translator(lang)("message_card").format(card=card, app=_app_name(session))

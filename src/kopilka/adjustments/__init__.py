@@ -1,0 +1,1 @@
+"""Balance adjustments that wait for a second person's approval."""
