@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -13,9 +12,9 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     WithJsonSchema,
-    field_validator,
 )
 
+from kopilka.core.dates import Timestamp
 from kopilka.core.money import AmountError, to_decimal
 from kopilka.members.schemas import MemberRef
 
@@ -72,7 +71,7 @@ class PurchaseIn(BaseModel):
     member: MemberRef | None = None
     store: Annotated[str, Field(min_length=1, max_length=64)]
     channel: Literal["pos", "online", "app"] = "pos"
-    occurred_at: dt.datetime
+    occurred_at: Timestamp
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=500)]
     coupons: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)
@@ -80,13 +79,6 @@ class PurchaseIn(BaseModel):
     redeem: RedeemIn | None = None
     hold: bool = False
     quote_id: Annotated[str | None, Field(max_length=64)] = None
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, v: dt.datetime) -> dt.datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone offset (RFC 3339)")
-        return v
 
 
 class CommitIn(BaseModel):

@@ -35,6 +35,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from functools import cached_property, lru_cache
 from typing import Any
 
+from kopilka.core.dates import in_zone
 from kopilka.core.money import ZERO, quantum, round_down
 from kopilka.purchases.split import allocate
 from kopilka.rules.schema import (
@@ -390,12 +391,18 @@ def _in_hours(hours: HoursCond, local: dt.datetime) -> bool:
 
 
 def _birthday_near(birth: dt.date, day: dt.date, before: int, after: int) -> bool:
+    """Whether ``day`` is from ``before`` days before to ``after`` days after a birthday of
+    the member (last year's, this year's or next year's). Counted in day numbers, and only
+    over years the calendar has, so that no day (0001-01-01, 9999-12-31) overflows."""
+    today = day.toordinal()
     for year in (day.year - 1, day.year, day.year + 1):
+        if not dt.MINYEAR <= year <= dt.MAXYEAR:
+            continue  # no birthday in a year before or after the calendar
         try:
-            bday = birth.replace(year=year)
+            bday = birth.replace(year=year).toordinal()
         except ValueError:  # 29 February in a common year: the 28th
-            bday = dt.date(year, 2, 28)
-        if bday - dt.timedelta(days=before) <= day <= bday + dt.timedelta(days=after):
+            bday = dt.date(year, 2, 28).toordinal()
+        if bday - before <= today <= bday + after:
             return True
     return False
 
@@ -513,7 +520,7 @@ def _why_not(rule: CompiledRule, ctx: ReceiptContext, m: _Moment) -> str | None:
 
 
 def _moment(ctx: ReceiptContext) -> _Moment:
-    local = ctx.occurred_at.astimezone(_zone(ctx.timezone))
+    local = in_zone(ctx.occurred_at, _zone(ctx.timezone))
     return _Moment(local, local.date(), local.weekday())
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from kopilka.console import service as console
 from kopilka.core.auth import get_session
+from kopilka.core.dates import day_error, timestamp_error
 from kopilka.core.db import now
 from kopilka.core.errors import Problem
 from kopilka.security import context
@@ -594,6 +595,12 @@ def member_tier(
                     "validation_error",
                     errors=[{"field": "until", "code": "date", "message": "a date YYYY-MM-DD"}],
                 ) from exc
+            if (error := day_error(day)) is not None:
+                raise Problem(
+                    422,
+                    "validation_error",
+                    errors=[{"field": "until", "code": error[0], "message": error[1]}],
+                )
             # the floor lasts through that whole day, local time
             ends = dt.datetime.combine(
                 day + dt.timedelta(days=1), dt.time(), zoneinfo.ZoneInfo(p.tz)
@@ -1164,7 +1171,11 @@ def audit(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
         q = q.where(AuditEntry.actor == qp["actor"])
     if qp.get("before"):
         with contextlib.suppress(ValueError):
-            q = q.where(AuditEntry.occurred_at < dt.datetime.fromisoformat(qp["before"]))
+            before = dt.datetime.fromisoformat(qp["before"])
+            if before.tzinfo is None:
+                before = before.replace(tzinfo=dt.UTC)
+            if timestamp_error(before) is None:  # else ignored, as what does not parse is
+                q = q.where(AuditEntry.occurred_at < before)
     rows = list(session.execute(q.limit(51)).scalars())
     more = rows[50].occurred_at.isoformat() if len(rows) > 50 else None
     base = {k: v for k, v in qp.items() if k in ("action", "target", "actor")}
