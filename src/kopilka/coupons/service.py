@@ -40,7 +40,7 @@ from kopilka.core.errors import (
     validation_errors,
     validation_problem,
 )
-from kopilka.core.money import ZERO, fmt
+from kopilka.core.money import ZERO, fmt, plain
 from kopilka.coupons import codes as codegen
 from kopilka.coupons import rewards, throttle
 from kopilka.coupons.models import Coupon, CouponMemberUses, CouponPool, CouponUse
@@ -267,7 +267,7 @@ def _money(value: Decimal | None) -> str | None:
 
 def _plain(value: Decimal | None) -> str | None:
     """A percent, factor, points or quantity with no trailing zeros: "10", "2.5"."""
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else plain(value)
 
 
 def reward_json(pool: CouponPool) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from kopilka.core.dates import in_zone
-from kopilka.core.money import ZERO, quantum, round_down
+from kopilka.core.money import ZERO, plain, quantum, round_down
 from kopilka.purchases.split import allocate
 from kopilka.rules.schema import (
     DAY_INDEX,
@@ -332,7 +332,7 @@ def compile_rules(spec: Any, versions: Mapping[str, int] | None = None) -> Compi
                     RuleSpec.model_validate(
                         {
                             "key": f"tier-{level.code}-discount",
-                            "name": f"{level.name}: {disc.normalize():f} % off",
+                            "name": f"{level.name}: {plain(disc)} % off",
                             "discount": {"percent": disc},
                         }
                     ),
@@ -349,7 +349,7 @@ def compile_rules(spec: Any, versions: Mapping[str, int] | None = None) -> Compi
                     RuleSpec.model_validate(
                         {
                             "key": f"tier-{level.code}-multiplier",
-                            "name": f"{level.name}: ×{mult.normalize():f} points",
+                            "name": f"{level.name}: ×{plain(mult)} points",
                             "multiply": {"factor": mult},
                         }
                     ),
@@ -468,7 +468,7 @@ def _why_not(rule: CompiledRule, ctx: ReceiptContext, m: _Moment) -> str | None:
         if r.min_quantity is not None:
             qty = sum((ln.quantity for ln in ctx.lines), ZERO)
             if qty < r.min_quantity:
-                return f"{qty} items, fewer than {r.min_quantity}"
+                return f"{plain(qty)} items, fewer than {plain(r.min_quantity)}"
         if r.stores is not None and ctx.store not in r.stores:
             return f"store {ctx.store} not in {', '.join(r.stores)}"
         if r.channels is not None and ctx.channel not in r.channels:
@@ -565,7 +565,7 @@ def _live(
             elif cond is not None and cond.min_quantity is not None:
                 qty = sum((lines[i].quantity for i in matched), ZERO)
                 if qty < cond.min_quantity:
-                    why = f"{qty} matching items, fewer than {cond.min_quantity}"
+                    why = f"{plain(qty)} matching items, fewer than {plain(cond.min_quantity)}"
             if why is None and cond is not None and cond.min_amount is not None:
                 amt = sum((lines[i].amount for i in matched), ZERO)
                 if amt < cond.min_amount:
@@ -633,7 +633,7 @@ class _NotApplicable(Exception):
 
 
 def _fmt(d: Decimal) -> str:
-    return f"{d.normalize():f}"
+    return plain(d)
 
 
 def _discount_parts(

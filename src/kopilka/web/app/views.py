@@ -142,6 +142,9 @@ class Page:
         """An amount as the API writes it ("15.74") in the member's way."""
         return self.points(Decimal(value), self.precision(code), signed)
 
+    def quantity(self, value: Decimal | str) -> str:
+        return formatting.quantity(Decimal(str(value)), self.lang)
+
     def money(self, amount: Decimal | str) -> str:
         currency = self.spec.base_currency if self.spec else "RUB"
         return formatting.money(Decimal(str(amount)), currency, self.lang)
