@@ -28,7 +28,7 @@ from kopilka.console import service as console
 from kopilka.core.auth import get_session
 from kopilka.core.dates import day_error, timestamp_error
 from kopilka.core.db import now
-from kopilka.core.errors import Problem
+from kopilka.core.errors import Problem, serve_not_found_page
 from kopilka.security import context
 from kopilka.security.identity import client_ip
 from kopilka.security.middleware import came_over_tls
@@ -1191,6 +1191,14 @@ def audit(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
 # ---------------------------------------------------------------------------- wiring
 
 
+def _error_page(request: Request, exc: PageError) -> HTMLResponse:
+    p = Page(request, _lang(request), None)
+    message = (
+        p.t(exc.key) if exc.key in i18n.MESSAGES else _problem_text(p, Problem(exc.status, exc.key))
+    )
+    return p.render("error.html", exc.status, message=message, detail=exc.detail)
+
+
 def mount(app: FastAPI) -> None:
     """Serve the console at ``/admin`` (pages, static files, its error pages) and let its
     sessions call ``/api/v1`` (``kopilka.security.identity``)."""
@@ -1205,12 +1213,9 @@ def mount(app: FastAPI) -> None:
 
     @app.exception_handler(PageError)
     async def _error(request: Request, exc: PageError) -> Response:
-        p = Page(request, _lang(request), None)
-        message = (
-            p.t(exc.key)
-            if exc.key in i18n.MESSAGES
-            else _problem_text(p, Problem(exc.status, exc.key))
-        )
-        return p.render("error.html", exc.status, message=message, detail=exc.detail)
+        return _error_page(request, exc)
+
+    # an id in a page's path that is not a UUID: the page an unknown id gets
+    serve_not_found_page(app, "/admin/", lambda r: _error_page(r, PageError(404, "not_found")))
 
     register()
