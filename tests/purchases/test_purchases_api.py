@@ -67,6 +67,11 @@ def test_unknown_store_for_admin(
     assert r.status_code == 422
     assert r.json()["code"] == "store_not_found"
     assert r.json()["errors"][0]["field"] == "store"
+    # and it says how to declare the store (issue 19: a new integrator did not know)
+    assert r.json()["detail"] == (
+        "no store 'nowhere' in the programme: declare it in the programme file's "
+        "`stores:` section and apply the file (`kopilka program apply FILE`)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -159,7 +159,8 @@ def check_store(body: PurchaseIn, program: Program, principal: Principal) -> str
         raise Problem(
             422,
             "store_not_found",
-            f"no store {body.store!r} in the programme",
+            f"no store {body.store!r} in the programme: declare it in the programme file's "
+            "`stores:` section and apply the file (`kopilka program apply FILE`)",
             errors=[field_error("store", f"unknown store {body.store!r}", "unknown")],
         )
     if principal.store is not None and principal.store != body.store:
