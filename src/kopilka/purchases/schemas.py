@@ -12,10 +12,12 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     WithJsonSchema,
+    field_validator,
+    model_validator,
 )
 
 from kopilka.core.dates import Timestamp
-from kopilka.core.money import AmountError, to_decimal
+from kopilka.core.money import MAX_AMOUNT, AmountError, round_half_up, to_decimal
 from kopilka.members.schemas import MemberRef
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False)]
@@ -29,6 +31,20 @@ class LineIn(BaseModel):
     category: Annotated[str | None, Field(max_length=100)] = None
     quantity: Quantity
     unit_price: Money
+
+    @model_validator(mode="after")
+    def _amount_in_range(self) -> LineIn:
+        # quantity × unit price may be far beyond what an amount can be (10^9 × 10^13)
+        if self.amount() >= MAX_AMOUNT:
+            raise ValueError(
+                f"quantity × unit_price is {self.amount()}: a line's amount must stay "
+                f"below {MAX_AMOUNT:,.0f}"
+            )
+        return self
+
+    def amount(self) -> Decimal:
+        """The line's amount: quantity × unit price, rounded half up to 0.01."""
+        return round_half_up(self.quantity * self.unit_price, 2)
 
 
 def _redeem_amount(value: object) -> Decimal | str:
@@ -79,6 +95,17 @@ class PurchaseIn(BaseModel):
     redeem: RedeemIn | None = None
     hold: bool = False
     quote_id: Annotated[str | None, Field(max_length=64)] = None
+
+    @field_validator("lines")
+    @classmethod
+    def _subtotal_in_range(cls, v: list[LineIn]) -> list[LineIn]:
+        subtotal = sum((line.amount() for line in v), Decimal(0))
+        if subtotal >= MAX_AMOUNT:
+            raise ValueError(
+                f"the lines add up to {subtotal}: a receipt's subtotal must stay "
+                f"below {MAX_AMOUNT:,.0f}"
+            )
+        return v
 
 
 class CommitIn(BaseModel):

@@ -42,7 +42,6 @@ from kopilka.core.money import (
     fmt,
     plain,
     round_down,
-    round_half_up,
     to_units,
 )
 from kopilka.coupons import service as coupons
@@ -259,7 +258,7 @@ def figure(
             category=ln.category,
             quantity=ln.quantity,
             unit_price=ln.unit_price,
-            amount=round_half_up(ln.quantity * ln.unit_price, MONEY_PRECISION),
+            amount=ln.amount(),
         )
         for i, ln in enumerate(body.lines)
     ]
