@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kopilka.audit.service import record as audit
+from kopilka.core import pagination
 from kopilka.core.db import Database, get_db, now
 from kopilka.core.errors import (
     Problem,
@@ -845,11 +846,8 @@ def member_coupons(
         .order_by(Coupon.id.desc())
         .limit(limit + 1)
     )
-    if cursor:
-        try:
-            q = q.where(Coupon.id < int(cursor))
-        except ValueError as exc:
-            raise _bad_cursor() from exc
+    if (last := pagination.after_number(cursor)) is not None:
+        q = q.where(Coupon.id < last)
     rows = session.execute(q).all()
     items = [code_json(session, c, p, at, history=False) for c, p in rows[:limit]]
     return items, (str(rows[limit - 1][0].id) if len(rows) > limit else None)
