@@ -123,7 +123,10 @@ def test_report_dates_at_the_ends_of_the_calendar_are_422(
 def test_other_timestamps_at_the_ends_of_the_calendar_are_422(
     client: TestClient, admin: dict[str, str], member: dict[str, Any], when: str
 ) -> None:
-    # when a coupon pool, an API key, a tier assignment or a hypothetical member carries one
+    # when a coupon pool, an API key, a tier assignment, a hypothetical member or a replay
+    # of a webhook's deliveries carries one
+    hook = {"url": "https://example.com/hook", "events": ["*"]}
+    webhook = client.post("/api/v1/webhooks", json=hook, headers=admin).json()
     pool = {
         "name": "Spring",
         "reward": {"kind": "percent", "value": "10"},
@@ -149,6 +152,11 @@ def test_other_timestamps_at_the_ends_of_the_calendar_are_422(
             },
             headers=admin,
         ),
+        "replay": client.post(
+            f"/api/v1/webhooks/{webhook['id']}/replay",
+            json={"status": "dead", "since": when},
+            headers=admin,
+        ),
     }
     # then each is refused naming the field
     assert {k: _fields(r) for k, r in answers.items()} == {
@@ -159,6 +167,7 @@ def test_other_timestamps_at_the_ends_of_the_calendar_are_422(
             ("member_context.birth_date", "out_of_range"),
             ("member_context.joined_at", "out_of_range"),
         ],
+        "replay": [("since", "out_of_range")],
     }
 
 
