@@ -723,3 +723,27 @@ def test_a_numeric_cursor_beyond_any_id_is_422_not_500(
         # and the largest id there can be is a cursor (after which there is nothing)
         last = client.get(url, params={"cursor": str(2**63 - 1)}, headers=admin)
         assert last.status_code == 200, last.text
+
+
+def test_a_csv_import_the_csv_module_cannot_read_is_422_naming_the_line(
+    client: TestClient, admin: dict[str, str], program: Database
+) -> None:
+    # Regression (issue 19, found by fuzzing): a lone carriage return inside a line, or a
+    # field beyond the csv module's limit, raised csv.Error: 500.
+    # given a pool
+    pool = create(client, admin)
+    url = f"{POOLS}/{pool['id']}/codes/import"
+    csv_headers = {**admin, "Content-Type": "text/csv"}
+    # when codes come in a file whose lines end with a lone \r (old Mac style)
+    r = client.post(url, content=b"OLDMAC-0001\rOLDMAC-0002\r", headers=csv_headers)
+    # then they are read as two lines
+    assert r.status_code == 201, r.text
+    assert client.get(url.removesuffix("/import"), headers=admin).json()["items"][1]["code"] == (
+        "OLDMAC-0002"
+    )
+    # when a line holds more than the csv module reads in one field
+    r = client.post(url, content=b"code\n" + b"A" * 200_000 + b"\n", headers=csv_headers)
+    # then it is refused naming the line, and nothing is added
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [("line 2", "csv")]
+    assert client.get(f"{POOLS}/{pool['id']}", headers=admin).json()["code_count"] == 2

@@ -627,7 +627,16 @@ def parse_csv(data: bytes) -> ImportIn:
         dialect: Any = csv.Sniffer().sniff(content[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [r for r in csv.reader(io.StringIO(content), dialect) if any(c.strip() for c in r)]
+    # newline="": the reader sees the file's own line ends (a lone \r is one too), as the
+    # csv module wants; what it still cannot read (a field beyond its limit) is the
+    # caller's 422, naming the line
+    reader = csv.reader(io.StringIO(content, newline=""), dialect)
+    try:
+        rows = [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise validation_problem(
+            [field_error(f"line {reader.line_num}", f"not readable as CSV: {exc}", "csv")]
+        ) from exc
     if not rows:
         raise validation_problem([field_error("body", "no codes in the file", "empty")])
     header = [c.strip().lower() for c in rows[0]]
