@@ -58,7 +58,7 @@ def main() -> None:
     try:
         from pyinstrument import Profiler
 
-        from bench.purchases import seed
+        from bench.purchases import last_sunday, seed
         from kopilka.apikeys.service import Principal
         from kopilka.core.db import get_db
         from kopilka.core.migrate import upgrade
@@ -73,7 +73,7 @@ def main() -> None:
             b: dict[str, object] = {
                 "external_id": f"P-{i}",
                 "store": "msk-01",
-                "occurred_at": "2026-11-22T10:00:00+03:00",
+                "occurred_at": f"{last_sunday()}T10:00:00+03:00",
                 "member": {"card": cards[i % len(cards)]},
                 "lines": [
                     {"sku": "MILK", "quantity": "2", "unit_price": "89.90"},

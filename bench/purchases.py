@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
 import json
 import os
 import re
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zoneinfo
 from pathlib import Path
 
 import psycopg
@@ -131,6 +133,14 @@ end
 """
 
 
+def last_sunday() -> str:
+    """The last Sunday before today in Moscow (a week ago on a Sunday): the demo's weekend
+    campaign runs on it, and it is inside the programme's clock window (receipts at most
+    30 days old, none ahead of the server's clock)."""
+    today = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Moscow")).date()
+    return (today - dt.timedelta(days=(today.weekday() + 1) % 7 or 7)).isoformat()
+
+
 def parse_wrk(out: str) -> dict[str, float]:
     def ms(v: str) -> float:
         num, unit = re.match(r"([\d.]+)(\w+)", v).groups()  # type: ignore[union-attr]
@@ -224,8 +234,9 @@ def main() -> None:
     ap.add_argument("--skip-pgbench", action="store_true", help="only the Kopilka side")
     ap.add_argument(
         "--day",
-        default="2026-11-22",
-        help="the receipts' date (default a Sunday: the demo's weekend campaign runs)",
+        default=last_sunday(),
+        help="the receipts' date (default the last Sunday: the demo's weekend campaign runs, "
+        "and the programme takes receipts up to 30 days old)",
     )
     ap.add_argument("--py-spy", metavar="FILE", help="record the server with py-spy into FILE")
     ap.add_argument(

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kopilka.core.money import AmountError, fmt, from_units, round_down, to_decimal, to_units
+from kopilka.core.money import (
+    AmountError,
+    fmt,
+    from_units,
+    plain,
+    round_down,
+    to_decimal,
+    to_units,
+)
 
 amounts = st.decimals(
     min_value=Decimal("-1e12"),
@@ -60,3 +69,31 @@ def test_to_units_refuses_what_a_bigint_cannot_hold() -> None:
         to_units(largest + Decimal("0.0001"))
     with pytest.raises(AmountError):
         to_units(Decimal("999999999999999"))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("10", "10"),
+        ("1E+1", "10"),
+        ("1E+2", "100"),
+        ("2E+1", "20"),
+        ("2.500", "2.5"),
+        ("0.125", "0.125"),
+        ("1.000", "1"),
+        ("-0.000", "0"),
+        ("0E-7", "0"),
+        ("12345678901234567890123456789.5", "12345678901234567890123456789.5"),
+    ],
+)
+def test_plain_writes_a_decimal_without_exponent_or_trailing_zeros(value: str, text: str) -> None:
+    assert plain(Decimal(value)) == text
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15))
+def test_plain_is_exact_and_never_in_exponent_notation(value: Decimal) -> None:
+    # given any finite decimal, however written (1E+1, 2.500, 0E-9)
+    text = plain(value)
+    # then it reads back as the same number, in digits only, with no zero it does not need
+    assert Decimal(text) == value
+    assert re.fullmatch(r"-?(0|[1-9]\d*)(\.\d*[1-9])?", text), text

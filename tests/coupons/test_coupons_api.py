@@ -702,3 +702,48 @@ def test_a_failed_generation_is_reported(
     assert data["generation"]["status"] == "failed"
     assert data["generation"]["done"] == 20 and data["code_count"] == 20
     assert data["generation"]["error"] == "RuntimeError: disk full"
+
+
+@pytest.mark.parametrize("cursor", ["55080198920268465461583", "9223372036854775808", "٣"])
+def test_a_numeric_cursor_beyond_any_id_is_422_not_500(
+    client: TestClient, admin: dict[str, str], make_member: MakeMember, cursor: str
+) -> None:
+    # Regression (issue 19, found by fuzzing): a code list's cursor of more than 2^63 - 1
+    # reached the database, which cannot compare it (500 on both).
+    # given a pool with a code and a member
+    pool = create(client, admin)
+    client.post(f"{POOLS}/{pool['id']}/generate", json={"count": 1}, headers=admin)
+    member = make_member()
+    for url in (f"{POOLS}/{pool['id']}/codes", f"/api/v1/members/{member}/coupons"):
+        # when a page is asked for after such a cursor
+        r = client.get(url, params={"cursor": cursor}, headers=admin)
+        # then it is refused naming the cursor
+        assert r.status_code == 422, r.text
+        assert [(e["field"], e["in"]) for e in r.json()["errors"]] == [("cursor", "query")]
+        # and the largest id there can be is a cursor (after which there is nothing)
+        last = client.get(url, params={"cursor": str(2**63 - 1)}, headers=admin)
+        assert last.status_code == 200, last.text
+
+
+def test_a_csv_import_the_csv_module_cannot_read_is_422_naming_the_line(
+    client: TestClient, admin: dict[str, str], program: Database
+) -> None:
+    # Regression (issue 19, found by fuzzing): a lone carriage return inside a line, or a
+    # field beyond the csv module's limit, raised csv.Error: 500.
+    # given a pool
+    pool = create(client, admin)
+    url = f"{POOLS}/{pool['id']}/codes/import"
+    csv_headers = {**admin, "Content-Type": "text/csv"}
+    # when codes come in a file whose lines end with a lone \r (old Mac style)
+    r = client.post(url, content=b"OLDMAC-0001\rOLDMAC-0002\r", headers=csv_headers)
+    # then they are read as two lines
+    assert r.status_code == 201, r.text
+    assert client.get(url.removesuffix("/import"), headers=admin).json()["items"][1]["code"] == (
+        "OLDMAC-0002"
+    )
+    # when a line holds more than the csv module reads in one field
+    r = client.post(url, content=b"code\n" + b"A" * 200_000 + b"\n", headers=csv_headers)
+    # then it is refused naming the line, and nothing is added
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [("line 2", "csv")]
+    assert client.get(f"{POOLS}/{pool['id']}", headers=admin).json()["code_count"] == 2

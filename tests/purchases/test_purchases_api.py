@@ -67,6 +67,11 @@ def test_unknown_store_for_admin(
     assert r.status_code == 422
     assert r.json()["code"] == "store_not_found"
     assert r.json()["errors"][0]["field"] == "store"
+    # and it says how to declare the store (issue 19: a new integrator did not know)
+    assert r.json()["detail"] == (
+        "no store 'nowhere' in the programme: declare it in the programme file's "
+        "`stores:` section and apply the file (`kopilka program apply FILE`)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -99,6 +104,35 @@ def test_bad_receipts_name_the_field(
         return
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]], r.json()
+
+
+HUGE = {"sku": "A", "quantity": "999999999.999", "unit_price": "9999999999999.99"}
+BIG = {"sku": "A", "quantity": "1", "unit_price": "9999999999999.99"}
+
+
+@pytest.mark.parametrize(
+    ("lines", "field"),
+    [([HUGE], "lines[0]"), ([BIG, BIG], "lines"), ([BIG, HUGE], "lines[1]")],
+)
+def test_amounts_beyond_what_can_be_stored_are_422_naming_the_line(
+    client: TestClient,
+    admin: dict[str, str],
+    enrol: Enrol,
+    lines: list[dict[str, str]],
+    field: str,
+) -> None:
+    # Regression (issue 19, found by fuzzing): quantity × unit_price of 10^9 × 10^13 was
+    # figured by calculate and answered 500 by confirm (the amount cannot be stored).
+    # given a member's receipt whose line, or whose lines together, come to 10^13 or more
+    m = enrol("100")
+    body = receipt("HUGE-1", m["card_number"], lines=lines)
+    for path in ("/api/v1/purchases/calculate", "/api/v1/purchases"):
+        # when it is calculated or confirmed
+        r = client.post(path, json=body, headers=admin)
+        # then it is refused naming the line (or the lines), and nothing is recorded
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert client.get("/api/v1/purchases", headers=admin).json()["items"] == []
 
 
 def test_weighed_goods_round_half_up(

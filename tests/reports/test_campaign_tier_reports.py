@@ -59,6 +59,7 @@ stores:
   - {code: s1, name: One}
   - {code: s2, name: Two}
 control_group_share: "0.5"
+clock: {max_replay_days: 365}  # the receipts of the months before, replayed
 campaigns:
   - {code: promo, name: Double dairy}
   - {code: sale, name: Bread sale}

@@ -50,6 +50,7 @@ stores:
   - {code: s1, name: One}
   - {code: s2, name: Two}
 control_group_share: "0.5"
+clock: {max_replay_days: 365}  # the receipts of the months before, replayed
 rules:
   - name: Base earn
     earn: {currency: BONUS, percent: "10"}

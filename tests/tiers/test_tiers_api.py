@@ -241,7 +241,12 @@ def test_bad_assignments_are_422_naming_the_field_and_change_nothing(
         (
             {"tier": "gold", "until": "2030-01-01T00:00:00", "reason": "naive"},
             "until",
-            "value_error",
+            "naive_datetime",
+        ),
+        (
+            {"tier": "gold", "until": "9999-12-31T23:59:59-14:00", "reason": "beyond"},
+            "until",
+            "out_of_range",
         ),
         ({"tier": "gold", "reason": "x", "colour": "red"}, "colour", "extra_forbidden"),
     ]

@@ -14,6 +14,7 @@ from kopilka.activities.schemas import EventIn, EventList, EventOut
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.idempotency import run_idempotent
+from kopilka.program.service import check_occurred_at
 
 router = APIRouter(tags=["custom events"])
 
@@ -40,6 +41,7 @@ def record_event(
     same event again (same ``external_id`` and content) answers 200 with the same answer."""
 
     def action() -> tuple[int, Any]:
+        check_occurred_at(session, body.occurred_at)
         return service.record_event(session, body, principal)
 
     status, payload = run_idempotent(

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kopilka.activities.schema import EventRuleSpec, PointsReward
+from kopilka.core import dates
 from kopilka.core.money import MAX_AMOUNT, ZERO, round_down
 
 # The order limits are checked in; the first one reached is the reason given.
@@ -178,4 +179,4 @@ def periods(occurred_at: dt.datetime, tz: str) -> dict[str, tuple[dt.datetime, d
 
 
 def local_day(occurred_at: dt.datetime, tz: str) -> dt.date:
-    return occurred_at.astimezone(zoneinfo.ZoneInfo(tz)).date()
+    return dates.local_day(occurred_at, zoneinfo.ZoneInfo(tz))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from kopilka.activities.schema import EventType, PropertyName
+from kopilka.core.dates import Timestamp
 from kopilka.members.schemas import MemberRef
 
 MAX_TEXT = 500
@@ -54,15 +54,8 @@ class EventIn(BaseModel):
     member: MemberRef
     type: EventType
     external_id: Annotated[str, Field(min_length=1, max_length=100)]
-    occurred_at: dt.datetime
+    occurred_at: Timestamp
     properties: Annotated[dict[PropertyName, PropertyValue], Field(max_length=50)] = {}
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, v: dt.datetime) -> dt.datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone offset (RFC 3339)")
-        return v
 
 
 class PointsOut(BaseModel):

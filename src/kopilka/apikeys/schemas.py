@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kopilka.apikeys.service import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
+from kopilka.core.dates import Timestamp
 
 
 class ApiKeyCreate(BaseModel):
@@ -17,7 +17,7 @@ class ApiKeyCreate(BaseModel):
     role: Annotated[str, Field(description="admin, manager, analyst, cashier or partner")]
     store: Annotated[str | None, Field(min_length=1, max_length=64)] = None
     partner: Annotated[str | None, Field(min_length=1, max_length=64)] = None
-    expires_at: Annotated[dt.datetime | None, Field(description="RFC 3339 with offset")] = None
+    expires_at: Annotated[Timestamp | None, Field(description="RFC 3339 with offset")] = None
 
 
 class ApiKeyRotate(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -11,7 +10,7 @@ from pydantic import BaseModel
 from kopilka.apikeys.service import Principal
 from kopilka.audit import service
 from kopilka.core.auth import SessionDep, require
-from kopilka.core.errors import field_error, validation_problem
+from kopilka.core.dates import Timestamp
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -36,13 +35,6 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-def _aware(name: str, value: dt.datetime | None) -> None:
-    if value is not None and value.tzinfo is None:
-        raise validation_problem(
-            [{**field_error(name, "give a time zone offset", "naive_datetime"), "in": "query"}]
-        )
-
-
 @router.get("", response_model=AuditPage)
 def list_audit(
     session: SessionDep,
@@ -51,14 +43,12 @@ def list_audit(
     action: Annotated[str | None, Query(max_length=100, description="exact, or prefix.*")] = None,
     target_type: Annotated[str | None, Query(max_length=50)] = None,
     target_id: Annotated[str | None, Query(max_length=100)] = None,
-    since: Annotated[dt.datetime | None, Query(description="RFC 3339 with offset")] = None,
-    until: Annotated[dt.datetime | None, Query(description="RFC 3339 with offset")] = None,
+    since: Annotated[Timestamp | None, Query(description="RFC 3339 with offset")] = None,
+    until: Annotated[Timestamp | None, Query(description="RFC 3339 with offset")] = None,
     cursor: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Who did what to which object, with before/after; filters combine."""
-    _aware("since", since)
-    _aware("until", until)
     items, nxt = service.list_entries(
         session,
         actor=actor,

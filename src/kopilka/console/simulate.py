@@ -9,6 +9,7 @@ import uuid
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from kopilka.core.dates import timestamp_error
 from kopilka.core.errors import Problem, field_error
 from kopilka.program.schema import ProgramSpec
 from kopilka.rules import engine
@@ -89,8 +90,8 @@ def _receipt(spec: ProgramSpec, text: str) -> engine.ReceiptContext:
             occurred = dt.datetime.fromisoformat(str(doc["occurred_at"]))
         except ValueError as exc:
             raise _bad("receipt.occurred_at", "RFC 3339 with an offset") from exc
-        if occurred.tzinfo is None:
-            raise _bad("receipt.occurred_at", "give a time zone offset")
+        if (error := timestamp_error(occurred)) is not None:
+            raise _bad("receipt.occurred_at", error[1])
     return engine.ReceiptContext(
         store=store,
         partner=partner,

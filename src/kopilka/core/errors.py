@@ -7,15 +7,16 @@ same shape and hide everything else behind a generic 500 that carries the reques
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 log = structlog.get_logger("kopilka.errors")
 
@@ -179,6 +180,42 @@ def not_found(code: str, detail: str | None = None) -> Problem:
     return Problem(404, code, detail)
 
 
+# The not-found code of each id a path carries (``/members/{member_id}``): a path id that
+# is not a UUID names nothing, so it answers what an unknown id answers (a till's typo is
+# "no such purchase", not a malformed request). ``install_error_handlers`` applies it to
+# every route; a test walks the routes so that none has an id missing here.
+PATH_IDS: dict[str, str] = {
+    "member_id": "member_not_found",
+    "purchase_id": "purchase_not_found",
+    "event_id": "custom_event_not_found",
+    "webhook_id": "webhook_not_found",
+    "delivery_id": "delivery_not_found",
+    "pool_id": "coupon_pool_not_found",
+    "key_id": "api_key_not_found",
+    "flag_id": "flag_not_found",
+    "session_id": "device_not_found",
+}
+
+
+# The pages (the console, the member app) answer an unknown id with a page, not a problem:
+# each registers, for the paths it serves, the page a malformed id gets instead.
+NotFoundPage = Callable[[Request], Response]
+
+
+def serve_not_found_page(app: FastAPI, prefix: str, page: NotFoundPage) -> None:
+    """Answer a path id that is not a UUID under ``prefix`` with ``page(request)`` (run in
+    a worker thread: pages read the database), as the pages there answer an unknown id."""
+    app.state.not_found_pages = {**getattr(app.state, "not_found_pages", {}), prefix: page}
+
+
+def _malformed_path_id(err: Any) -> str | None:
+    """The name of the path id a request validation error is about, or None."""
+    loc = err.get("loc", ())
+    if len(loc) == 2 and loc[0] == "path" and loc[1] in PATH_IDS:
+        return str(loc[1])
+    return None
+
+
 def field_error(field: str, message: str, code: str = "invalid") -> dict[str, Any]:
     return {"field": field, "code": code, "message": message}
 
@@ -242,9 +279,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        # An id in the path that is not a UUID: the answer an unknown id gets, i.e. the
+        # other errors of the request if it has any, else the id's 404.
+        ids = [(name, e) for e in exc.errors() if (name := _malformed_path_id(e)) is not None]
+        raw = [e for e in exc.errors() if _malformed_path_id(e) is None]
+        if ids and not raw:
+            pages: dict[str, NotFoundPage] = getattr(request.app.state, "not_found_pages", {})
+            for prefix, page in pages.items():
+                if request.url.path.startswith(prefix):
+                    return await run_in_threadpool(page, request)
+            name, err = ids[0]
+            detail = f"nothing has the id {err.get('input')!r}: ids are UUIDs"
+            return problem_response(request, not_found(PATH_IDS[name], detail))
         errors = []
-        for err in exc.errors():
+        for err in raw:
             where, field = loc_to_field(err.get("loc", ()))
             msg = str(err.get("msg", "invalid"))
             msg = msg.removeprefix("Value error, ")

@@ -74,6 +74,16 @@ def from_units(units: int, precision: int = MAX_PRECISION) -> Decimal:
     return (Decimal(units) / SCALE).quantize(quantum(precision))
 
 
+def plain(value: Decimal) -> str:
+    """A quantity, percent or factor for people and the API: a plain decimal without
+    trailing zeros, never in exponent notation (``"10"``, ``"2.5"``; ``str()`` of
+    ``Decimal("10").normalize()`` is ``"1E+1"``). Exact: no rounding to a context."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
 def fmt(value: Decimal, precision: int) -> str:
     """The canonical string of an amount for the API: exactly ``precision`` places."""
     return str(value.quantize(quantum(precision)))

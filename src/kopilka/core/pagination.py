@@ -29,6 +29,23 @@ def after(cursor: str | None) -> uuid.UUID | None:
         ) from exc
 
 
+# The largest id a table keyed by an integer can have: BIGINT on PostgreSQL, INTEGER on
+# SQLite (both signed 64-bit). A bigger one is no id, and neither database can compare it.
+MAX_INT_ID = 2**63 - 1
+
+
+def after_number(cursor: str | None) -> int | None:
+    """The integer id a cursor names (lists keyed by an integer, like a pool's codes), or
+    None for the first page; 422 naming ``cursor`` if it is not one."""
+    if not cursor:
+        return None
+    if cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_INT_ID:
+        return int(cursor)
+    raise validation_problem(
+        [{**field_error("cursor", "not a cursor of this list"), "in": "query"}]
+    )
+
+
 def page(
     rows: Sequence[T], limit: int, id_of: Callable[[T], Any] | None = None
 ) -> tuple[Sequence[T], str | None]:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from kopilka.apikeys.service import Principal
+from kopilka.core import pagination
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
@@ -262,7 +263,7 @@ def list_codes(
     """The pool's codes in the order they were made, a page at a time."""
     pool = service.get_pool(session, pool_id)
     at = now()
-    rows, nxt = service.list_codes(session, pool_id, int(cursor) if cursor else None, limit)
+    rows, nxt = service.list_codes(session, pool_id, pagination.after_number(cursor), limit)
     return {
         "items": [
             {

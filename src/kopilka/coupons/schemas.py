@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kopilka.core.dates import Timestamp
 from kopilka.coupons.codes import MAX_CODE_LENGTH, PREFIX_RE
 
 
@@ -108,8 +108,8 @@ class _PoolFields(BaseModel):
     description: Annotated[Text | None, Field(max_length=2000)] = None
     status: Literal["active", "paused"] = "active"
     reward: RewardIn
-    valid_from: dt.datetime | None = None
-    valid_until: dt.datetime | None = None
+    valid_from: Timestamp | None = None
+    valid_until: Timestamp | None = None
     min_receipt: Money | None = None
     stores: Annotated[list[StoreCode], Field(max_length=1000)] = []
     channels: Annotated[list[Channel], Field(max_length=3)] = []
@@ -117,13 +117,6 @@ class _PoolFields(BaseModel):
     uses_per_member: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
     stackable: bool = False
     code_pattern: PatternIn = PatternIn()
-
-    @field_validator("valid_from", "valid_until")
-    @classmethod
-    def _aware(cls, v: dt.datetime | None) -> dt.datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone offset (RFC 3339)")
-        return v
 
     @model_validator(mode="after")
     def _window(self) -> _PoolFields:
@@ -148,8 +141,8 @@ class PoolPatch(BaseModel):
     description: Annotated[Text | None, Field(max_length=2000)] = None
     status: Literal["active", "paused"] | None = None
     reward: RewardIn | None = None
-    valid_from: dt.datetime | None = None
-    valid_until: dt.datetime | None = None
+    valid_from: Timestamp | None = None
+    valid_until: Timestamp | None = None
     min_receipt: Money | None = None
     stores: Annotated[list[StoreCode] | None, Field(max_length=1000)] = None
     channels: Annotated[list[Channel] | None, Field(max_length=3)] = None

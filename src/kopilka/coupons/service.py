@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kopilka.audit.service import record as audit
+from kopilka.core import pagination
 from kopilka.core.db import Database, get_db, now
 from kopilka.core.errors import (
     Problem,
@@ -40,7 +41,7 @@ from kopilka.core.errors import (
     validation_errors,
     validation_problem,
 )
-from kopilka.core.money import ZERO, fmt
+from kopilka.core.money import ZERO, fmt, plain
 from kopilka.coupons import codes as codegen
 from kopilka.coupons import rewards, throttle
 from kopilka.coupons.models import Coupon, CouponMemberUses, CouponPool, CouponUse
@@ -267,7 +268,7 @@ def _money(value: Decimal | None) -> str | None:
 
 def _plain(value: Decimal | None) -> str | None:
     """A percent, factor, points or quantity with no trailing zeros: "10", "2.5"."""
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else plain(value)
 
 
 def reward_json(pool: CouponPool) -> dict[str, Any]:
@@ -626,7 +627,16 @@ def parse_csv(data: bytes) -> ImportIn:
         dialect: Any = csv.Sniffer().sniff(content[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [r for r in csv.reader(io.StringIO(content), dialect) if any(c.strip() for c in r)]
+    # newline="": the reader sees the file's own line ends (a lone \r is one too), as the
+    # csv module wants; what it still cannot read (a field beyond its limit) is the
+    # caller's 422, naming the line
+    reader = csv.reader(io.StringIO(content, newline=""), dialect)
+    try:
+        rows = [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise validation_problem(
+            [field_error(f"line {reader.line_num}", f"not readable as CSV: {exc}", "csv")]
+        ) from exc
     if not rows:
         raise validation_problem([field_error("body", "no codes in the file", "empty")])
     header = [c.strip().lower() for c in rows[0]]
@@ -845,11 +855,8 @@ def member_coupons(
         .order_by(Coupon.id.desc())
         .limit(limit + 1)
     )
-    if cursor:
-        try:
-            q = q.where(Coupon.id < int(cursor))
-        except ValueError as exc:
-            raise _bad_cursor() from exc
+    if (last := pagination.after_number(cursor)) is not None:
+        q = q.where(Coupon.id < last)
     rows = session.execute(q).all()
     items = [code_json(session, c, p, at, history=False) for c, p in rows[:limit]]
     return items, (str(rows[limit - 1][0].id) if len(rows) > limit else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ from kopilka.adjustments import service as adjustments
 from kopilka.adjustments.schemas import AdjustmentOut
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
-from kopilka.core.errors import field_error, validation_problem
+from kopilka.core.dates import Timestamp
 from kopilka.core.idempotency import run_idempotent
 from kopilka.ledger import service
 from kopilka.ledger.schemas import AdjustmentIn, BalancesOut, EntryOut, LedgerPage, TransferIn
@@ -41,13 +40,9 @@ def get_balances(
     member_id: uuid.UUID,
     session: SessionDep,
     _: Staff,
-    as_of: Annotated[dt.datetime | None, Query(description="RFC 3339 with offset")] = None,
+    as_of: Annotated[Timestamp | None, Query(description="RFC 3339 with offset")] = None,
 ) -> dict[str, Any]:
     """Available, pending and next expiry per currency, now or at ``as_of``."""
-    if as_of is not None and as_of.tzinfo is None:
-        raise validation_problem(
-            [{**field_error("as_of", "give a time zone offset", "naive_datetime"), "in": "query"}]
-        )
     members.get_member(session, member_id)
     return {"balances": [b.as_json() for b in service.balances(session, member_id, as_of)]}
 

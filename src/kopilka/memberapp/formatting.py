@@ -14,6 +14,8 @@ from decimal import Decimal
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal
 
+from kopilka.core.money import plain
+
 LANGS = ("en", "ru")
 MINUS = "\u2212"  # a real minus sign: screen readers say "minus", not "dash"
 
@@ -31,6 +33,14 @@ def points(amount: Decimal, precision: int, lang: str, *, signed: bool = False) 
     if signed and amount > 0:
         return "+" + text
     return text
+
+
+def quantity(value: Decimal, lang: str) -> str:
+    """A receipt line's quantity with the places it has and no more ("20", "2,5",
+    "1 000"), never in exponent notation."""
+    places = len(plain(value).partition(".")[2])
+    pattern = "#,##0" + ("." + "0" * places if places else "")
+    return format_decimal(value, format=pattern, locale=_locale(lang))
 
 
 def money(amount: Decimal, currency: str, lang: str) -> str:

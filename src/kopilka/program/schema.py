@@ -6,6 +6,7 @@ Unknown keys are errors, never silently ignored. Rules are validated by the rule
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 from decimal import Decimal
 from typing import Annotated, Any
@@ -87,6 +88,34 @@ class TransferSpec(_Strict):
     daily_limit: Annotated[Decimal | None, Field(gt=0)] = None
 
 
+class ClockSpec(_Strict):
+    """How far from Kopilka's clock a receipt's or a custom event's ``occurred_at`` may
+    be: an offline till sends its queue late, and a till's clock may run a little ahead.
+    Anything else is refused (a receipt dated 2100 would keep its points pending until
+    then); ``kopilka.program.service.check_occurred_at`` applies it."""
+
+    max_replay_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    max_drift_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 10
+
+    def refusal(self, at: dt.datetime, moment: dt.datetime) -> tuple[str, str] | None:
+        """``(code, message)`` when ``at`` is not a plausible moment of a receipt sent at
+        ``moment``, else None."""
+        if at < moment - dt.timedelta(days=self.max_replay_days):
+            return (
+                "too_old",
+                f"more than {self.max_replay_days} days ago: the programme accepts receipts "
+                f"and events up to {self.max_replay_days} days old (clock.max_replay_days)",
+            )
+        if at > moment + dt.timedelta(minutes=self.max_drift_minutes):
+            return (
+                "in_the_future",
+                f"more than {self.max_drift_minutes} minutes ahead of the server's clock "
+                f"({moment.isoformat(timespec='seconds')}): check the till's clock and time "
+                "zone (clock.max_drift_minutes)",
+            )
+        return None
+
+
 class BrandingSpec(_Strict):
     app_name: Annotated[str | None, Field(max_length=60)] = None
     logo_url: Annotated[str | None, Field(max_length=500)] = None
@@ -106,6 +135,7 @@ class ProgramSpec(_Strict):
     timezone: str = "Europe/Moscow"
     default_phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "RU"
     hold_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 15
+    clock: ClockSpec = ClockSpec()
     branding: BrandingSpec = BrandingSpec()
     currencies: Annotated[list[CurrencySpec], Field(min_length=1)]
     stores: list[StoreSpec] = []

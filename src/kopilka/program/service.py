@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import threading
@@ -14,8 +15,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kopilka.core.db import db_key
-from kopilka.core.errors import Problem, validation_errors
+from kopilka.core.db import db_key, now
+from kopilka.core.errors import Problem, field_error, validation_errors, validation_problem
 from kopilka.program.models import Currency, ProgramVersion, Store
 from kopilka.program.schema import ProgramSpec
 
@@ -215,3 +216,17 @@ def current_program(session: Session) -> Program:
     with _cache_lock:
         _cache[key] = (now, program)
     return program
+
+
+def check_occurred_at(session: Session, at: dt.datetime, field: str = "occurred_at") -> None:
+    """Refuse (422 naming ``field``) a receipt's or a custom event's moment that the
+    programme's ``clock`` setting finds implausible: older than an offline till may replay,
+    or further ahead than a till's clock may drift. Every endpoint that records a moment a
+    client gives calls this; what-if simulations do not."""
+    refusal = current_program(session).spec.clock.refusal(at, now())
+    if refusal is not None:
+        code, message = refusal
+        raise validation_problem(
+            [{**field_error(field, message, code), "in": "body"}],
+            f"{field} is not a plausible moment for this programme",
+        )

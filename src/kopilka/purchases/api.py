@@ -14,6 +14,7 @@ from kopilka.core.db import get_db
 from kopilka.core.idempotency import run_idempotent
 from kopilka.core.responses import FastJSONResponse
 from kopilka.core.threads import run_in_thread
+from kopilka.program.service import check_occurred_at
 from kopilka.purchases import service
 from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
 
@@ -38,6 +39,7 @@ async def calculate(body: PurchaseIn, principal: Till) -> dict[str, Any]:
 
 def _calculate(body: PurchaseIn, principal: Principal) -> dict[str, Any]:
     with get_db().session() as session:
+        check_occurred_at(session, body.occurred_at)
         return service.calculate(session, body, principal)
 
 
@@ -55,13 +57,18 @@ def _confirm(
     body: PurchaseIn, principal: Principal, idempotency_key: str | None
 ) -> tuple[int, Any]:
     with get_db().session() as session:
+
+        def action() -> tuple[int, Any]:
+            check_occurred_at(session, body.occurred_at)
+            return service.confirm(session, body, principal)
+
         return run_idempotent(
             session,
             principal.actor,
             idempotency_key,
             "POST /purchases",
             body.model_dump(mode="json") if idempotency_key is not None else None,
-            lambda: service.confirm(session, body, principal),
+            action,
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -14,9 +13,11 @@ from pydantic import (
     PlainValidator,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
-from kopilka.core.money import AmountError, to_decimal
+from kopilka.core.dates import Timestamp
+from kopilka.core.money import MAX_AMOUNT, AmountError, round_half_up, to_decimal
 from kopilka.members.schemas import MemberRef
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False)]
@@ -30,6 +31,20 @@ class LineIn(BaseModel):
     category: Annotated[str | None, Field(max_length=100)] = None
     quantity: Quantity
     unit_price: Money
+
+    @model_validator(mode="after")
+    def _amount_in_range(self) -> LineIn:
+        # quantity × unit price may be far beyond what an amount can be (10^9 × 10^13)
+        if self.amount() >= MAX_AMOUNT:
+            raise ValueError(
+                f"quantity × unit_price is {self.amount()}: a line's amount must stay "
+                f"below {MAX_AMOUNT:,.0f}"
+            )
+        return self
+
+    def amount(self) -> Decimal:
+        """The line's amount: quantity × unit price, rounded half up to 0.01."""
+        return round_half_up(self.quantity * self.unit_price, 2)
 
 
 def _redeem_amount(value: object) -> Decimal | str:
@@ -73,7 +88,7 @@ class PurchaseIn(BaseModel):
     member: MemberRef | None = None
     store: Annotated[str, Field(min_length=1, max_length=64)]
     channel: Literal["pos", "online", "app"] = "pos"
-    occurred_at: dt.datetime
+    occurred_at: Timestamp
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=500)]
     coupons: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)
@@ -82,11 +97,15 @@ class PurchaseIn(BaseModel):
     hold: bool = False
     quote_id: Annotated[str | None, Field(max_length=64)] = None
 
-    @field_validator("occurred_at")
+    @field_validator("lines")
     @classmethod
-    def _aware(cls, v: dt.datetime) -> dt.datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone offset (RFC 3339)")
+    def _subtotal_in_range(cls, v: list[LineIn]) -> list[LineIn]:
+        subtotal = sum((line.amount() for line in v), Decimal(0))
+        if subtotal >= MAX_AMOUNT:
+            raise ValueError(
+                f"the lines add up to {subtotal}: a receipt's subtotal must stay "
+                f"below {MAX_AMOUNT:,.0f}"
+            )
         return v
 
 

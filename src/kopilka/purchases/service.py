@@ -36,7 +36,14 @@ from kopilka.core.config import get_settings
 from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
-from kopilka.core.money import ZERO, fits_precision, fmt, round_down, round_half_up, to_units
+from kopilka.core.money import (
+    ZERO,
+    fits_precision,
+    fmt,
+    plain,
+    round_down,
+    to_units,
+)
 from kopilka.coupons import service as coupons
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Entry
@@ -151,7 +158,8 @@ def check_store(body: PurchaseIn, program: Program, principal: Principal) -> str
         raise Problem(
             422,
             "store_not_found",
-            f"no store {body.store!r} in the programme",
+            f"no store {body.store!r} in the programme: declare it in the programme file's "
+            "`stores:` section and apply the file (`kopilka program apply FILE`)",
             errors=[field_error("store", f"unknown store {body.store!r}", "unknown")],
         )
     if principal.store is not None and principal.store != body.store:
@@ -251,7 +259,7 @@ def figure(
             category=ln.category,
             quantity=ln.quantity,
             unit_price=ln.unit_price,
-            amount=round_half_up(ln.quantity * ln.unit_price, MONEY_PRECISION),
+            amount=ln.amount(),
         )
         for i, ln in enumerate(body.lines)
     ]
@@ -434,9 +442,7 @@ def _figures_json(f: Figures, body: PurchaseIn, limit_code: str | None) -> dict[
                 "sku": ln.sku,
                 "name": ln.name,
                 "category": ln.category,
-                "quantity": str(ln.quantity.normalize())
-                if ln.quantity == ln.quantity.to_integral()
-                else str(ln.quantity),
+                "quantity": plain(ln.quantity),
                 "unit_price": fmt(ln.unit_price, m),
                 "amount": fmt(ln.amount, m),
                 "discount": fmt(f.discounts[i], m),
@@ -1319,7 +1325,7 @@ def _return_figures(
         out_lines.append(
             {
                 "line_no": ln.line_no,
-                "quantity": str(q),
+                "quantity": plain(q),
                 "refund": fmt(r, MONEY_PRECISION),
                 "points_restored": fmt(pr, rp),
                 "points_revoked": [

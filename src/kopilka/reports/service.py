@@ -34,6 +34,7 @@ import numpy.typing as npt
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from kopilka.core.dates import day_error
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.money import ZERO, from_units, round_half_up
@@ -207,10 +208,14 @@ def parse_filters(
         if not raw:
             return default
         try:
-            return dt.date.fromisoformat(raw)
+            value = dt.date.fromisoformat(raw)
         except ValueError:
             errors.append({**field_error(name, "a date as YYYY-MM-DD", "date"), "in": "query"})
             return default
+        if (error := day_error(value)) is not None:
+            errors.append({**field_error(name, error[1], error[0]), "in": "query"})
+            return default
+        return value
 
     last = day(end, "to", today)
     first = day(start, "from", last - dt.timedelta(days=89))

@@ -3,7 +3,6 @@ version; a rule's history is kept), the JSON Schema, and the dry-run simulation.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
+from kopilka.core.dates import Day, Timestamp
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, validation_errors
 from kopilka.core.idempotency import run_idempotent
@@ -142,8 +142,8 @@ class HypotheticalMember(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tier: Annotated[str | None, Field(max_length=32)] = None
     tags: list[Annotated[str, Field(max_length=64)]] = []
-    birth_date: dt.date | None = None
-    joined_at: dt.datetime | None = None
+    birth_date: Day | None = None
+    joined_at: Timestamp | None = None
     purchases_count: Annotated[int, Field(ge=0)] = 0
     lifetime_spend: Annotated[Decimal, Field(ge=0, max_digits=17, decimal_places=2)] = Decimal(0)
     personal_discount: Annotated[Decimal | None, Field(gt=0, le=100, decimal_places=4)] = None

@@ -35,7 +35,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from functools import cached_property, lru_cache
 from typing import Any
 
-from kopilka.core.money import ZERO, quantum, round_down
+from kopilka.core.dates import in_zone
+from kopilka.core.money import ZERO, plain, quantum, round_down
 from kopilka.purchases.split import allocate
 from kopilka.rules.schema import (
     DAY_INDEX,
@@ -331,7 +332,7 @@ def compile_rules(spec: Any, versions: Mapping[str, int] | None = None) -> Compi
                     RuleSpec.model_validate(
                         {
                             "key": f"tier-{level.code}-discount",
-                            "name": f"{level.name}: {disc.normalize():f} % off",
+                            "name": f"{level.name}: {plain(disc)} % off",
                             "discount": {"percent": disc},
                         }
                     ),
@@ -348,7 +349,7 @@ def compile_rules(spec: Any, versions: Mapping[str, int] | None = None) -> Compi
                     RuleSpec.model_validate(
                         {
                             "key": f"tier-{level.code}-multiplier",
-                            "name": f"{level.name}: ×{mult.normalize():f} points",
+                            "name": f"{level.name}: ×{plain(mult)} points",
                             "multiply": {"factor": mult},
                         }
                     ),
@@ -390,12 +391,18 @@ def _in_hours(hours: HoursCond, local: dt.datetime) -> bool:
 
 
 def _birthday_near(birth: dt.date, day: dt.date, before: int, after: int) -> bool:
+    """Whether ``day`` is from ``before`` days before to ``after`` days after a birthday of
+    the member (last year's, this year's or next year's). Counted in day numbers, and only
+    over years the calendar has, so that no day (0001-01-01, 9999-12-31) overflows."""
+    today = day.toordinal()
     for year in (day.year - 1, day.year, day.year + 1):
+        if not dt.MINYEAR <= year <= dt.MAXYEAR:
+            continue  # no birthday in a year before or after the calendar
         try:
-            bday = birth.replace(year=year)
+            bday = birth.replace(year=year).toordinal()
         except ValueError:  # 29 February in a common year: the 28th
-            bday = dt.date(year, 2, 28)
-        if bday - dt.timedelta(days=before) <= day <= bday + dt.timedelta(days=after):
+            bday = dt.date(year, 2, 28).toordinal()
+        if bday - before <= today <= bday + after:
             return True
     return False
 
@@ -461,7 +468,7 @@ def _why_not(rule: CompiledRule, ctx: ReceiptContext, m: _Moment) -> str | None:
         if r.min_quantity is not None:
             qty = sum((ln.quantity for ln in ctx.lines), ZERO)
             if qty < r.min_quantity:
-                return f"{qty} items, fewer than {r.min_quantity}"
+                return f"{plain(qty)} items, fewer than {plain(r.min_quantity)}"
         if r.stores is not None and ctx.store not in r.stores:
             return f"store {ctx.store} not in {', '.join(r.stores)}"
         if r.channels is not None and ctx.channel not in r.channels:
@@ -513,7 +520,7 @@ def _why_not(rule: CompiledRule, ctx: ReceiptContext, m: _Moment) -> str | None:
 
 
 def _moment(ctx: ReceiptContext) -> _Moment:
-    local = ctx.occurred_at.astimezone(_zone(ctx.timezone))
+    local = in_zone(ctx.occurred_at, _zone(ctx.timezone))
     return _Moment(local, local.date(), local.weekday())
 
 
@@ -558,7 +565,7 @@ def _live(
             elif cond is not None and cond.min_quantity is not None:
                 qty = sum((lines[i].quantity for i in matched), ZERO)
                 if qty < cond.min_quantity:
-                    why = f"{qty} matching items, fewer than {cond.min_quantity}"
+                    why = f"{plain(qty)} matching items, fewer than {plain(cond.min_quantity)}"
             if why is None and cond is not None and cond.min_amount is not None:
                 amt = sum((lines[i].amount for i in matched), ZERO)
                 if amt < cond.min_amount:
@@ -626,7 +633,7 @@ class _NotApplicable(Exception):
 
 
 def _fmt(d: Decimal) -> str:
-    return f"{d.normalize():f}"
+    return plain(d)
 
 
 def _discount_parts(

@@ -23,6 +23,7 @@ from sqlalchemy import Uuid, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from kopilka.core import dates
 from kopilka.core.batch import Batch
 from kopilka.core.db import Amount, UTCDateTime, now
 from kopilka.core.errors import Problem
@@ -339,7 +340,8 @@ def period_start(period: str, day: dt.date) -> dt.date:
 
 
 def local_day(at: dt.datetime, timezone: str) -> dt.date:
-    return at.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+    """The programme's calendar day of ``at`` (never overflowing: ``core.dates``)."""
+    return dates.local_day(at, zoneinfo.ZoneInfo(timezone))
 
 
 @functools.cache

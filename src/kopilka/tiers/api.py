@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
-from kopilka.core.errors import field_error, validation_problem
+from kopilka.core.dates import Timestamp
 from kopilka.core.idempotency import run_idempotent
 from kopilka.members import service as members
 from kopilka.tiers import service
@@ -31,15 +30,11 @@ def get_tier(
     member_id: uuid.UUID,
     session: SessionDep,
     _: Reader,
-    as_of: Annotated[dt.datetime | None, Query(description="RFC 3339 with offset")] = None,
+    as_of: Annotated[Timestamp | None, Query(description="RFC 3339 with offset")] = None,
     history_limit: Annotated[int, Query(ge=0, le=100)] = 10,
 ) -> dict[str, Any]:
     """The member's tier, floor, grace period, qualifying value over the window, the next
     level with what is left to reach it, and the latest changes."""
-    if as_of is not None and as_of.tzinfo is None:
-        raise validation_problem(
-            [{**field_error("as_of", "give a time zone offset", "naive_datetime"), "in": "query"}]
-        )
     return service.status(session, member_id, as_of, history_limit)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from kopilka.core.dates import Timestamp
 from kopilka.tiers.schema import TIER_RE
 
 
@@ -16,15 +16,8 @@ class TierAssignIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     tier: Annotated[str | None, Field(pattern=TIER_RE)]
-    until: dt.datetime | None = None
+    until: Timestamp | None = None
     reason: Annotated[str, Field(min_length=3, max_length=500)]
-
-    @field_validator("until")
-    @classmethod
-    def _aware(cls, v: dt.datetime | None) -> dt.datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone offset (RFC 3339)")
-        return v
 
 
 class BenefitsOut(BaseModel):

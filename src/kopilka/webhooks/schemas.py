@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+from kopilka.core.dates import Timestamp
 
 Secret = Annotated[str, Field(min_length=16, max_length=200)]
 Events = Annotated[list[str], Field(min_length=1, max_length=50)]
@@ -33,4 +35,4 @@ class ReplayIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: Literal["dead"] = "dead"
-    since: AwareDatetime | None = None
+    since: Timestamp | None = None

@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 from kopilka.adjustments import service as adjustments
 from kopilka.console import service as console
 from kopilka.core.auth import get_session
+from kopilka.core.dates import day_error, timestamp_error
 from kopilka.core.db import now
-from kopilka.core.errors import Problem
+from kopilka.core.errors import Problem, serve_not_found_page
 from kopilka.security import context
 from kopilka.security.identity import client_ip
 from kopilka.security.middleware import came_over_tls
@@ -676,6 +677,12 @@ def member_tier(
                     "validation_error",
                     errors=[{"field": "until", "code": "date", "message": "a date YYYY-MM-DD"}],
                 ) from exc
+            if (error := day_error(day)) is not None:
+                raise Problem(
+                    422,
+                    "validation_error",
+                    errors=[{"field": "until", "code": error[0], "message": error[1]}],
+                )
             # the floor lasts through that whole day, local time
             ends = dt.datetime.combine(
                 day + dt.timedelta(days=1), dt.time(), zoneinfo.ZoneInfo(p.tz)
@@ -1246,7 +1253,11 @@ def audit(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
         q = q.where(AuditEntry.actor == qp["actor"])
     if qp.get("before"):
         with contextlib.suppress(ValueError):
-            q = q.where(AuditEntry.occurred_at < dt.datetime.fromisoformat(qp["before"]))
+            before = dt.datetime.fromisoformat(qp["before"])
+            if before.tzinfo is None:
+                before = before.replace(tzinfo=dt.UTC)
+            if timestamp_error(before) is None:  # else ignored, as what does not parse is
+                q = q.where(AuditEntry.occurred_at < before)
     rows = list(session.execute(q.limit(51)).scalars())
     more = rows[50].occurred_at.isoformat() if len(rows) > 50 else None
     base = {k: v for k, v in qp.items() if k in ("action", "target", "actor")}
@@ -1260,6 +1271,14 @@ def audit(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
 
 
 # ---------------------------------------------------------------------------- wiring
+
+
+def _error_page(request: Request, exc: PageError) -> HTMLResponse:
+    p = Page(request, _lang(request), None)
+    message = (
+        p.t(exc.key) if exc.key in i18n.MESSAGES else _problem_text(p, Problem(exc.status, exc.key))
+    )
+    return p.render("error.html", exc.status, message=message, detail=exc.detail)
 
 
 def mount(app: FastAPI) -> None:
@@ -1276,12 +1295,9 @@ def mount(app: FastAPI) -> None:
 
     @app.exception_handler(PageError)
     async def _error(request: Request, exc: PageError) -> Response:
-        p = Page(request, _lang(request), None)
-        message = (
-            p.t(exc.key)
-            if exc.key in i18n.MESSAGES
-            else _problem_text(p, Problem(exc.status, exc.key))
-        )
-        return p.render("error.html", exc.status, message=message, detail=exc.detail)
+        return _error_page(request, exc)
+
+    # an id in a page's path that is not a UUID: the page an unknown id gets
+    serve_not_found_page(app, "/admin/", lambda r: _error_page(r, PageError(404, "not_found")))
 
     register()

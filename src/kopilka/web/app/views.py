@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from kopilka import __version__
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
-from kopilka.core.errors import Problem
+from kopilka.core.errors import Problem, serve_not_found_page
 from kopilka.memberapp import formatting
 from kopilka.memberapp import service as app_service
 from kopilka.memberapp.models import MemberDevice
@@ -141,6 +141,9 @@ class Page:
     def amount(self, value: str, code: str, signed: bool = False) -> str:
         """An amount as the API writes it ("15.74") in the member's way."""
         return self.points(Decimal(value), self.precision(code), signed)
+
+    def quantity(self, value: Decimal | str) -> str:
+        return formatting.quantity(Decimal(str(value)), self.lang)
 
     def money(self, amount: Decimal | str) -> str:
         currency = self.spec.base_currency if self.spec else "RUB"
@@ -619,10 +622,22 @@ def service_worker(request: Request) -> Response:
     )
 
 
+def _not_found(request: Request) -> Response:
+    """What a page of the app answers for something that is not there (a receipt's id
+    that is not a UUID): sign in first, then "not found"."""
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        session.commit()
+    return page.render("not_found.html", 404)
+
+
 def mount(app: FastAPI) -> None:
     """Serve the member app at ``/app`` and let its device sessions call ``/api/v1``."""
     from kopilka.memberapp.api import register
 
     register()
     app.include_router(router)
+    serve_not_found_page(app, "/app/", _not_found)
     app.mount("/app/static", AppStatic(directory=STATIC), name="app-static")
