@@ -6,7 +6,7 @@ The API gave those back for every old receipt and the member app showed "2E+1 ×
 They are rewritten here as ``kopilka.core.money.plain`` writes them now (``"10"``,
 ``"20"``); only the rows whose figures hold an exponent are read.
 
-Revision ID: 0708
+Revision ID: 0710
 Revises: 0003
 Create Date: 2026-12-07 12:00:00
 """
@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0708"
+revision: str = "0710"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
