@@ -21,7 +21,7 @@ from kopilka.core.db import Database
 from tests.memberapp.conftest import MemberFactory, code_file, make_member, sign_in_by_code  # noqa: F401
 from tests.purchases.conftest import Enrol, receipt
 
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/0708_plain_quantities.py"
+MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/0710_plain_quantities.py"
 SENT = ["10", "100", "2.500", "20", "0.125", "1E+1"]
 PLAIN = ["10", "100", "2.5", "20", "0.125", "10"]
 
@@ -103,7 +103,7 @@ def test_the_member_apps_receipt_shows_plain_quantities(
 
 @pytest.fixture
 def migration() -> Any:
-    spec = importlib.util.spec_from_file_location("migration_0708", MIGRATION)
+    spec = importlib.util.spec_from_file_location("migration_0710", MIGRATION)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
