@@ -194,6 +194,7 @@ PATH_IDS: dict[str, str] = {
     "key_id": "api_key_not_found",
     "flag_id": "flag_not_found",
     "session_id": "device_not_found",
+    "adjustment_id": "adjustment_not_found",
 }
 
 
