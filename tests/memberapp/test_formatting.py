@@ -56,6 +56,11 @@ def test_a_formatted_amount_reads_back_exactly(units: int, precision: int, lang:
 
 def test_money_and_moments_by_locale() -> None:
     assert formatting.money(Decimal("1234.5"), "RUB", "ru") == "1\xa0234,50\xa0₽"
+    # a symbol of letters stands apart from the digits (CLDR currency spacing), a sign does not
+    assert formatting.money(Decimal("500"), "RUB", "en") == "RUB\xa0500.00"
+    assert formatting.money(Decimal("-5"), "RUB", "en") == "\u2212RUB\xa05.00"
+    assert formatting.money(Decimal("500"), "USD", "en") == "$500.00"
+    assert formatting.money(Decimal("500"), "USD", "ru") == "500,00\xa0$"
     assert formatting.moment(AT, "Europe/Moscow", "ru") == "24 нояб. 2026\u202fг., 13:05"
     assert formatting.moment(AT, "Europe/Moscow", "en") == "Nov 24, 2026, 1:05\u202fPM"
     # "as of" says only the time when it was today in the programme's zone

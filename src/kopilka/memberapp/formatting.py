@@ -12,7 +12,7 @@ import zoneinfo
 from decimal import Decimal
 
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_symbol
 
 from kopilka.core.money import plain
 
@@ -44,8 +44,24 @@ def quantity(value: Decimal, lang: str) -> str:
 
 
 def money(amount: Decimal, currency: str, lang: str) -> str:
-    """Money in the programme's base currency ("1 234,50 ₽")."""
+    """Money in the programme's base currency ("1 234,50 ₽", "RUB 1,234.50").
+
+    CLDR's currency spacing: a symbol made of letters ("RUB" in English) is kept apart from
+    the digits by a no-break space; Babel leaves that rule to its caller."""
     text = format_currency(abs(amount), currency, locale=_locale(lang))
+    symbol = get_currency_symbol(currency, locale=_locale(lang))
+    if (
+        symbol[-1:].isalpha()
+        and text.startswith(symbol)
+        and text[len(symbol) : len(symbol) + 1].isdigit()
+    ):
+        text = f"{symbol}\xa0{text[len(symbol) :]}"
+    elif (
+        symbol[:1].isalpha()
+        and text.endswith(symbol)
+        and text[-len(symbol) - 1 : -len(symbol)].isdigit()
+    ):
+        text = f"{text[: -len(symbol)]}\xa0{symbol}"
     return (MINUS + text) if amount < 0 else text
 
 
