@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from kopilka.activities.schema import EventRuleSpec, EventType
 from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
+from kopilka.custom_events.schema import EventRuleSpec, EventType
 from kopilka.tiers.schema import TiersSpec
 
 CODE_RE = r"^[A-Z][A-Z0-9_]{1,15}$"
@@ -149,7 +149,7 @@ class ProgramSpec(_Strict):
     campaigns: list[dict[str, Any]] = []
     rules: list[dict[str, Any]] = []
     tiers: TiersSpec | None = None
-    # Custom events (``kopilka.activities.schema``): known types (None: any) and their rules.
+    # Custom events (``kopilka.custom_events.schema``): known types (None: any) and their rules.
     event_types: list[EventType] | None = None
     event_rules: list[EventRuleSpec] = []
 

@@ -61,7 +61,7 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
         spec = ProgramSpec.model_validate(data)
     except ValidationError as exc:
         raise _problem_from_validation(exc) from exc
-    from kopilka.activities.schema import validate_event_rules  # custom events
+    from kopilka.custom_events.schema import validate_event_rules  # custom events
     from kopilka.rules.schema import validate_rules  # the rules engine owns its language
     from kopilka.tiers.schema import validate_tiers
 

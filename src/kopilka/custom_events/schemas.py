@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
-from kopilka.activities.schema import EventType, PropertyName
 from kopilka.core.dates import Timestamp
+from kopilka.custom_events.schema import EventType, PropertyName
 from kopilka.members.schemas import MemberRef
 
 MAX_TEXT = 500
