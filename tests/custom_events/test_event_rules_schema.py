@@ -14,8 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from kopilka.core.db import Base, Database
 from kopilka.core.errors import Problem
 from kopilka.custom_events import evaluate
-from kopilka.custom_events.schema import PointsReward
 from kopilka.program.service import apply_program, export_program, parse_program
+from kopilka.spec.custom_events import PointsReward
 from tests.custom_events.conftest import program_text
 
 RULE: dict[str, Any] = {

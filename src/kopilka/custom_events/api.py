@@ -12,9 +12,9 @@ from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.idempotency import run_idempotent
 from kopilka.custom_events import service
-from kopilka.custom_events.schema import EVENT_TYPE_RE
 from kopilka.custom_events.schemas import EventIn, EventList, EventOut
 from kopilka.program.service import check_occurred_at
+from kopilka.spec.custom_events import EVENT_TYPE_RE
 
 router = APIRouter(tags=["custom events"])
 

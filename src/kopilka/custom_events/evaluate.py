@@ -12,7 +12,7 @@ from typing import Any
 
 from kopilka.core import dates
 from kopilka.core.money import MAX_AMOUNT, ZERO, round_down
-from kopilka.custom_events.schema import EventRuleSpec, PointsReward
+from kopilka.spec.custom_events import EventRuleSpec, PointsReward
 
 # The order limits are checked in; the first one reached is the reason given.
 LIMIT_PERIODS = ("per_day", "per_week", "per_month", "total")

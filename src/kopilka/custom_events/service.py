@@ -30,13 +30,13 @@ from kopilka.core.ids import uuid7
 from kopilka.core.money import fmt
 from kopilka.custom_events import evaluate
 from kopilka.custom_events.models import Activity, ActivityReward
-from kopilka.custom_events.schema import EventRuleSpec
 from kopilka.custom_events.schemas import EventIn
 from kopilka.ledger import service as ledger
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import Program, current_program
 from kopilka.reports.shared import in_control_group
+from kopilka.spec.custom_events import EventRuleSpec
 
 # ---------------------------------------------------------------------------- reading
 
