@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from kopilka import __version__
-from kopilka.activities.api import router as activities_router
 from kopilka.adjustments.api import router as adjustments_router
 from kopilka.apikeys.api import router as apikeys_router
 from kopilka.audit.api import router as audit_router
@@ -13,6 +12,7 @@ from kopilka.core.config import get_settings
 from kopilka.core.errors import install_error_handlers
 from kopilka.core.logging import RequestIdMiddleware, configure_logging
 from kopilka.coupons.api import router as coupons_router
+from kopilka.custom_events.api import router as custom_events_router
 from kopilka.health.api import router as health_router
 from kopilka.ledger.api import router as ledger_router
 from kopilka.memberapp.api import router as memberapp_router
@@ -41,7 +41,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     members_router,
     ledger_router,
     adjustments_router,
-    activities_router,
+    custom_events_router,
     program_router,
     rules_router,
     apikeys_router,

@@ -3,13 +3,13 @@
 One line per domain; keep them sorted.
 """
 
-import kopilka.activities.models
 import kopilka.adjustments.models
 import kopilka.apikeys.models
 import kopilka.audit.models
 import kopilka.console.models
 import kopilka.core.idempotency
 import kopilka.coupons.models
+import kopilka.custom_events.models
 import kopilka.events.models
 import kopilka.ledger.models
 import kopilka.memberapp.models

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from kopilka.core.db import Database
 from kopilka.program import service as program_service
-from kopilka.program.schema import ClockSpec
+from kopilka.spec.program import ClockSpec
 from tests.conftest import TEST_PROGRAM
 from tests.purchases.conftest import receipt
 

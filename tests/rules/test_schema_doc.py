@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kopilka.rules.schema import rules_json_schema
+from kopilka.spec.rules import rules_json_schema
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "rules.schema.json"
 

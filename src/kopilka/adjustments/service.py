@@ -35,8 +35,8 @@ from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Entry
 from kopilka.members import service as members
 from kopilka.program.models import Currency
-from kopilka.program.schema import CurrencySpec
 from kopilka.program.service import current_program
+from kopilka.spec.program import CurrencySpec
 
 MIN_REASON = 3
 

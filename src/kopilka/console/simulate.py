@@ -11,8 +11,8 @@ from typing import Any
 
 from kopilka.core.dates import timestamp_error
 from kopilka.core.errors import Problem, field_error
-from kopilka.program.schema import ProgramSpec
 from kopilka.rules import engine
+from kopilka.spec.program import ProgramSpec
 
 SAMPLE_RECEIPT = {
     "store": None,

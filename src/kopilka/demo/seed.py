@@ -281,17 +281,17 @@ def _demo_receipt(
     return 1
 
 
-def seed_activities(seed: int = 11, share: float = 0.4) -> int:
+def seed_custom_events(seed: int = 11, share: float = 0.4) -> int:
     """Custom events for some of the demo members (clothes brought for recycling, jars
     returned, a completed profile, a check-in) over the last 120 days, through the custom
     events service itself. Returns the number of events recorded."""
     from decimal import Decimal
 
-    from kopilka.activities import service as activities
-    from kopilka.activities.schemas import EventIn
     from kopilka.apikeys.service import Principal
     from kopilka.core.db import get_db
     from kopilka.core.errors import Problem
+    from kopilka.custom_events import service as custom_events
+    from kopilka.custom_events.schemas import EventIn
     from kopilka.members.models import Member
 
     rng = random.Random(seed)
@@ -329,7 +329,7 @@ def seed_activities(seed: int = 11, share: float = 0.4) -> int:
             )
             with get_db().session() as session:
                 try:
-                    activities.record_event(session, body, system)
+                    custom_events.record_event(session, body, system)
                     session.commit()
                     made += 1
                 except Problem:
@@ -360,7 +360,7 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         typer.echo("seeding their receipts of the last 120 days …")
         receipts = seed_history()
         typer.echo(f"{receipts} receipts recorded")
-        typer.echo(f"{seed_activities()} custom events recorded (recycling, jars, check-ins)")
+        typer.echo(f"{seed_custom_events()} custom events recorded (recycling, jars, check-ins)")
         from kopilka.reports.jobs import run_rollup
 
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once

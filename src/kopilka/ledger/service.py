@@ -36,7 +36,7 @@ from kopilka.core.ids import uuid7
 from kopilka.core.money import MAX_AMOUNT, ZERO, fits_precision, fmt, quantum, to_units
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
-from kopilka.program.schema import CurrencySpec, ProgramSpec
+from kopilka.spec.program import CurrencySpec, ProgramSpec
 
 # ---------------------------------------------------------------------------- accounts
 

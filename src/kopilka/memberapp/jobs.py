@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from kopilka.events.models import OutboxEvent
 from kopilka.memberapp import notices, push
 from kopilka.memberapp.models import PushNotice, PushSubscription
-from kopilka.program.schema import ProgramSpec
+from kopilka.spec.program import ProgramSpec
 from kopilka.worker.jobs import job
 
 LOOKBACK = dt.timedelta(days=2)

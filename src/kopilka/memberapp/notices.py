@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kopilka.memberapp import formatting
-from kopilka.program.schema import ProgramSpec
+from kopilka.spec.program import ProgramSpec
 
 PUSHED_TYPES = ("points.earned", "points.expiring", "tier.changed")
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_errors, validation_problem
 from kopilka.program.models import Currency, ProgramVersion, Store
-from kopilka.program.schema import ProgramSpec
+from kopilka.spec.program import ProgramSpec
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
         spec = ProgramSpec.model_validate(data)
     except ValidationError as exc:
         raise _problem_from_validation(exc) from exc
-    from kopilka.activities.schema import validate_event_rules  # custom events
-    from kopilka.rules.schema import validate_rules  # the rules engine owns its language
-    from kopilka.tiers.schema import validate_tiers
+    from kopilka.spec.custom_events import validate_event_rules  # custom events
+    from kopilka.spec.rules import validate_rules  # the rules engine owns its language
+    from kopilka.spec.tiers import validate_tiers
 
     errors = validate_tiers(spec) + validate_rules(spec) + validate_event_rules(spec)
     if errors:

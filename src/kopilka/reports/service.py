@@ -40,7 +40,6 @@ from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.money import ZERO, from_units, round_half_up
 from kopilka.ledger.models import Account, Lot
 from kopilka.members.models import Member
-from kopilka.program.schema import ProgramSpec
 from kopilka.program.service import current_program
 from kopilka.reports import membersets
 from kopilka.reports.models import (
@@ -58,6 +57,7 @@ from kopilka.reports.shared import (
     in_control_group,
     local_day_bounds,
 )
+from kopilka.spec.program import ProgramSpec
 
 GRAINS = ("day", "week", "month")
 CHANNELS = ("pos", "online", "app")

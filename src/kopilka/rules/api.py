@@ -21,7 +21,7 @@ from kopilka.program.service import Program, canonical, digest_of, validate_prog
 from kopilka.purchases import service as purchases
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import engine, service
-from kopilka.rules.schema import rules_json_schema
+from kopilka.spec.rules import rules_json_schema
 
 router = APIRouter(tags=["rules"])
 

@@ -38,7 +38,7 @@ from typing import Any
 from kopilka.core.dates import in_zone
 from kopilka.core.money import ZERO, plain, quantum, round_down
 from kopilka.purchases.split import allocate
-from kopilka.rules.schema import (
+from kopilka.spec.rules import (
     DAY_INDEX,
     CampaignSpec,
     HoursCond,

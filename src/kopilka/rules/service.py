@@ -33,7 +33,7 @@ from kopilka.program.models import ProgramVersion
 from kopilka.reports.shared import in_control_group
 from kopilka.rules import engine
 from kopilka.rules.models import CampaignSpend, PurchaseRule, RuleUsage, RuleVersion
-from kopilka.rules.schema import RuleSpec
+from kopilka.spec.rules import RuleSpec
 
 ZERO = Decimal(0)
 

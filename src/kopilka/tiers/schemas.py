@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from kopilka.core.dates import Timestamp
-from kopilka.tiers.schema import TIER_RE
+from kopilka.spec.tiers import TIER_RE
 
 
 class TierAssignIn(BaseModel):

@@ -44,8 +44,8 @@ from kopilka.core.money import SCALE, ZERO, fmt
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import current_program
+from kopilka.spec.tiers import TierSpec, TiersSpec
 from kopilka.tiers.models import MemberTier, TierChange
-from kopilka.tiers.schema import TierSpec, TiersSpec
 
 SYSTEM_ACTOR = "system:tiers"
 BATCH = 500

@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from kopilka.program.schema import BrandingSpec
+from kopilka.spec.program import BrandingSpec
 
 ICON_SIZES = (192, 512)
 DARK_INK = "#111418"

@@ -33,7 +33,7 @@ from kopilka.core.errors import Problem, serve_not_found_page
 from kopilka.memberapp import formatting
 from kopilka.memberapp import service as app_service
 from kopilka.memberapp.models import MemberDevice
-from kopilka.program.schema import BrandingSpec, ProgramSpec
+from kopilka.spec.program import BrandingSpec, ProgramSpec
 from kopilka.web.app import branding, codes, i18n
 
 HERE = Path(__file__).resolve().parent

@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from kopilka.activities.models import Activity, ActivityReward
 from kopilka.core.db import Database
+from kopilka.custom_events.models import Activity, ActivityReward
 from kopilka.events.models import OutboxEvent
 from kopilka.ledger.models import Entry
 from kopilka.ledger.verify import verify
-from tests.activities.conftest import Enrol, UseRules, event
+from tests.custom_events.conftest import Enrol, UseRules, event
 from tests.security.principals import as_member, as_user, principal_sessions
 
 JAR = {
@@ -677,7 +677,7 @@ def test_control_group_members_earn_nothing_and_are_told_why(
 
     from kopilka.program import service as program_service
     from kopilka.reports.shared import in_control_group
-    from tests.activities.conftest import program_text
+    from tests.custom_events.conftest import program_text
 
     # given a programme holding half of the members out, and one member in, one out
     doc = yaml.safe_load(program_text([JAR]))

@@ -5,7 +5,7 @@ recycling, an empty jar returned, a check-in at an event). An event rule rewards
 of event with points (fixed, or per unit of a numeric property), a personal coupon, or
 both, under optional conditions and per-member limits.
 
-This module imports nothing of ``kopilka.program`` at run time: ``ProgramSpec`` refers to
+This module imports nothing of ``kopilka.spec.program`` at run time: ``ProgramSpec`` refers to
 these models, and the cross-field checks against the currencies (``validate_event_rules``)
 take the spec as an argument.
 """
@@ -30,7 +30,7 @@ from pydantic import (
 from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
 
 if TYPE_CHECKING:
-    from kopilka.program.schema import ProgramSpec
+    from kopilka.spec.program import ProgramSpec
 
 # An event type, as tills and shops send it: ``clothes_recycled``, ``event.checkin``.
 EVENT_TYPE_RE = r"^[a-z][a-z0-9_.:-]{0,63}$"

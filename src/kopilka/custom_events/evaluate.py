@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from kopilka.activities.schema import EventRuleSpec, PointsReward
 from kopilka.core import dates
 from kopilka.core.money import MAX_AMOUNT, ZERO, round_down
+from kopilka.spec.custom_events import EventRuleSpec, PointsReward
 
 # The order limits are checked in; the first one reached is the reason given.
 LIMIT_PERIODS = ("per_day", "per_week", "per_month", "total")

@@ -34,7 +34,7 @@ from pydantic.json_schema import models_json_schema
 from kopilka.core.errors import field_error, validation_errors
 
 if TYPE_CHECKING:
-    from kopilka.program.schema import ProgramSpec
+    from kopilka.spec.program import ProgramSpec
 
 KEY_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 CAMPAIGN_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"

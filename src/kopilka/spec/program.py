@@ -1,7 +1,8 @@
 """The programme file (YAML): its schema, validated with errors that name the bad path.
 
-Unknown keys are errors, never silently ignored. Rules are validated by the rules engine
-(``kopilka.rules``); this module owns everything else.
+Unknown keys are errors, never silently ignored. The sections whose language a domain owns
+are the sibling modules (``kopilka.spec.rules``, ``.tiers``, ``.custom_events``); this
+module holds the whole file and everything else.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-from kopilka.activities.schema import EventRuleSpec, EventType
 from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
-from kopilka.tiers.schema import TiersSpec
+from kopilka.spec.custom_events import EventRuleSpec, EventType
+from kopilka.spec.tiers import TiersSpec
 
 CODE_RE = r"^[A-Z][A-Z0-9_]{1,15}$"
 STORE_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -145,11 +146,11 @@ class ProgramSpec(_Strict):
     control_group_share: Annotated[Decimal, Field(ge=0, le=Decimal("0.5"), decimal_places=4)] = (
         Decimal(0)
     )
-    # The rules engine owns the language of these two (``kopilka.rules.schema``).
+    # The rules engine owns the language of these two (``kopilka.spec.rules``).
     campaigns: list[dict[str, Any]] = []
     rules: list[dict[str, Any]] = []
     tiers: TiersSpec | None = None
-    # Custom events (``kopilka.activities.schema``): known types (None: any) and their rules.
+    # Custom events (``kopilka.spec.custom_events``): known types (None: any) and their rules.
     event_types: list[EventType] | None = None
     event_rules: list[EventRuleSpec] = []
 

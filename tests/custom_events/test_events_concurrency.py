@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from kopilka.activities import service
-from kopilka.activities.models import ActivityReward
-from kopilka.activities.schemas import EventIn
 from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
+from kopilka.custom_events import service
+from kopilka.custom_events.models import ActivityReward
+from kopilka.custom_events.schemas import EventIn
 from kopilka.ledger import service as ledger
 from kopilka.ledger.verify import verify
-from tests.activities.conftest import Enrol, UseRules, event
+from tests.custom_events.conftest import Enrol, UseRules, event
 
 TILL = Principal(kind="api_key", id="till", role="cashier", store="msk-01")
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
-from kopilka.activities.schema import EventType, PropertyName
 from kopilka.core.dates import Timestamp
 from kopilka.members.schemas import MemberRef
+from kopilka.spec.custom_events import EventType, PropertyName
 
 MAX_TEXT = 500
 

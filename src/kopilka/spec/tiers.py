@@ -1,9 +1,10 @@
 """The ``tiers:`` section of the programme file.
 
-Pure: imports nothing of the programme so that ``kopilka.program.schema`` can import it
-without a cycle. The checks that need the whole programme (the currency of the ``points``
-metric) and the ones that name a level's own path (repeated codes, thresholds out of
-order) are in ``validate_tiers``, called by ``kopilka.program.service.validate_program``.
+Imports ``ProgramSpec`` only for type checking, so that ``kopilka.spec.program`` can
+import this module without a cycle. The checks that need the whole programme (the currency
+of the ``points`` metric) and the ones that name a level's own path (repeated codes,
+thresholds out of order) are in ``validate_tiers``, called by
+``kopilka.program.service.validate_program``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
-    from kopilka.program.schema import ProgramSpec
+    from kopilka.spec.program import ProgramSpec
 
 TIER_RE = r"^[a-z0-9][a-z0-9_-]{0,31}$"  # fits ``members.tier`` (32 characters)
 METRICS = ("spend", "points", "purchases")

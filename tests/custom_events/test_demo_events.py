@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from kopilka.activities.models import Activity, ActivityReward
 from kopilka.core.db import Database
-from kopilka.demo.seed import demo_program_text, seed_activities, seed_members
+from kopilka.custom_events.models import Activity, ActivityReward
+from kopilka.demo.seed import demo_program_text, seed_custom_events, seed_members
 from kopilka.ledger.models import Entry
 from kopilka.ledger.verify import verify
 from kopilka.program.service import apply_program, parse_program
@@ -29,7 +29,7 @@ def test_demo_seeds_custom_events(db: Database) -> None:
         s.commit()
     assert seed_members(30) == 30
     # when the demo records their custom events
-    made = seed_activities()
+    made = seed_custom_events()
     # then they are there with their rewards, and the ledger holds
     with db.session() as s:
         assert made > 0

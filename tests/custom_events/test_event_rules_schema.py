@@ -11,12 +11,12 @@ import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from kopilka.activities import evaluate
-from kopilka.activities.schema import PointsReward
 from kopilka.core.db import Base, Database
 from kopilka.core.errors import Problem
+from kopilka.custom_events import evaluate
 from kopilka.program.service import apply_program, export_program, parse_program
-from tests.activities.conftest import program_text
+from kopilka.spec.custom_events import PointsReward
+from tests.custom_events.conftest import program_text
 
 RULE: dict[str, Any] = {
     "name": "Eco",

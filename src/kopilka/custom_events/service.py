@@ -22,21 +22,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kopilka.activities import evaluate
-from kopilka.activities.models import Activity, ActivityReward
-from kopilka.activities.schema import EventRuleSpec
-from kopilka.activities.schemas import EventIn
 from kopilka.apikeys.service import Principal
 from kopilka.core import pagination
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import fmt
+from kopilka.custom_events import evaluate
+from kopilka.custom_events.models import Activity, ActivityReward
+from kopilka.custom_events.schemas import EventIn
 from kopilka.ledger import service as ledger
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import Program, current_program
 from kopilka.reports.shared import in_control_group
+from kopilka.spec.custom_events import EventRuleSpec
 
 # ---------------------------------------------------------------------------- reading
 

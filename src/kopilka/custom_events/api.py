@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from kopilka.activities import service
-from kopilka.activities.schema import EVENT_TYPE_RE
-from kopilka.activities.schemas import EventIn, EventList, EventOut
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.idempotency import run_idempotent
+from kopilka.custom_events import service
+from kopilka.custom_events.schemas import EventIn, EventList, EventOut
 from kopilka.program.service import check_occurred_at
+from kopilka.spec.custom_events import EVENT_TYPE_RE
 
 router = APIRouter(tags=["custom events"])
 
