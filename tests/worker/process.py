@@ -10,9 +10,14 @@ from kopilka.core.db import Database
 
 
 def start_worker(
-    db: Database, *args: str, lease_seconds: int = 2, log_level: str = "ERROR"
+    db: Database,
+    *args: str,
+    lease_seconds: int = 2,
+    log_level: str = "ERROR",
+    timeout_seconds: float | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``kopilka worker *args``; its log (JSON lines at ``log_level``) on its stderr."""
+    """``kopilka worker *args``; its log (JSON lines at ``log_level``) on its stderr;
+    ``timeout_seconds``: how long it waits for one delivery's answer."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPILKA_")}
     env.update(
         {
@@ -22,6 +27,8 @@ def start_worker(
             "KOPILKA_AUTO_MIGRATE": "false",
         }
     )
+    if timeout_seconds is not None:
+        env["KOPILKA_WEBHOOK_TIMEOUT_SECONDS"] = str(timeout_seconds)
     return subprocess.Popen(
         [sys.executable, "-m", "kopilka", "worker", *args],
         env=env,

@@ -73,12 +73,23 @@ def test_sigterm_stops_after_the_deliveries_in_flight_and_hands_back_the_rest(
         s.commit()
     receiver.hold = threading.Event()
     # when a worker (batches of 20, 2 at a time) has 2 deliveries in flight
-    w = start_worker(db, "--batch", "20", "--concurrency", "2", lease_seconds=600, log_level="INFO")
+    # (its delivery timeout far above the test's waits: on a starved machine a 10 s timeout
+    # freed a slot before the signal came, and a third delivery went out; issue 19's CI)
+    w = start_worker(
+        db,
+        "--batch",
+        "20",
+        "--concurrency",
+        "2",
+        lease_seconds=600,
+        log_level="INFO",
+        timeout_seconds=240,
+    )
     try:
         if not _wait(lambda: len(receiver.hits) == 2, 60):
             pytest.fail(f"the worker sent nothing: {w.stderr.read() if w.stderr else ''}")
         # and gets SIGTERM, and only then do the receiver's answers come (well within the
-        # worker's 10 s timeout: the log line is read a moment after the signal)
+        # worker's delivery timeout: the log line is read a moment after the signal)
         w.send_signal(signal.SIGTERM)
         assert _wait_for_log(w, "worker stopping", 60)
         receiver.hold.set()

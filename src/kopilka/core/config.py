@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
     webhook_disable_after_failures: int = Field(default=100, ge=1, le=100_000)
     webhook_concurrency: int = Field(default=8, ge=1, le=128)
+    # How long one delivery may take (connect, send, answer) before it counts as a timeout.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # `kopilka serve` runs a worker in-process (None: only on SQLite; docs/events.md).
     embedded_worker: bool | None = None
     # The rollup leaves ledger entries younger than this for its next run, so that one

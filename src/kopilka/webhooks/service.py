@@ -61,6 +61,7 @@ class Policy:
         return cls(
             max_attempts=s.webhook_max_attempts,
             disable_after_failures=s.webhook_disable_after_failures,
+            timeout_seconds=s.webhook_timeout_seconds,
         )
 
     def backoff(self, failed_attempts: int) -> float:
