@@ -466,7 +466,7 @@ def _member_page(
 
     tier = tiers.status(session, member_id, history_limit=20)
     tier_levels = tiers.setup(session)
-    from kopilka.coupons import service as coupons
+    from kopilka.coupons import queries as coupons
 
     member_coupons, _ = coupons.member_coupons(session, member_id, limit=50)
     waiting, _ = adjustments.list_adjustments(session, member_id=member_id, limit=50)
