@@ -39,7 +39,7 @@ def run(count: int, chunk: int) -> dict[str, object]:
 
     from kopilka.core.db import Database, make_engine
     from kopilka.core.migrate import upgrade
-    from kopilka.coupons import service
+    from kopilka.coupons import issue, pools
     from kopilka.coupons.models import Coupon
     from kopilka.coupons.schemas import PoolIn
     from kopilka.demo.seed import demo_program_text
@@ -54,7 +54,7 @@ def run(count: int, chunk: int) -> dict[str, object]:
         db = Database(engine)
         with db.session() as s:
             apply_program(s, parse_program(demo_program_text()), actor="bench")
-            pool = service.create_pool(
+            pool = pools.create_pool(
                 s,
                 PoolIn.model_validate(
                     {
@@ -65,13 +65,13 @@ def run(count: int, chunk: int) -> dict[str, object]:
                 ),
                 "bench",
             )
-            service.start_generation(s, pool.id, count, "bench")
+            issue.start_generation(s, pool.id, count, "bench")
             s.commit()
         started = time.perf_counter()
-        service.run_generation(pool.id, db, chunk=chunk)
+        issue.run_generation(pool.id, db, chunk=chunk)
         seconds = time.perf_counter() - started
         with db.session() as s:
-            got = service.get_pool(s, pool.id)
+            got = pools.get_pool(s, pool.id)
             rows, distinct = s.execute(
                 select(func.count(Coupon.id), func.count(func.distinct(Coupon.lookup))).where(
                     Coupon.pool_id == pool.id

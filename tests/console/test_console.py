@@ -21,7 +21,7 @@ from kopilka.members.service import create_member
 from kopilka.users.models import User
 from kopilka.users.service import create_user
 from kopilka.web.admin.i18n import fmt_number, pick_lang
-from kopilka.web.admin.views import guess_field
+from kopilka.web.admin.views.members import guess_field
 
 PASSWORD = "correct horse battery"
 

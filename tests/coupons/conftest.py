@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from kopilka.core.config import reset_settings_cache
 from kopilka.core.db import Database
-from kopilka.coupons import service
+from kopilka.coupons import issue, pools
 from kopilka.coupons.models import Coupon, CouponPool
 from kopilka.coupons.schemas import ImportIn, PoolIn
 from kopilka.members.models import Member
@@ -61,7 +61,7 @@ def make_pool(program: Database) -> MakePool:
     def make(**fields: Any) -> CouponPool:
         body = {"name": "Test pool", "reward": {"kind": "percent", "value": "10"}, **fields}
         with program.session() as s:
-            pool = service.create_pool(s, PoolIn.model_validate(body), "test")
+            pool = pools.create_pool(s, PoolIn.model_validate(body), "test")
             s.commit()
             return pool
 
@@ -78,9 +78,9 @@ def add_code(program: Database) -> AddCode:
     def add(pool: CouponPool, code: str | None = None, member: uuid.UUID | None = None) -> str:
         with program.session() as s:
             if code is None and member is not None:
-                code = service.issue_personal(s, pool.id, [member], "test")[0]["code"]
+                code = issue.issue_personal(s, pool.id, [member], "test")[0]["code"]
             elif code is None:
-                service.generate_now(s, pool.id, 1, "test")
+                issue.generate_now(s, pool.id, 1, "test")
                 code = s.execute(
                     select(Coupon.code)
                     .where(Coupon.pool_id == pool.id)
@@ -89,7 +89,7 @@ def add_code(program: Database) -> AddCode:
                 ).scalar_one()
             else:
                 body = ImportIn(codes=[code], member_ids=[member] if member else None)
-                service.import_codes(s, pool.id, body, "test")
+                issue.import_codes(s, pool.id, body, "test")
             s.commit()
         return code
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from kopilka.audit.models import AuditEntry
 from kopilka.core.db import Database, now
-from kopilka.coupons import service
+from kopilka.coupons import issue, pools, queries, redeem
 from kopilka.coupons.models import Coupon, CouponPool
 from tests.conftest import KeyFactory
 from tests.coupons.conftest import AddCode, MakeMember, MakePool, receipt
@@ -217,9 +217,9 @@ def test_delete_pool(
         assert pool is not None
     code = add_code(pool, "USED-CODE-1")
     with program.session() as s:
-        out = service.evaluate(s, [code], receipt(), None, now())
+        out = redeem.evaluate(s, [code], receipt(), None, now())
         assert out.results[0].status == "applied"
-        service.consume(s, out, uuid.uuid4(), None, now())
+        redeem.consume(s, out, uuid.uuid4(), None, now())
         s.commit()
     r = client.delete(f"{POOLS}/{used['id']}", headers=admin)
     assert (r.status_code, r.json()["code"]) == (409, "coupon_pool_in_use")
@@ -295,16 +295,16 @@ def test_a_generation_resumes_where_a_dead_worker_stopped(
     # given a queued generation of 50 codes, of which a worker made one chunk of 20 and died
     pool = make_pool()
     with program.session() as s:
-        service.start_generation(s, pool.id, 50, "test")
+        issue.start_generation(s, pool.id, 50, "test")
         s.commit()
     with program.session() as s:
-        assert service.generation_step(s, pool.id, chunk=20) == 20
-        half = service.pool_json(service.get_pool(s, pool.id))["generation"]
+        assert issue.generation_step(s, pool.id, chunk=20) == 20
+        half = pools.pool_json(pools.get_pool(s, pool.id))["generation"]
     assert (half["status"], half["done"]) == ("running", 20)
     # when the next run of the job comes
     with program.session() as s:
-        assert service.generate_queued(s, chunk=20) == 30
-        got = service.get_pool(s, pool.id)
+        assert issue.generate_queued(s, chunk=20) == 30
+        got = pools.get_pool(s, pool.id)
         assert (got.generation_status, got.generation_done, got.code_count) == ("done", 50, 50)
         assert len(s.execute(select(Coupon.id).where(Coupon.pool_id == pool.id)).all()) == 50
 
@@ -334,7 +334,7 @@ def test_one_generation_at_a_time(
         s.execute(
             update(CouponPool)
             .where(CouponPool.id == uuid.UUID(pool["id"]))
-            .values(generation_heartbeat_at=now() - service.STALE_AFTER * 2)
+            .values(generation_heartbeat_at=now() - pools.STALE_AFTER * 2)
         )
         s.commit()
     assert client.delete(f"{POOLS}/{pool['id']}", headers=admin).status_code == 204
@@ -346,7 +346,7 @@ def test_collisions_are_topped_up(
     # given a generator whose first batch repeats one code and hits an existing one
     pool = create(client, admin, code_pattern={"prefix": "", "groups": 2, "group_length": 4})
     client.post(f"{POOLS}/{pool['id']}/codes/import", json={"codes": ["AAAA-BBBB"]}, headers=admin)
-    real = service.codegen.generate
+    real = pools.codegen.generate
     calls: list[int] = []
 
     def flaky(pattern: Any, count: int) -> list[tuple[str, str]]:
@@ -359,7 +359,7 @@ def test_collisions_are_topped_up(
             ][:count] + real(pattern, count - 3)
         return real(pattern, count)
 
-    monkeypatch.setattr(service.codegen, "generate", flaky)
+    monkeypatch.setattr(pools.codegen, "generate", flaky)
     r = client.post(f"{POOLS}/{pool['id']}/generate", json={"count": 10}, headers=admin)
     # then two more are drawn and exactly ten new codes exist
     assert r.status_code == 201
@@ -521,9 +521,9 @@ def test_export_csv(
 def test_export_streams_in_batches(program: Database, make_pool: MakePool) -> None:
     pool = make_pool()
     with program.session() as s:
-        service.generate_now(s, pool.id, 7, "test")
+        issue.generate_now(s, pool.id, 7, "test")
         s.commit()
-    chunks = list(service.export_csv(program, pool.id, batch=3))
+    chunks = list(queries.export_csv(program, pool.id, batch=3))
     assert len(chunks) == 1 + 3  # header, then 3 + 3 + 1
     assert sum(c.count(b"\r\n") for c in chunks) == 8
 
@@ -545,12 +545,12 @@ def test_look_up_a_code(
     assert body["pool"]["id"] == pool["id"]
     assert "history" not in body  # who used it is not the cashier's business
     with program.session() as s:
-        found = service.find_code(s, "LOOK-0001")
+        found = queries.find_code(s, "LOOK-0001")
         assert found is not None
-        out = service.evaluate(s, ["LOOK-0001"], receipt(), None, now())
+        out = redeem.evaluate(s, ["LOOK-0001"], receipt(), None, now())
         assert out.results[0].status == "applied"
         pid = uuid.uuid4()
-        service.consume(s, out, pid, None, now())
+        redeem.consume(s, out, pid, None, now())
         s.commit()
     body = client.get("/api/v1/coupons/LOOK-0001", headers=auth("analyst")).json()
     assert body["status"] == "used"
@@ -598,21 +598,21 @@ def test_throttle_counts_even_when_the_request_rolls_back(
     settings_env("KOPILKA_COUPON_FAILURE_LIMIT", "4")
     # a calculation that never commits, with three unknown codes, then another with one
     with program.session() as s:
-        out = service.evaluate(
+        out = redeem.evaluate(
             s, ["A-22222", "B-22222", "C-22222"], receipt(), None, NOW, caller="k1"
         )
         assert out.failures == 3
         s.rollback()
     with program.session() as s:
-        service.evaluate(s, ["D-22222"], receipt(), None, NOW, caller="k1")
+        redeem.evaluate(s, ["D-22222"], receipt(), None, NOW, caller="k1")
     # then the caller is blocked until the window's end
     with program.session() as s, pytest.raises(Problem) as exc:
-        service.evaluate(s, ["E-22222"], receipt(), None, NOW, caller="k1")
+        redeem.evaluate(s, ["E-22222"], receipt(), None, NOW, caller="k1")
     assert exc.value.status == 429
     assert exc.value.headers == {"Retry-After": "900"}  # NOW is 07:00, the window ends 07:15
     with program.session() as s:
-        later = NOW + service.dt.timedelta(seconds=900)
-        assert service.evaluate(s, ["E-22222"], receipt(), None, later, caller="k1").failures == 1
+        later = NOW + pools.dt.timedelta(seconds=900)
+        assert redeem.evaluate(s, ["E-22222"], receipt(), None, later, caller="k1").failures == 1
 
 
 # ---------------------------------------------------------------------------- pictures
@@ -680,9 +680,9 @@ def test_a_failed_generation_is_reported(
     # given a background job whose second chunk fails
     pool = make_pool()
     with program.session() as s:
-        service.start_generation(s, pool.id, 30, "test")
+        issue.start_generation(s, pool.id, 30, "test")
         s.commit()
-    real = service._add_generated
+    real = issue._add_generated
     calls: list[int] = []
 
     def failing(session: Any, p: CouponPool, count: int) -> int:
@@ -691,12 +691,12 @@ def test_a_failed_generation_is_reported(
             raise RuntimeError("disk full")
         return real(session, p, count)
 
-    monkeypatch.setattr(service, "_add_generated", failing)
-    service.run_generation(pool.id, program, chunk=20)
+    monkeypatch.setattr(issue, "_add_generated", failing)
+    issue.run_generation(pool.id, program, chunk=20)
     # then the first chunk stays, the pool says what happened
     with program.session() as s:
-        got = service.get_pool(s, pool.id)
-        data = service.pool_json(got)
+        got = pools.get_pool(s, pool.id)
+        data = pools.pool_json(got)
         assert len(s.execute(select(Coupon.id).where(Coupon.pool_id == pool.id)).all()) == 20
     assert calls == [20, 10]
     assert data["generation"]["status"] == "failed"

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
-from kopilka.coupons import service
+from kopilka.coupons import redeem
 from kopilka.coupons.models import Coupon, CouponMemberUses, CouponUse
 from tests.coupons.conftest import NOW, AddCode, MakeMember, MakePool, receipt
 
@@ -28,10 +28,10 @@ def race(db: Database, jobs: list[tuple[str, uuid.UUID | None]]) -> Counter[str]
         barrier.wait()
         with db.session() as s:
             try:
-                out = service.evaluate(s, [code], receipt(member=member), member, NOW)
+                out = redeem.evaluate(s, [code], receipt(member=member), member, NOW)
                 result = out.results[0].reason or "applied"
                 if result == "applied":
-                    service.consume(s, out, uuid.uuid4(), member, NOW)
+                    redeem.consume(s, out, uuid.uuid4(), member, NOW)
                     s.commit()
             except Problem as exc:
                 s.rollback()
@@ -118,18 +118,18 @@ def test_consume_waits_for_the_row_lock(
         pytest.skip("row locks are a PostgreSQL matter; SQLite has one writer at a time")
     code = add_code(make_pool(uses_per_code=1))
     a = program.sessions()
-    seen_a = service.evaluate(a, [code], receipt(), None, NOW)
-    seen_b: list[service.CouponOutcome] = []
+    seen_a = redeem.evaluate(a, [code], receipt(), None, NOW)
+    seen_b: list[redeem.CouponOutcome] = []
     with program.session() as s:
-        seen_b.append(service.evaluate(s, [code], receipt(), None, NOW))
-    service.consume(a, seen_a, uuid.uuid4(), None, NOW)  # holds the lock, not committed
+        seen_b.append(redeem.evaluate(s, [code], receipt(), None, NOW))
+    redeem.consume(a, seen_a, uuid.uuid4(), None, NOW)  # holds the lock, not committed
     done = threading.Event()
     result: list[str] = []
 
     def second() -> None:
         with program.session() as s:
             try:
-                service.consume(s, seen_b[0], uuid.uuid4(), None, NOW)
+                redeem.consume(s, seen_b[0], uuid.uuid4(), None, NOW)
                 s.commit()
                 result.append("applied")
             except Problem as exc:

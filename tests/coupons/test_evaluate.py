@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
-from kopilka.coupons import service
+from kopilka.coupons import queries, redeem
 from kopilka.coupons.models import Coupon, CouponMemberUses
 from kopilka.rules.engine import ReceiptContext
 from tests.coupons.conftest import (
@@ -35,25 +35,25 @@ def ev(
     at: dt.datetime = NOW,
     after: list[D] | None = None,
     caller: str | None = None,
-) -> service.CouponOutcome:
+) -> redeem.CouponOutcome:
     ctx = ctx or receipt(member=member)
     with db.session() as s:
-        return service.evaluate(s, codes, ctx, member, at, after, caller=caller)
+        return redeem.evaluate(s, codes, ctx, member, at, after, caller=caller)
 
 
 def use(
     db: Database, codes: list[str], member: uuid.UUID | None = None, ctx: Any = None
-) -> tuple[service.CouponOutcome, uuid.UUID]:
+) -> tuple[redeem.CouponOutcome, uuid.UUID]:
     """Evaluate and consume in one transaction, as a purchase confirmation does."""
     pid = uuid.uuid4()
     with db.session() as s:
-        out = service.evaluate(s, codes, ctx or receipt(member=member), member, NOW)
-        service.consume(s, out, pid, member, NOW)
+        out = redeem.evaluate(s, codes, ctx or receipt(member=member), member, NOW)
+        redeem.consume(s, out, pid, member, NOW)
         s.commit()
     return out, pid
 
 
-def reasons(out: service.CouponOutcome) -> list[str | None]:
+def reasons(out: redeem.CouponOutcome) -> list[str | None]:
     return [r.reason for r in out.results]
 
 
@@ -207,11 +207,11 @@ def test_consume_refuses_a_code_taken_meanwhile(
     seen_by_a = ev(program, [code])
     seen_by_b = ev(program, [code])
     with program.session() as s:
-        service.consume(s, seen_by_a, uuid.uuid4(), None, NOW)
+        redeem.consume(s, seen_by_a, uuid.uuid4(), None, NOW)
         s.commit()
     # when the second consumes
     with program.session() as s, pytest.raises(Problem) as exc:
-        service.consume(s, seen_by_b, uuid.uuid4(), None, NOW)
+        redeem.consume(s, seen_by_b, uuid.uuid4(), None, NOW)
     # then it is refused, naming the code's position
     assert exc.value.status == 409
     assert exc.value.code == "coupon_used"
@@ -231,7 +231,7 @@ def test_multi_use_code_with_a_global_limit(
     assert uses(program, code) == 2
     assert reasons(ev(program, [code])) == ["coupon_limit_reached"]
     with program.session() as s, pytest.raises(Problem) as exc:
-        service.consume(s, stale, uuid.uuid4(), None, NOW)
+        redeem.consume(s, stale, uuid.uuid4(), None, NOW)
     assert (exc.value.status, exc.value.code) == (409, "coupon_limit_reached")
 
 
@@ -266,7 +266,7 @@ def test_per_member_limit_is_enforced_by_consume(
     stale = ev(program, [b], member=alice)
     use(program, [a], member=alice)
     with program.session() as s, pytest.raises(Problem) as exc:
-        service.consume(s, stale, uuid.uuid4(), alice, NOW)
+        redeem.consume(s, stale, uuid.uuid4(), alice, NOW)
     assert (exc.value.status, exc.value.code) == (409, "coupon_limit_reached")
     assert uses(program, b) == 0
 
@@ -363,10 +363,10 @@ def test_release_gives_the_uses_back(
     _, pid = use(program, [code], member=alice)
     assert reasons(ev(program, [code], member=alice)) == ["coupon_used"]
     with program.session() as s:
-        assert service.release(s, pid, NOW) == 1
+        assert redeem.release(s, pid, NOW) == 1
         s.commit()
     with program.session() as s:
-        assert service.release(s, pid, NOW) == 0  # idempotent
+        assert redeem.release(s, pid, NOW) == 0  # idempotent
         s.commit()
         counter = s.execute(
             select(CouponMemberUses.uses).where(CouponMemberUses.member_id == alice)
@@ -376,9 +376,9 @@ def test_release_gives_the_uses_back(
     assert reasons(ev(program, [code], member=alice)) == [None]
     # the history keeps the use, marked as given back
     with program.session() as s:
-        found = service.find_code(s, code)
+        found = queries.find_code(s, code)
         assert found is not None
-        history = service.code_json(s, found[0], found[1], NOW)["history"]
+        history = queries.code_json(s, found[0], found[1], NOW)["history"]
     assert [(h["purchase_id"], h["released_at"] is not None) for h in history] == [(str(pid), True)]
 
 
@@ -389,9 +389,9 @@ def test_consume_records_each_use(
     code = add_code(make_pool(uses_per_code=None))
     _, pid = use(program, [code], member=alice)
     with program.session() as s:
-        found = service.find_code(s, code)
+        found = queries.find_code(s, code)
         assert found is not None
-        data = service.code_json(s, found[0], found[1], NOW)
+        data = queries.code_json(s, found[0], found[1], NOW)
     assert data["uses"] == 1
     assert data["status"] == "available"
     assert data["history"][0]["purchase_id"] == str(pid)

@@ -268,21 +268,21 @@ def test_the_service_worker_precaches_the_shell(client: TestClient) -> None:
 def test_the_card_page_shows_the_members_own_coupons_with_their_codes(
     client: TestClient, signed: SignedIn, db: Database, make_member: MemberFactory
 ) -> None:
-    from kopilka.coupons import service as coupons
+    from kopilka.coupons import issue, pools
     from kopilka.coupons.schemas import PoolIn
 
     # given a pool with a personal code for this member and one for another member
     other = make_member(phone="+79165550001", email=None)
     with db.session() as s:
-        pool = coupons.create_pool(
+        pool = pools.create_pool(
             s,
             PoolIn.model_validate(
                 {"name": "Birthday 20 %", "reward": {"kind": "percent", "value": "20"}}
             ),
             "test",
         )
-        mine = coupons.issue_personal(s, pool.id, [signed.member_id], "test")[0]["code"]
-        theirs = coupons.issue_personal(s, pool.id, [other], "test")[0]["code"]
+        mine = issue.issue_personal(s, pool.id, [signed.member_id], "test")[0]["code"]
+        theirs = issue.issue_personal(s, pool.id, [other], "test")[0]["code"]
         s.commit()
     # when the member opens the app
     html = client.get("/app/", headers={"Accept-Language": "en"}).text

@@ -18,7 +18,7 @@ from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
 from kopilka.core.errors import Problem, field_error, loc_to_field, validation_problem
 from kopilka.core.idempotency import run_idempotent
-from kopilka.coupons import printing, service
+from kopilka.coupons import issue, pools, printing, queries
 from kopilka.coupons.schemas import (
     GenerateIn,
     ImportIn,
@@ -52,7 +52,7 @@ def _answer(status: int, payload: Any) -> JSONResponse:
 
 
 def _pool_out(session: Any, pool: Any) -> dict[str, Any]:
-    return {**service.pool_json(pool), "stats": service.pool_stats(session, pool.id)}
+    return {**pools.pool_json(pool), "stats": pools.pool_stats(session, pool.id)}
 
 
 # ---------------------------------------------------------------------------- pools
@@ -66,8 +66,8 @@ def create_pool(
     Codes come after: ``generate``, ``personal-codes`` or ``codes/import``."""
 
     def action() -> tuple[int, Any]:
-        pool = service.create_pool(session, body, principal.actor)
-        return 201, service.pool_json(pool)
+        pool = pools.create_pool(session, body, principal.actor)
+        return 201, pools.pool_json(pool)
 
     return _answer(
         *run_idempotent(
@@ -88,14 +88,14 @@ def list_pools(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    rows, nxt = service.list_pools(session, cursor, limit)
-    return {"items": [service.pool_json(p) for p in rows], "next_cursor": nxt}
+    rows, nxt = pools.list_pools(session, cursor, limit)
+    return {"items": [pools.pool_json(p) for p in rows], "next_cursor": nxt}
 
 
 @router.get("/coupon-pools/{pool_id}")
 def get_pool(pool_id: uuid.UUID, session: SessionDep, _: Reader) -> dict[str, Any]:
     """The pool with its generation progress and use counts."""
-    return _pool_out(session, service.get_pool(session, pool_id))
+    return _pool_out(session, pools.get_pool(session, pool_id))
 
 
 @router.patch("/coupon-pools/{pool_id}")
@@ -103,8 +103,8 @@ def update_pool(
     pool_id: uuid.UUID, body: PoolPatch, session: SessionDep, principal: Manager
 ) -> dict[str, Any]:
     """Change fields of a pool (e.g. ``{"status": "paused"}``); validated as a whole."""
-    pool = service.update_pool(session, pool_id, body, principal.actor)
-    out = service.pool_json(pool)
+    pool = pools.update_pool(session, pool_id, body, principal.actor)
+    out = pools.pool_json(pool)
     session.commit()
     return out
 
@@ -112,7 +112,7 @@ def update_pool(
 @router.delete("/coupon-pools/{pool_id}", status_code=204)
 def delete_pool(pool_id: uuid.UUID, session: SessionDep, principal: Manager) -> Response:
     """Delete a pool and its codes; 409 ``coupon_pool_in_use`` once a code was used."""
-    service.delete_pool(session, pool_id, principal.actor)
+    pools.delete_pool(session, pool_id, principal.actor)
     session.commit()
     return Response(status_code=204)
 
@@ -136,10 +136,10 @@ def generate(
 
     def action() -> tuple[int, Any]:
         if background:
-            pool = service.start_generation(session, pool_id, body.count, principal.actor)
-            return 202, service.pool_json(pool)
-        pool = service.generate_now(session, pool_id, body.count, principal.actor)
-        return 201, service.pool_json(pool)
+            pool = issue.start_generation(session, pool_id, body.count, principal.actor)
+            return 202, pools.pool_json(pool)
+        pool = issue.generate_now(session, pool_id, body.count, principal.actor)
+        return 201, pools.pool_json(pool)
 
     status, payload = run_idempotent(
         session,
@@ -165,7 +165,7 @@ def issue_personal(
     the member app lists it under ``/members/{id}/coupons``."""
 
     def action() -> tuple[int, Any]:
-        codes = service.issue_personal(session, pool_id, body.member_ids, principal.actor)
+        codes = issue.issue_personal(session, pool_id, body.member_ids, principal.actor)
         return 201, {"codes": codes}
 
     return _answer(
@@ -220,7 +220,7 @@ async def import_codes(
                 ][:100]
             ) from exc
     elif kind in ("text/csv", "text/plain", "application/csv"):
-        body = await run_in_threadpool(service.parse_csv, raw)
+        body = await run_in_threadpool(issue.parse_csv, raw)
     else:
         raise Problem(
             415,
@@ -237,7 +237,7 @@ async def import_codes(
         )
 
     def action() -> tuple[int, Any]:
-        return 201, service.import_codes(session, pool_id, body, principal.actor)
+        return 201, issue.import_codes(session, pool_id, body, principal.actor)
 
     def work() -> tuple[int, Any]:
         return run_idempotent(
@@ -261,14 +261,14 @@ def list_codes(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The pool's codes in the order they were made, a page at a time."""
-    pool = service.get_pool(session, pool_id)
+    pool = pools.get_pool(session, pool_id)
     at = now()
-    rows, nxt = service.list_codes(session, pool_id, pagination.after_number(cursor), limit)
+    rows, nxt = queries.list_codes(session, pool_id, pagination.after_number(cursor), limit)
     return {
         "items": [
             {
                 "code": c.code,
-                "status": service.code_status(pool, c, at),
+                "status": queries.code_status(pool, c, at),
                 "uses": c.uses,
                 "member_id": str(c.member_id) if c.member_id else None,
                 "source": c.source,
@@ -288,10 +288,10 @@ def list_codes(
 def export_codes(pool_id: uuid.UUID, session: SessionDep, _: Reader) -> StreamingResponse:
     """Every code of the pool as CSV (``code,status,uses,member_id,source,created_at``),
     streamed: millions of codes export without holding them in memory."""
-    service.get_pool(session, pool_id)
+    pools.get_pool(session, pool_id)
     session.rollback()
     return StreamingResponse(
-        service.export_csv(get_db(), pool_id),
+        queries.export_csv(get_db(), pool_id),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="coupons-{pool_id}.csv"'},
     )
@@ -306,13 +306,13 @@ def print_sheet(pool_id: uuid.UUID, body: SheetIn, session: SessionDep, _: Manag
     """A printable A4 sheet of the pool's codes (QR, Code 128 or both, with the code in
     text and the reward): the listed ``codes``, or the next ``limit`` unused ones. The
     header ``Kopilka-Next-After`` continues the series on the next call."""
-    pool = service.get_pool(session, pool_id)
+    pool = pools.get_pool(session, pool_id)
     nxt: int | None = None
     if body.codes:
         rows = []
         bad = []
         for i, raw in enumerate(body.codes):
-            found = service.find_code(session, raw)
+            found = queries.find_code(session, raw)
             if found is None or found[1].id != pool.id:
                 bad.append(field_error(f"codes[{i}]", "not a code of this pool", "unknown"))
             else:
@@ -320,7 +320,7 @@ def print_sheet(pool_id: uuid.UUID, body: SheetIn, session: SessionDep, _: Manag
         if bad:
             raise validation_problem(bad[:100])
     else:
-        rows, nxt = service.unused_codes(session, pool_id, body.after, body.limit)
+        rows, nxt = queries.unused_codes(session, pool_id, body.after, body.limit)
     caption = _caption(pool, body.lang)
     pdf = printing.sheet_pdf(
         [printing.SheetItem(c.code, caption) for c in rows],
@@ -338,7 +338,7 @@ def print_sheet(pool_id: uuid.UUID, body: SheetIn, session: SessionDep, _: Manag
 
 def _caption(pool: Any, lang: str) -> str:
     """The reward and the last day, in a few words, for the printed cell."""
-    r = service.reward_json(pool)
+    r = pools.reward_json(pool)
     ru = lang == "ru"
     kind = r["kind"]
     if kind == "percent":
@@ -373,10 +373,10 @@ def lookup(code: CodePath, session: SessionDep, principal: Staff) -> JSONRespons
     learn whether someone's code exists (a till applies them on the member's receipt)."""
     at = now()
     try:
-        coupon, pool = service.get_code(
+        coupon, pool = queries.get_code(
             session, code, principal.actor, at, public_only=principal.role == "cashier"
         )
-        out = service.code_json(session, coupon, pool, at, history=principal.role != "cashier")
+        out = queries.code_json(session, coupon, pool, at, history=principal.role != "cashier")
     finally:
         session.rollback()
     return JSONResponse(out)
@@ -384,7 +384,7 @@ def lookup(code: CodePath, session: SessionDep, principal: Staff) -> JSONRespons
 
 def _symbol(code: str, session: Any, principal: Principal) -> str:
     try:
-        coupon, _ = service.get_code(session, code, principal.actor, member_id=_for(principal))
+        coupon, _ = queries.get_code(session, code, principal.actor, member_id=_for(principal))
     finally:
         session.rollback()
     return coupon.code
@@ -434,5 +434,5 @@ def member_coupons(
 ) -> dict[str, Any]:
     """The member's personal coupons with their codes and status (for the member app)."""
     members.get_member(session, member_id)
-    items, nxt = service.member_coupons(session, member_id, cursor=cursor, limit=limit)
+    items, nxt = queries.member_coupons(session, member_id, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": nxt}

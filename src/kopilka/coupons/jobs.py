@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from kopilka.coupons import service
+from kopilka.coupons import issue
 from kopilka.worker.jobs import job
 
 
@@ -16,4 +16,4 @@ def generate_codes(session: Session, at: dt.datetime) -> int:
     than ``KOPILKA_COUPON_SYNC_GENERATE_MAX``), chunk by chunk, each committed with its
     progress; a run stops after four minutes and the next one goes on, so a worker that
     died mid-way is simply resumed."""
-    return service.generate_queued(session)
+    return issue.generate_queued(session)

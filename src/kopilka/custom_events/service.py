@@ -184,7 +184,7 @@ def _issue_coupon(
 ) -> tuple[str | None, str | None]:
     """A personal code of the pool for the member: ``(code, None)``, or ``(None, reason)``
     when the pool cannot issue one (nothing is written then)."""
-    from kopilka.coupons import service as coupons
+    from kopilka.coupons import issue as coupons
 
     pool, reason = _find_pool(session, ref, now())
     if reason is not None:

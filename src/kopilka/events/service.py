@@ -120,7 +120,7 @@ def _write(
     return ids
 
 
-def add_to_batch(
+def add_events_to_batch(
     batch: Batch,
     session: Session,
     events: Sequence[tuple[str, dict[str, Any], uuid.UUID | None]],

@@ -248,7 +248,7 @@ def confirm(
         if fig.applied
         else []
     )
-    draws = rules_service.add_to_batch(batch, compiled, usage_rows, fig.campaign_spend)
+    draws = rules_service.add_draws_to_batch(batch, compiled, usage_rows, fig.campaign_spend)
     ledger_batch.add_to_batch(
         batch, _ledger_plans(session, body, fig, pid, wallets, lots, principal.actor, spec.timezone)
     )
@@ -258,12 +258,12 @@ def confirm(
         before, has_state = tiers.read_standing(row)
         earned = {c: sum(a, ZERO) for c, a in fig.earned.items()}
         value = before.value + tiers.contribution(setup, values["total_due"], earned)
-        changed = tiers.add_to_batch(
+        changed = tiers.add_tier_move_to_batch(
             batch, setup, member.id, before, has_state, value, body.occurred_at
         )
         if changed is not None:
             events.append(changed)
-    events_service.add_to_batch(batch, session, events)
+    events_service.add_events_to_batch(batch, session, events)
     out = batch.run(session)
     if out.receipt_id is None:  # a twin recorded it a moment ago (it held no lock of ours)
         return _replay(session, body, body_hash)

@@ -44,7 +44,7 @@ from kopilka.core.money import (
     round_down,
     to_units,
 )
-from kopilka.coupons import service as coupons
+from kopilka.coupons import redeem as coupons
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Entry
 from kopilka.members import service as members

@@ -651,7 +651,7 @@ def usage_rows(
     ]
 
 
-def add_to_batch(
+def add_draws_to_batch(
     batch: Batch,
     compiled: engine.CompiledRules,
     usage: list[dict[str, Any]],

@@ -546,7 +546,7 @@ def contribution(s: Setup, total_due: Decimal, earned: dict[str, Decimal]) -> De
     return Decimal(1)
 
 
-def add_to_batch(
+def add_tier_move_to_batch(
     batch: Batch,
     s: Setup,
     member_id: uuid.UUID,
@@ -656,7 +656,7 @@ def add_to_batch(
 
 
 def tier_writes_held(row: Any) -> bool:
-    """Whether the tier writes ``add_to_batch`` put in a batch took their rows (True
+    """Whether the tier writes ``add_tier_move_to_batch`` put in a batch took their rows (True
     when it put none)."""
     return all(row.get(k, 1) == 1 for k in ("tier_member", "tier_state"))
 

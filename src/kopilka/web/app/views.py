@@ -360,7 +360,7 @@ def _reward(page: Page, reward: dict[str, Any]) -> str:
 def _coupons(page: Page, session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
     """The member's personal coupons that can be used now (none if coupons are off)."""
     try:
-        from kopilka.coupons.service import member_coupons
+        from kopilka.coupons.queries import member_coupons
     except ImportError:  # pragma: no cover - a build without coupons
         return []
     items, _ = member_coupons(session, member_id, limit=20)
