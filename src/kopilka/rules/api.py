@@ -27,6 +27,7 @@ from kopilka.rules.schemas import (
     CampaignPage,
     RuleOut,
     RulePage,
+    RulesSchemaOut,
     RuleVersionPage,
     SimulationOut,
     SimulationPage,
@@ -61,7 +62,7 @@ def list_rules(session: SessionDep, _: Reader) -> JSONResponse:
     return JSONResponse({"items": service.current_rules(session), "next_cursor": None})
 
 
-@router.get("/rules/schema")
+@router.get("/rules/schema", response_model=RulesSchemaOut)
 def schema(_: Reader) -> dict[str, Any]:
     """The JSON Schema of a rule and of a campaign."""
     return rules_json_schema()

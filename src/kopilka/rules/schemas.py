@@ -8,12 +8,24 @@ endpoints declare these models and the tests and the fuzzer hold the answers to 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from kopilka.purchases.schemas import FiguresOut
 from kopilka.rules.schema import CampaignSpec, RuleSpec
+
+
+class RulesSchemaOut(BaseModel):
+    """``GET /rules/schema``: the JSON Schema (draft 2020-12) of the rule language: a
+    document with ``rules`` and ``campaigns``, their definitions under ``$defs``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: str = Field(alias="$schema")
+    title: str
+    type: Literal["object"]
+    properties: dict[str, Any]
+    defs: dict[str, Any] = Field(alias="$defs")
 
 
 class RuleOut(RuleSpec):
