@@ -20,10 +20,18 @@ from kopilka.core.errors import Problem, field_error, loc_to_field, validation_p
 from kopilka.core.idempotency import run_idempotent
 from kopilka.coupons import issue, pools, printing, queries
 from kopilka.coupons.schemas import (
+    CodeListOut,
+    CodeOut,
+    CodePage,
     GenerateIn,
+    ImportedOut,
     ImportIn,
+    PersonalCodesOut,
     PersonalIn,
+    PoolDetailOut,
     PoolIn,
+    PoolOut,
+    PoolPage,
     PoolPatch,
     SheetIn,
 )
@@ -58,7 +66,7 @@ def _pool_out(session: Any, pool: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- pools
 
 
-@router.post("/coupon-pools", status_code=201)
+@router.post("/coupon-pools", status_code=201, response_model=PoolOut)
 def create_pool(
     body: PoolIn, session: SessionDep, principal: Manager, idempotency_key: IdemKey = None
 ) -> JSONResponse:
@@ -81,7 +89,7 @@ def create_pool(
     )
 
 
-@router.get("/coupon-pools")
+@router.get("/coupon-pools", response_model=PoolPage)
 def list_pools(
     session: SessionDep,
     _: Reader,
@@ -92,13 +100,13 @@ def list_pools(
     return {"items": [pools.pool_json(p) for p in rows], "next_cursor": nxt}
 
 
-@router.get("/coupon-pools/{pool_id}")
+@router.get("/coupon-pools/{pool_id}", response_model=PoolDetailOut)
 def get_pool(pool_id: uuid.UUID, session: SessionDep, _: Reader) -> dict[str, Any]:
     """The pool with its generation progress and use counts."""
     return _pool_out(session, pools.get_pool(session, pool_id))
 
 
-@router.patch("/coupon-pools/{pool_id}")
+@router.patch("/coupon-pools/{pool_id}", response_model=PoolOut)
 def update_pool(
     pool_id: uuid.UUID, body: PoolPatch, session: SessionDep, principal: Manager
 ) -> dict[str, Any]:
@@ -120,7 +128,8 @@ def delete_pool(pool_id: uuid.UUID, session: SessionDep, principal: Manager) -> 
 @router.post(
     "/coupon-pools/{pool_id}/generate",
     status_code=201,
-    responses={202: {"description": "queued for the worker; poll the pool"}},
+    response_model=PoolOut,
+    responses={202: {"model": PoolOut, "description": "queued for the worker; poll the pool"}},
 )
 def generate(
     pool_id: uuid.UUID,
@@ -153,7 +162,9 @@ def generate(
     return JSONResponse(payload, status_code=status, headers=headers)
 
 
-@router.post("/coupon-pools/{pool_id}/personal-codes", status_code=201)
+@router.post(
+    "/coupon-pools/{pool_id}/personal-codes", status_code=201, response_model=PersonalCodesOut
+)
 def issue_personal(
     pool_id: uuid.UUID,
     body: PersonalIn,
@@ -183,6 +194,7 @@ def issue_personal(
 @router.post(
     "/coupon-pools/{pool_id}/codes/import",
     status_code=201,
+    response_model=ImportedOut,
     dependencies=[Depends(body_limit(MAX_IMPORT_BYTES))],
     openapi_extra={
         "requestBody": {
@@ -252,7 +264,7 @@ async def import_codes(
     return _answer(*(await run_in_threadpool(work)))
 
 
-@router.get("/coupon-pools/{pool_id}/codes")
+@router.get("/coupon-pools/{pool_id}/codes", response_model=CodePage)
 def list_codes(
     pool_id: uuid.UUID,
     session: SessionDep,
@@ -365,7 +377,7 @@ def _for(principal: Principal) -> uuid.UUID | None:
     return uuid.UUID(principal.id) if principal.kind == "member" else None
 
 
-@router.get("/coupons/{code}")
+@router.get("/coupons/{code}", response_model=CodeOut)
 def lookup(code: CodePath, session: SessionDep, principal: Staff) -> JSONResponse:
     """A code's status and the history of its uses (the history not for cashiers). Unknown
     codes are 404 ``coupon_invalid`` and count against the caller (429 ``rate_limited``
@@ -424,7 +436,12 @@ def barcode_png(code: CodePath, session: SessionDep, principal: Anyone) -> Respo
     return Response(printing.barcode_png(text), media_type="image/png", headers=_CACHE)
 
 
-@router.get("/members/{member_id}/coupons")
+# exclude_unset: a member's list has no ``history`` (not even null), as before
+@router.get(
+    "/members/{member_id}/coupons",
+    response_model=CodeListOut,
+    response_model_exclude_unset=True,
+)
 def member_coupons(
     member_id: uuid.UUID,
     session: SessionDep,

@@ -8,16 +8,21 @@ from sqlalchemy import text
 
 from kopilka.core.db import get_db
 from kopilka.core.migrate import current_revision, head_revision
+from kopilka.health.schemas import LiveOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health/live")
+@router.get("/health/live", response_model=LiveOut)
 def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/health/ready")
+@router.get(
+    "/health/ready",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "Not ready: the checks say why"}},
+)
 def ready() -> JSONResponse:
     """200 only when the database answers and its schema is at the code's revision."""
     db = get_db()

@@ -29,10 +29,15 @@ from kopilka.memberapp.schemas import (
     ConsentsIn,
     ConsentsOut,
     DeviceList,
+    DeviceOut,
     LinkIn,
+    MeOut,
     PublicKeyOut,
     SignedIn,
+    SignedOut,
+    SubscribedOut,
     SubscriptionIn,
+    UnsubscribedOut,
     UnsubscribeIn,
     VerifyIn,
 )
@@ -206,7 +211,7 @@ def use_link(body: LinkIn, request: Request, session: SessionDep) -> JSONRespons
     return _signed_in(request, session, device, token)
 
 
-@router.post("/app/sign-out")
+@router.post("/app/sign-out", response_model=SignedOut)
 def sign_out(request: Request, session: SessionDep, principal: MemberDep) -> JSONResponse:
     """End this device's session (its card code stops working; the cookie is cleared)."""
     device = current_device(request)
@@ -230,21 +235,22 @@ def list_sessions(request: Request, session: SessionDep, principal: MemberDep) -
     return DeviceList.model_validate({"items": items})
 
 
-@router.post("/app/sessions/{session_id}/revoke")
+# Answered as built (times as the service writes them), under the model it declares.
+@router.post("/app/sessions/{session_id}/revoke", response_model=DeviceOut)
 def revoke_session(
     session_id: uuid.UUID, request: Request, session: SessionDep, principal: MemberDep
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Sign one of the member's devices out (revoking twice changes nothing)."""
     device = service.revoke_device(session, uuid.UUID(principal.id), session_id, principal.actor)
     session.commit()
     current = current_device(request)
-    return service.device_json(device, current.id if current else None)
+    return JSONResponse(service.device_json(device, current.id if current else None))
 
 
 # ---------------------------------------------------------------------------- the member
 
 
-@router.get("/app/me")
+@router.get("/app/me", response_model=MeOut)
 def me(session: SessionDep, principal: MemberDep) -> dict[str, Any]:
     """The member's profile, balances (main currency first), consents and the progress
     to the next tier (``tier_progress``, null without tiers)."""
@@ -340,7 +346,7 @@ def push_key(session: SessionDep, _: MemberDep) -> PublicKeyOut:
     return PublicKeyOut(public_key=key)
 
 
-@router.post("/app/push/subscriptions", status_code=201)
+@router.post("/app/push/subscriptions", status_code=201, response_model=SubscribedOut)
 def subscribe(
     body: SubscriptionIn, request: Request, session: SessionDep, principal: MemberDep
 ) -> dict[str, Any]:
@@ -359,7 +365,7 @@ def subscribe(
     return {"id": str(found.id), "created_at": found.created_at.isoformat()}
 
 
-@router.post("/app/push/unsubscribe")
+@router.post("/app/push/unsubscribe", response_model=UnsubscribedOut)
 def unsubscribe(body: UnsubscribeIn, session: SessionDep, principal: MemberDep) -> dict[str, Any]:
     """Forget this browser's push subscription (forgetting twice changes nothing)."""
     removed = push.unsubscribe(session, uuid.UUID(principal.id), body.endpoint)

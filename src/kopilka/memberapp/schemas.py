@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kopilka.ledger.schemas import BalanceOut
+from kopilka.tiers.schemas import TierProgressOut
+
 
 class CodeIn(BaseModel):
     """Ask for a sign-in code: exactly one of phone or email."""
@@ -131,3 +134,53 @@ class PublicKeyOut(BaseModel):
 class AppLinkOut(BaseModel):
     url: str
     expires_at: dt.datetime
+
+
+class SignedOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signed_out: Literal[True]
+
+
+class MeMemberOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    card_number: str
+    name: str | None
+    phone: str | None
+    email: str | None
+    tier: str | None
+    status: Literal["active", "blocked", "erased"]
+    referral_code: str | None
+
+
+class MeBalanceOut(BalanceOut):
+    """A balance with its currency's ``name`` as the programme gives it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+class MeOut(BaseModel):
+    """The member's profile, balances (``main_currency`` first), consents per channel and
+    progress to the next tier (null without tiers), as of ``as_of``."""
+
+    model_config = ConfigDict(extra="forbid")
+    member: MeMemberOut
+    balances: list[MeBalanceOut]
+    main_currency: str
+    consents: dict[str, bool]
+    tier_progress: TierProgressOut | None
+    as_of: str
+
+
+class SubscribedOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    created_at: str
+
+
+class UnsubscribedOut(BaseModel):
+    """``removed``: whether there was a subscription to forget."""
+
+    model_config = ConfigDict(extra="forbid")
+    removed: bool

@@ -19,6 +19,7 @@ from kopilka.members.schemas import (
     ConsentsIn,
     EraseIn,
     MemberCreate,
+    MemberExportOut,
     MemberList,
     MemberOut,
     MemberUpdate,
@@ -229,6 +230,7 @@ def record_consents(
 @router.get(
     "/{member_id}/export",
     dependencies=[Depends(rate_limit(EXPORT_LIMIT, per=("key",)))],
+    response_model=MemberExportOut,
 )
 def export_member(member_id: uuid.UUID, session: SessionDep, principal: Exporter) -> JSONResponse:
     """Everything held about the member as one JSON document: profile, consents, balances,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -180,3 +180,32 @@ class EraseIn(BaseModel):
         str | None,
         Field(max_length=200, description="why (a ticket number; no personal data here)"),
     ] = None
+
+
+class MemberExportProfile(MemberOut):
+    """The profile as the API shows it, with who referred the member and when the
+    record last changed or was erased."""
+
+    referred_by: str | None
+    updated_at: str
+    erased_at: str | None
+
+
+class MemberExportOut(BaseModel):
+    """``GET /members/{id}/export``: everything Kopilka holds about a member, one JSON
+    document (sent as a file). The sections of other parts are their API's answers:
+    ``balances`` as ``BalanceOut``, ``ledger`` as ``LedgerItemOut``, ``purchases`` as
+    ``PurchaseOut``, ``audit`` as ``AuditEntryOut`` (each in full, not paginated);
+    ``other`` has a section per part of Kopilka that adds one (e.g. the member app's
+    devices)."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["kopilka.member-export/1"]
+    exported_at: str
+    member: MemberExportProfile
+    consents: list[ConsentRecordOut]
+    balances: list[dict[str, Any]]
+    ledger: list[dict[str, Any]]
+    purchases: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
+    other: dict[str, Any]

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.program import service
+from kopilka.program.schemas import AppliedOut
 
 router = APIRouter(prefix="/program", tags=["program"])
 
@@ -24,7 +25,7 @@ def export(session: SessionDep, _: Reader) -> str:
     return service.export_program(session)
 
 
-@router.put("")
+@router.put("", response_model=AppliedOut)
 async def apply(request: Request, session: SessionDep, principal: Admin) -> dict[str, Any]:
     """Apply a programme file (YAML or JSON body). Same file twice: ``changed`` is false."""
     text = (await request.body()).decode("utf-8", errors="replace")

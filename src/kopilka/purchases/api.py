@@ -16,7 +16,16 @@ from kopilka.core.responses import FastJSONResponse
 from kopilka.core.threads import run_in_thread
 from kopilka.program.service import check_occurred_at
 from kopilka.purchases import service
-from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
+from kopilka.purchases.schemas import (
+    CalculationOut,
+    CancelledOut,
+    CommitIn,
+    PurchaseIn,
+    PurchaseOut,
+    PurchasePage,
+    ReturnIn,
+    ReturnOut,
+)
 
 router = APIRouter(prefix="/purchases", tags=["purchases"])
 
@@ -28,13 +37,19 @@ IdemKey = Annotated[str | None, Header()]
 # The two calls a till makes on every receipt are async and hop to a thread once, for the
 # whole database transaction, in the pool of ``core.threads``: each hop (a sync dependency
 # or endpoint is one, a sync generator two) costs real CPU on a busy till's request.
+#
+# Every answer declares its model (``response_model``) and is rendered from the dict the
+# service built (``FastJSONResponse``), which FastAPI passes through without validating it
+# again: the figures are built once, by ``service``, and the tests and the fuzzer check
+# that they match the models. A purchase's stored figures are answered as they were
+# recorded.
 
 
-@router.post("/calculate")
-async def calculate(body: PurchaseIn, principal: Till) -> dict[str, Any]:
+@router.post("/calculate", response_model=CalculationOut)
+async def calculate(body: PurchaseIn, principal: Till) -> JSONResponse:
     """The figures the till shows the customer; writes nothing. Limits on redemption are
     reported in ``warnings`` instead of failing; ``quote_id`` pins these figures."""
-    return await run_in_thread(_calculate, body, principal)
+    return FastJSONResponse(await run_in_thread(_calculate, body, principal))
 
 
 def _calculate(body: PurchaseIn, principal: Principal) -> dict[str, Any]:
@@ -43,7 +58,12 @@ def _calculate(body: PurchaseIn, principal: Principal) -> dict[str, Any]:
         return service.calculate(session, body, principal)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=PurchaseOut,
+    responses={200: {"model": PurchaseOut, "description": "The same receipt again"}},
+)
 async def confirm(
     body: PurchaseIn, principal: Till, idempotency_key: IdemKey = None
 ) -> JSONResponse:
@@ -72,7 +92,7 @@ def _confirm(
         )
 
 
-@router.get("")
+@router.get("", response_model=PurchasePage)
 def list_purchases(
     session: SessionDep,
     principal: Reader,
@@ -80,22 +100,24 @@ def list_purchases(
     store: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Purchases newest first, by member or store; a cashier sees only its own store."""
     if principal.store is not None:
         store = principal.store
     items, nxt = service.list_purchases(
         session, member_id=member_id, store=store, cursor=cursor, limit=limit
     )
-    return {"items": items, "next_cursor": nxt}
+    return FastJSONResponse({"items": items, "next_cursor": nxt})
 
 
-@router.get("/{purchase_id}")
-def get_purchase(purchase_id: uuid.UUID, session: SessionDep, principal: Reader) -> dict[str, Any]:
-    return service.purchase_json(service.get_purchase(session, purchase_id, principal))
+@router.get("/{purchase_id}", response_model=PurchaseOut)
+def get_purchase(purchase_id: uuid.UUID, session: SessionDep, principal: Reader) -> JSONResponse:
+    return FastJSONResponse(
+        service.purchase_json(service.get_purchase(session, purchase_id, principal))
+    )
 
 
-@router.post("/{purchase_id}/commit")
+@router.post("/{purchase_id}/commit", response_model=PurchaseOut)
 def commit(
     purchase_id: uuid.UUID,
     session: SessionDep,
@@ -120,7 +142,7 @@ def commit(
     return FastJSONResponse(payload, status_code=status)
 
 
-@router.post("/{purchase_id}/cancel")
+@router.post("/{purchase_id}/cancel", response_model=CancelledOut)
 def cancel(
     purchase_id: uuid.UUID, session: SessionDep, principal: Till, idempotency_key: IdemKey = None
 ) -> JSONResponse:
@@ -140,7 +162,12 @@ def cancel(
     return FastJSONResponse(payload, status_code=status)
 
 
-@router.post("/{purchase_id}/returns", status_code=201)
+@router.post(
+    "/{purchase_id}/returns",
+    status_code=201,
+    response_model=ReturnOut,
+    responses={200: {"model": ReturnOut, "description": "The same return again"}},
+)
 def create_return(
     purchase_id: uuid.UUID,
     body: ReturnIn,

@@ -124,3 +124,161 @@ class ReturnIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     external_id: Annotated[str, Field(min_length=1, max_length=100)]
     lines: Annotated[list[ReturnLineIn], Field(min_length=1, max_length=500)]
+
+
+# ---------------------------------------------------------------------------- answers
+# Amounts are decimal strings exact to their currency's precision, as everywhere in the
+# API. The confirm, commit, cancel and return answers are rendered from the dicts the
+# service builds (a till's hot path), so these models declare them; the tests and the
+# fuzzer check that every answer matches. ``extra="forbid"``: a key the model does not
+# name is a break of the contract, not something to pass along quietly.
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PointsOut(_Out):
+    """An amount of one currency (points or stamps)."""
+
+    currency: str
+    amount: str
+
+
+class RedeemedOut(_Out):
+    """Points redeemed, with their ``value`` in money (what they paid of the receipt)."""
+
+    currency: str
+    amount: str
+    value: str
+
+
+class EarnedOut(_Out):
+    """Points earned on the receipt; ``available_at``: when they can be spent."""
+
+    currency: str
+    amount: str
+    available_at: str
+
+
+class CouponResultOut(_Out):
+    """A code of the receipt; ``reason`` says why one was rejected."""
+
+    code: str
+    status: Literal["applied", "rejected"]
+    reason: str | None
+
+
+class AppliedRuleOut(_Out):
+    """A rule (or a coupon, a tier benefit) that acted on the receipt; ``lines``: the
+    ``line_no`` of the lines it acted on."""
+
+    key: str | None
+    version: int | None
+    name: str
+    effect: str
+    reason: str
+    campaign: str | None
+    currency: str | None
+    amount: str | None
+    lines: list[int]
+
+
+class WarningOut(_Out):
+    """A limit ``calculate`` reports instead of failing (``insufficient_balance``,
+    ``redeem_limit_exceeded``); the redemption shown is cut to what is allowed."""
+
+    code: str
+    field: str
+    message: str
+
+
+class LineFiguresOut(_Out):
+    """One receipt line's figures; they add up to the receipt's totals exactly."""
+
+    line_no: int
+    sku: str
+    name: str | None
+    category: str | None
+    quantity: str
+    unit_price: str
+    amount: str
+    discount: str
+    redeemed: list[RedeemedOut]
+    total_due: str
+    earned: list[PointsOut]
+
+
+class FiguresOut(_Out):
+    """The figures of a receipt, the same in calculate, confirm and simulate.
+    ``max_redeemable`` and ``available``: of the currency asked to redeem (null when
+    nothing is asked, or there is no member)."""
+
+    external_id: str
+    store: str
+    channel: Literal["pos", "online", "app"]
+    member_id: str | None
+    occurred_at: str
+    subtotal: str
+    discount: str
+    redeemed: list[RedeemedOut]
+    total_due: str
+    earned: list[EarnedOut]
+    max_redeemable: PointsOut | None
+    available: PointsOut | None
+    coupons: list[CouponResultOut]
+    applied_rules: list[AppliedRuleOut]
+    warnings: list[WarningOut]
+    lines: list[LineFiguresOut]
+
+
+class CalculationOut(FiguresOut):
+    """``POST /purchases/calculate``: the figures, and the ``quote_id`` that pins them."""
+
+    quote_id: str
+
+
+class PurchaseOut(FiguresOut):
+    """A recorded purchase: its figures as confirmed (keys in the answer: ``id`` and
+    ``status`` first, then the figures, then the rest)."""
+
+    id: str
+    status: Literal["held", "confirmed", "cancelled", "released"]
+    hold_expires_at: str | None
+    receipt_number: str | None
+    created_at: str
+
+
+class CancelledOut(PurchaseOut):
+    """``POST /purchases/{id}/cancel``: ``refund_due`` (money) when this call reversed a
+    confirmed purchase; absent when it released a hold or the purchase was already
+    cancelled or released."""
+
+    refund_due: str | None = None
+
+
+class PurchasePage(_Out):
+    items: list[PurchaseOut]
+    next_cursor: str | None
+
+
+class ReturnLineOut(_Out):
+    line_no: int
+    quantity: str
+    refund: str
+    points_restored: str
+    points_revoked: list[PointsOut]
+
+
+class ReturnOut(_Out):
+    """A return: money to refund, points given back (``points_restored``, of the redeemed
+    currency) and points earned taken back (``points_revoked``), in total and per line."""
+
+    id: str
+    purchase_id: str
+    external_id: str
+    created_at: str
+    refund_due: str
+    points_restored: list[PointsOut]
+    points_revoked: list[PointsOut]
+    lines: list[ReturnLineOut]

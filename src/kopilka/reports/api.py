@@ -15,6 +15,7 @@ from kopilka.core.db import now
 from kopilka.program.service import current_program
 from kopilka.reports import service
 from kopilka.reports.rollup import last_run
+from kopilka.reports.schemas import ReportIndexOut, ReportOut
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -46,7 +47,7 @@ def wants_csv(request: Request, fmt: str | None) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
-@router.get("")
+@router.get("", response_model=ReportIndexOut)
 def index(session: SessionDep, _: Analyst) -> dict[str, Any]:
     """The reports there are, and when the rollup last ran."""
     ran = last_run(session)
@@ -56,7 +57,11 @@ def index(session: SessionDep, _: Analyst) -> dict[str, Any]:
     }
 
 
-@router.get("/{name}")
+@router.get(
+    "/{name}",
+    response_model=ReportOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def report(
     name: str,
     request: Request,

@@ -21,6 +21,16 @@ from kopilka.program.service import Program, canonical, digest_of, validate_prog
 from kopilka.purchases import service as purchases
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import engine, service
+from kopilka.rules.schemas import (
+    CampaignOut,
+    CampaignPage,
+    RuleOut,
+    RulePage,
+    RulesSchemaOut,
+    RuleVersionPage,
+    SimulationOut,
+    SimulationPage,
+)
 from kopilka.spec.rules import rules_json_schema
 
 router = APIRouter(tags=["rules"])
@@ -29,6 +39,9 @@ Reader = Annotated[Principal, Depends(require("admin", "manager", "analyst"))]
 Editor = Annotated[Principal, Depends(require("admin", "manager"))]
 Simulator = Annotated[Principal, Depends(require("admin", "manager", "analyst", "cashier"))]
 IdemKey = Annotated[str | None, Header()]
+
+# The answers are the rule language's normalised documents, rendered as the service builds
+# them (``JSONResponse``) under the models they declare; see ``rules/schemas.py``.
 
 
 def _version_json(v: Any) -> dict[str, Any]:
@@ -43,19 +56,19 @@ def _version_json(v: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/rules")
-def list_rules(session: SessionDep, _: Reader) -> dict[str, Any]:
+@router.get("/rules", response_model=RulePage)
+def list_rules(session: SessionDep, _: Reader) -> JSONResponse:
     """The rules in force, in the programme's order, each with its key and version."""
-    return {"items": service.current_rules(session), "next_cursor": None}
+    return JSONResponse({"items": service.current_rules(session), "next_cursor": None})
 
 
-@router.get("/rules/schema")
+@router.get("/rules/schema", response_model=RulesSchemaOut)
 def schema(_: Reader) -> dict[str, Any]:
     """The JSON Schema of a rule and of a campaign."""
     return rules_json_schema()
 
 
-@router.post("/rules", status_code=201)
+@router.post("/rules", status_code=201, response_model=RuleOut)
 def create_rule(
     body: dict[str, Any], session: SessionDep, principal: Editor, idempotency_key: IdemKey = None
 ) -> JSONResponse:
@@ -73,20 +86,20 @@ def create_rule(
     return JSONResponse(payload, status_code=status)
 
 
-@router.get("/rules/{key}")
-def get_rule(key: str, session: SessionDep, _: Reader) -> dict[str, Any]:
-    return service.get_rule(session, key)
+@router.get("/rules/{key}", response_model=RuleOut)
+def get_rule(key: str, session: SessionDep, _: Reader) -> JSONResponse:
+    return JSONResponse(service.get_rule(session, key))
 
 
-@router.put("/rules/{key}")
+@router.put("/rules/{key}", response_model=RuleOut)
 def put_rule(
     key: str, body: dict[str, Any], session: SessionDep, principal: Editor
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Replace the rule (or add it under this key). Purchases already made keep the version
     that priced them."""
     out = service.put_rule(session, key, body, principal.actor)
     session.commit()
-    return out
+    return JSONResponse(out)
 
 
 @router.delete("/rules/{key}", status_code=204)
@@ -97,33 +110,35 @@ def delete_rule(key: str, session: SessionDep, principal: Editor) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/rules/{key}/versions")
-def rule_versions(key: str, session: SessionDep, _: Reader) -> dict[str, Any]:
+@router.get("/rules/{key}/versions", response_model=RuleVersionPage)
+def rule_versions(key: str, session: SessionDep, _: Reader) -> JSONResponse:
     """Every definition the rule has had, newest first."""
-    return {
-        "items": [_version_json(v) for v in service.rule_history(session, key)],
-        "next_cursor": None,
-    }
+    return JSONResponse(
+        {
+            "items": [_version_json(v) for v in service.rule_history(session, key)],
+            "next_cursor": None,
+        }
+    )
 
 
-@router.get("/campaigns")
-def list_campaigns(session: SessionDep, _: Reader) -> dict[str, Any]:
+@router.get("/campaigns", response_model=CampaignPage)
+def list_campaigns(session: SessionDep, _: Reader) -> JSONResponse:
     """Campaigns with their schedule, budget, spend so far and the rules in them."""
-    return {"items": service.campaigns(session), "next_cursor": None}
+    return JSONResponse({"items": service.campaigns(session), "next_cursor": None})
 
 
-@router.get("/campaigns/{code}")
-def get_campaign(code: str, session: SessionDep, _: Reader) -> dict[str, Any]:
-    return service.campaign_report(session, code)
+@router.get("/campaigns/{code}", response_model=CampaignOut)
+def get_campaign(code: str, session: SessionDep, _: Reader) -> JSONResponse:
+    return JSONResponse(service.campaign_report(session, code))
 
 
-@router.put("/campaigns/{code}")
+@router.put("/campaigns/{code}", response_model=CampaignOut)
 def put_campaign(
     code: str, body: dict[str, Any], session: SessionDep, principal: Editor
-) -> dict[str, Any]:
+) -> JSONResponse:
     out = service.put_campaign(session, code, body, principal.actor)
     session.commit()
-    return out
+    return JSONResponse(out)
 
 
 @router.delete("/campaigns/{code}", status_code=204)
@@ -194,8 +209,8 @@ def _draft(session: Any, body: SimulateIn) -> Program | None:
     return Program(0, digest_of(canonical(spec)), spec)
 
 
-@router.post("/rules/simulate")
-def simulate(body: SimulateIn, session: SessionDep, principal: Simulator) -> dict[str, Any]:
+@router.post("/rules/simulate", response_model=SimulationOut | SimulationPage)
+def simulate(body: SimulateIn, session: SessionDep, principal: Simulator) -> JSONResponse:
     """Run a receipt (or up to 100) against the programme in force or a draft, and answer
     the figures and every rule's verdict: fired (with what it gave) or not (and why).
     Writes nothing."""
@@ -227,5 +242,5 @@ def simulate(body: SimulateIn, session: SessionDep, principal: Simulator) -> dic
         receipt = _receipt(raw, path if body.receipt is not None else f"{path}[{i}]")
         results.append(purchases.simulate(session, receipt, principal, program, hypo))
     if body.receipt is not None:
-        return results[0]
-    return {"items": results}
+        return JSONResponse(results[0])
+    return JSONResponse({"items": results})

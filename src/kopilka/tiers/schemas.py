@@ -85,3 +85,27 @@ class TierStatusOut(BaseModel):
     next: NextLevelOut | None
     history: list[TierChangeOut]
     as_of: str
+
+
+class NextTierOut(BaseModel):
+    """The next level and what is left to reach it (in the metric's unit)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tier: str
+    name: str
+    remaining: str
+
+
+class TierProgressOut(BaseModel):
+    """What the member app shows of the member's level: the level now, the value that
+    counts for it (``qualifying_value``, with ``precision`` decimal places) and the next
+    level (null at the top)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tier: str | None
+    name: str | None
+    metric: str | None
+    currency: str | None
+    precision: int
+    qualifying_value: str | None
+    next: NextTierOut | None

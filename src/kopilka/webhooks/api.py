@@ -17,7 +17,18 @@ from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.events.service import EVENT_TYPES
 from kopilka.webhooks import service
 from kopilka.webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
-from kopilka.webhooks.schemas import ReplayIn, WebhookIn, WebhookPatch
+from kopilka.webhooks.schemas import (
+    DeliveryDetailOut,
+    DeliveryOut,
+    DeliveryPage,
+    ReplayedOut,
+    ReplayIn,
+    WebhookCreated,
+    WebhookIn,
+    WebhookOut,
+    WebhookPage,
+    WebhookPatch,
+)
 
 router = APIRouter(tags=["webhooks"])
 
@@ -72,7 +83,13 @@ def _delivery_out(d: Delivery) -> dict[str, Any]:
     }
 
 
-@router.post("/webhooks", status_code=201)
+# ``secret`` is in the answer only when Kopilka generated it
+@router.post(
+    "/webhooks",
+    status_code=201,
+    response_model=WebhookCreated,
+    response_model_exclude_unset=True,
+)
 def create(body: WebhookIn, session: SessionDep, principal: Admin) -> dict[str, Any]:
     """Subscribe a URL to events (``["*"]`` for all). The secret signs every delivery; if
     none is given one is generated. It is returned in this answer only, never again."""
@@ -104,7 +121,7 @@ def create(body: WebhookIn, session: SessionDep, principal: Admin) -> dict[str, 
     return out
 
 
-@router.get("/webhooks")
+@router.get("/webhooks", response_model=WebhookPage)
 def list_(session: SessionDep, _: Reader) -> dict[str, Any]:
     rows = session.execute(
         select(WebhookEndpoint)
@@ -114,12 +131,12 @@ def list_(session: SessionDep, _: Reader) -> dict[str, Any]:
     return {"items": [_out(e) for e in rows], "next_cursor": None}
 
 
-@router.get("/webhooks/{webhook_id}")
+@router.get("/webhooks/{webhook_id}", response_model=WebhookOut)
 def get(webhook_id: uuid.UUID, session: SessionDep, _: Reader) -> dict[str, Any]:
     return _out(_get(session, webhook_id))
 
 
-@router.patch("/webhooks/{webhook_id}")
+@router.patch("/webhooks/{webhook_id}", response_model=WebhookOut)
 def patch(
     webhook_id: uuid.UUID, body: WebhookPatch, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:
@@ -178,7 +195,7 @@ def delete(webhook_id: uuid.UUID, session: SessionDep, principal: Admin) -> None
     service.clear_cache()
 
 
-@router.get("/webhooks/{webhook_id}/deliveries")
+@router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveryPage)
 def deliveries(
     webhook_id: uuid.UUID,
     session: SessionDep,
@@ -218,7 +235,7 @@ def _delivery(session: SessionDep, webhook_id: uuid.UUID, delivery_id: uuid.UUID
     return d
 
 
-@router.get("/webhooks/{webhook_id}/deliveries/{delivery_id}")
+@router.get("/webhooks/{webhook_id}/deliveries/{delivery_id}", response_model=DeliveryDetailOut)
 def delivery(
     webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, _: Reader
 ) -> dict[str, Any]:
@@ -255,7 +272,7 @@ def _require_active(e: WebhookEndpoint) -> None:
         )
 
 
-@router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/replay")
+@router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", response_model=DeliveryOut)
 def replay(
     webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:
@@ -278,7 +295,7 @@ def replay(
     return _delivery_out(d)
 
 
-@router.post("/webhooks/{webhook_id}/replay")
+@router.post("/webhooks/{webhook_id}/replay", response_model=ReplayedOut)
 def replay_many(
     webhook_id: uuid.UUID, body: ReplayIn, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:

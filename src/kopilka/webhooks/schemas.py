@@ -36,3 +36,79 @@ class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["dead"] = "dead"
     since: Timestamp | None = None
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+class WebhookOut(BaseModel):
+    """An endpoint; ``disabled_reason`` says why one is off (by an operator, or after a
+    run of ``consecutive_failures``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    url: str
+    events: list[str]
+    description: str | None
+    active: bool
+    disabled_reason: str | None
+    consecutive_failures: int
+    created_at: str
+
+
+class WebhookCreated(WebhookOut):
+    """The new endpoint; ``secret`` only when Kopilka generated it (shown this once)."""
+
+    secret: str | None = None
+
+
+class WebhookPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[WebhookOut]
+    next_cursor: str | None
+
+
+class DeliveryOut(BaseModel):
+    """One event sent (or to send) to one endpoint; ``next_attempt_at`` while pending."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    event_id: str
+    member_id: str | None
+    status: Literal["pending", "delivered", "dead"]
+    attempts: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    last_duration_ms: int | None
+    delivered_at: str | None
+    created_at: str
+
+
+class DeliveryPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class AttemptOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: int
+    attempted_at: str
+    outcome: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryDetailOut(DeliveryOut):
+    """A delivery with every attempt, in order."""
+
+    attempt_log: list[AttemptOut]
+
+
+class ReplayedOut(BaseModel):
+    """How many dead deliveries were sent again."""
+
+    model_config = ConfigDict(extra="forbid")
+    replayed: int

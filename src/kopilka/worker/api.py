@@ -11,6 +11,7 @@ from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import now
 from kopilka.worker.jobs import JOBS, job_runs, load_jobs
+from kopilka.worker.schemas import JobList
 
 router = APIRouter(tags=["jobs"])
 
@@ -21,7 +22,7 @@ def _iso(t: dt.datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=JobList)
 def jobs(session: SessionDep, _: Reader) -> dict[str, Any]:
     """Every job the worker runs (``running`` while a worker holds its lease)."""
     load_jobs()
