@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
@@ -41,7 +41,13 @@ Simulator = Annotated[Principal, Depends(require("admin", "manager", "analyst", 
 IdemKey = Annotated[str | None, Header()]
 
 # The answers are the rule language's normalised documents, rendered as the service builds
-# them (``JSONResponse``) under the models they declare; see ``rules/schemas.py``.
+# them under the models they declare (see ``rules/schemas.py``), by pydantic as they always
+# were (a raw definition's numbers keep their form).
+_ANY = TypeAdapter(Any)
+
+
+def _answer(payload: Any) -> Response:
+    return Response(_ANY.dump_json(payload), media_type="application/json")
 
 
 def _version_json(v: Any) -> dict[str, Any]:
@@ -57,9 +63,9 @@ def _version_json(v: Any) -> dict[str, Any]:
 
 
 @router.get("/rules", response_model=RulePage)
-def list_rules(session: SessionDep, _: Reader) -> JSONResponse:
+def list_rules(session: SessionDep, _: Reader) -> Response:
     """The rules in force, in the programme's order, each with its key and version."""
-    return JSONResponse({"items": service.current_rules(session), "next_cursor": None})
+    return _answer({"items": service.current_rules(session), "next_cursor": None})
 
 
 @router.get("/rules/schema", response_model=RulesSchemaOut)
@@ -87,19 +93,17 @@ def create_rule(
 
 
 @router.get("/rules/{key}", response_model=RuleOut)
-def get_rule(key: str, session: SessionDep, _: Reader) -> JSONResponse:
-    return JSONResponse(service.get_rule(session, key))
+def get_rule(key: str, session: SessionDep, _: Reader) -> Response:
+    return _answer(service.get_rule(session, key))
 
 
 @router.put("/rules/{key}", response_model=RuleOut)
-def put_rule(
-    key: str, body: dict[str, Any], session: SessionDep, principal: Editor
-) -> JSONResponse:
+def put_rule(key: str, body: dict[str, Any], session: SessionDep, principal: Editor) -> Response:
     """Replace the rule (or add it under this key). Purchases already made keep the version
     that priced them."""
     out = service.put_rule(session, key, body, principal.actor)
     session.commit()
-    return JSONResponse(out)
+    return _answer(out)
 
 
 @router.delete("/rules/{key}", status_code=204)
@@ -111,9 +115,9 @@ def delete_rule(key: str, session: SessionDep, principal: Editor) -> Response:
 
 
 @router.get("/rules/{key}/versions", response_model=RuleVersionPage)
-def rule_versions(key: str, session: SessionDep, _: Reader) -> JSONResponse:
+def rule_versions(key: str, session: SessionDep, _: Reader) -> Response:
     """Every definition the rule has had, newest first."""
-    return JSONResponse(
+    return _answer(
         {
             "items": [_version_json(v) for v in service.rule_history(session, key)],
             "next_cursor": None,
@@ -122,23 +126,23 @@ def rule_versions(key: str, session: SessionDep, _: Reader) -> JSONResponse:
 
 
 @router.get("/campaigns", response_model=CampaignPage)
-def list_campaigns(session: SessionDep, _: Reader) -> JSONResponse:
+def list_campaigns(session: SessionDep, _: Reader) -> Response:
     """Campaigns with their schedule, budget, spend so far and the rules in them."""
-    return JSONResponse({"items": service.campaigns(session), "next_cursor": None})
+    return _answer({"items": service.campaigns(session), "next_cursor": None})
 
 
 @router.get("/campaigns/{code}", response_model=CampaignOut)
-def get_campaign(code: str, session: SessionDep, _: Reader) -> JSONResponse:
-    return JSONResponse(service.campaign_report(session, code))
+def get_campaign(code: str, session: SessionDep, _: Reader) -> Response:
+    return _answer(service.campaign_report(session, code))
 
 
 @router.put("/campaigns/{code}", response_model=CampaignOut)
 def put_campaign(
     code: str, body: dict[str, Any], session: SessionDep, principal: Editor
-) -> JSONResponse:
+) -> Response:
     out = service.put_campaign(session, code, body, principal.actor)
     session.commit()
-    return JSONResponse(out)
+    return _answer(out)
 
 
 @router.delete("/campaigns/{code}", status_code=204)
@@ -210,7 +214,7 @@ def _draft(session: Any, body: SimulateIn) -> Program | None:
 
 
 @router.post("/rules/simulate", response_model=SimulationOut | SimulationPage)
-def simulate(body: SimulateIn, session: SessionDep, principal: Simulator) -> JSONResponse:
+def simulate(body: SimulateIn, session: SessionDep, principal: Simulator) -> Response:
     """Run a receipt (or up to 100) against the programme in force or a draft, and answer
     the figures and every rule's verdict: fired (with what it gave) or not (and why).
     Writes nothing."""
@@ -242,5 +246,5 @@ def simulate(body: SimulateIn, session: SessionDep, principal: Simulator) -> JSO
         receipt = _receipt(raw, path if body.receipt is not None else f"{path}[{i}]")
         results.append(purchases.simulate(session, receipt, principal, program, hypo))
     if body.receipt is not None:
-        return JSONResponse(results[0])
-    return JSONResponse({"items": results})
+        return _answer(results[0])
+    return _answer({"items": results})
