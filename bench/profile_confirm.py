@@ -59,9 +59,9 @@ def main() -> None:
         from pyinstrument import Profiler
 
         from bench.purchases import last_sunday, seed
-        from kopilka.apikeys.service import Principal
         from kopilka.core.db import get_db
         from kopilka.core.migrate import upgrade
+        from kopilka.core.principal import Principal
         from kopilka.purchases import service
         from kopilka.purchases.schemas import PurchaseIn
 

@@ -345,7 +345,7 @@ def main() -> None:
             c.autocommit = True
             c.execute("VACUUM ANALYZE report_members, report_member_days, report_member_sets")
     # a few new receipts, then the job's incremental run
-    from kopilka.apikeys.service import Principal
+    from kopilka.core.principal import Principal
     from kopilka.purchases import service as purchases
     from kopilka.purchases.schemas import PurchaseIn
 

@@ -43,8 +43,8 @@ def _seed() -> tuple[str, str]:
     from decimal import Decimal
 
     from kopilka.adjustments.service import post as adjust
-    from kopilka.apikeys.service import Principal
     from kopilka.core.db import get_db
+    from kopilka.core.principal import Principal
     from kopilka.demo.seed import demo_program_text
     from kopilka.memberapp.service import issue_app_link
     from kopilka.members.schemas import MemberCreate

@@ -36,12 +36,17 @@ from kopilka.events import service as events_service
 from kopilka.ledger import guards
 from kopilka.ledger import service as ledger_service
 from kopilka.program import service as program_service
+from kopilka.wiring import wire
 
 # Hypothesis's deadline is a wall-clock bound per example: on a busy machine it fails
 # tests that are right (test_split took 312 ms against its 200 ms). None here; a test
 # that is about speed is a benchmark in bench/, not a deadline.
 settings.register_profile("kopilka", deadline=None)
 settings.load_profile("kopilka")
+
+# The registries the app and the CLI fill (jobs, hooks, the outbox's consumer), filled
+# for tests that call services without either.
+wire()
 
 BACKEND = os.environ.get("KOPILKA_TEST_DB", "sqlite")
 PG_ADMIN_URL = os.environ.get(

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
+from kopilka.core.principal import Principal
 from kopilka.coupons.models import Coupon, CouponUse
 from kopilka.events.models import OutboxEvent
 from kopilka.ledger.verify import verify

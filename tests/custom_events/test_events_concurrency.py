@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
+from kopilka.core.principal import Principal
 from kopilka.custom_events import service
 from kopilka.custom_events.models import ActivityReward
 from kopilka.custom_events.schemas import EventIn

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kopilka.memberapp import formatting, notices
+from kopilka.memberapp.lang import pick_lang
 from kopilka.program.service import parse_program
 from kopilka.web.app import branding, codes, i18n
 from tests.conftest import TEST_PROGRAM
@@ -145,7 +146,7 @@ def test_the_card_barcode_is_the_ean_13_of_the_card_number() -> None:
     ],
 )
 def test_the_language_choice(header: str | None, chosen: str | None, expected: str) -> None:
-    assert i18n.pick_lang(header, chosen) == expected
+    assert pick_lang(header, chosen) == expected
 
 
 def test_every_word_exists_in_both_languages() -> None:

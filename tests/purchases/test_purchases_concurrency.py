@@ -10,9 +10,9 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import func, select
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
+from kopilka.core.principal import Principal
 from kopilka.ledger import service as ledger
 from kopilka.ledger.verify import verify
 from kopilka.purchases import service

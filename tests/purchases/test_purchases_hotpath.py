@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
+from kopilka.core.principal import Principal
 from kopilka.ledger import service as ledger
 from kopilka.ledger.verify import verify
 from kopilka.program import service as program_service

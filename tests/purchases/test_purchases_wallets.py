@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.errors import Problem
+from kopilka.core.principal import Principal
 from kopilka.ledger.models import Account
 from kopilka.ledger.verify import verify
 from kopilka.purchases import service

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from sqlalchemy import func, select
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
+from kopilka.core.principal import Principal
 from kopilka.ledger.verify import verify
 from kopilka.program import service as program_service
 from kopilka.purchases import service

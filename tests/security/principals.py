@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from fastapi import Request
 
-from kopilka.apikeys.service import Principal
+from kopilka.core.principal import Principal
 from kopilka.security.identity import register_authenticator, unregister_authenticator
 
 HEADER = "X-Test-Principal"

@@ -9,7 +9,7 @@ import structlog
 
 from kopilka.core.config import get_settings
 from kopilka.core.logging import configure_logging
-from kopilka.security.masking import mask_personal_data, mask_text
+from kopilka.core.masking import mask_personal_data, mask_text
 
 
 @pytest.mark.parametrize(

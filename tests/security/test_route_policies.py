@@ -1,8 +1,9 @@
 """Every API route declares who may call it, and the declaration is what happens.
 
-The decision is read from the routes themselves (``kopilka.security.policy``), so routes
-other parts add are checked the moment they are mounted: a route under /api/v1 without a
-policy fails here, and so does one whose answers disagree with its policy.
+The decision is read from the routes themselves (declared with ``kopilka.core.auth``, read
+by ``kopilka.security.policy``), so routes other parts add are checked the moment they are
+mounted: a route under /api/v1 without a policy fails here, and so does one whose answers
+disagree with its policy.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from kopilka.cli.security import MATRIX_BEGIN, MATRIX_END, current_matrix
+from kopilka.core.auth import ALL_ROLES, Policy
 from kopilka.main import create_app
-from kopilka.security.cli import MATRIX_BEGIN, MATRIX_END, current_matrix
-from kopilka.security.policy import ALL_ROLES, Policy, policy_of, route_infos
+from kopilka.security.policy import policy_of, route_infos
 from tests.conftest import KeyFactory
 from tests.security.principals import as_member, as_system, as_user, principal_sessions
 
@@ -36,7 +38,7 @@ def test_every_api_route_declares_a_policy() -> None:
     missing = sorted(f"{sorted(r.methods)} {r.path}" for r in routes if policy_of(r) is None)
     assert missing == [], (
         "these routes decide nobody's access; add Depends(require(...)) from "
-        "kopilka.core.auth (or kopilka.security.policy.public(reason)): " + ", ".join(missing)
+        "kopilka.core.auth (or kopilka.core.auth.public(reason)): " + ", ".join(missing)
     )
 
 

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Query
 from kopilka.adjustments import service
 from kopilka.adjustments.models import PENDING
 from kopilka.adjustments.schemas import AdjustmentOut, AdjustmentPage, RejectIn
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
+from kopilka.core.principal import Principal
 
 router = APIRouter(prefix="/adjustments", tags=["ledger"])
 

@@ -17,9 +17,9 @@ from kopilka.apikeys.schemas import (
     ApiKeyOut,
     ApiKeyRotate,
 )
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.principal import Principal
 from kopilka.security.crypto import decrypt, encrypt
 
 router = APIRouter(prefix="/apikeys", tags=["api keys"])

@@ -20,7 +20,6 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -29,27 +28,11 @@ from sqlalchemy.orm import Session
 from kopilka.apikeys.models import ROLES, ApiKey
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
+from kopilka.core.principal import Principal
 
 PREFIX = "kop_"
 DEFAULT_GRACE_SECONDS = 24 * 3600
 MAX_GRACE_SECONDS = 30 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an API key, a console user, a member or the system, with one role
-    (and, for cashier and partner keys, a scope)."""
-
-    kind: str  # "api_key" | "user" | "member" | "system"
-    id: str
-    role: str
-    store: str | None = None
-    partner: str | None = None
-    name: str = ""
-
-    @property
-    def actor(self) -> str:
-        return f"{self.kind}:{self.id}"
 
 
 def _hash(key: str) -> str:

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from kopilka.apikeys.service import Principal
 from kopilka.audit import service
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.dates import Timestamp
+from kopilka.core.principal import Principal
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

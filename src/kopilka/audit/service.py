@@ -16,9 +16,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from kopilka.audit.models import AuditEntry
+from kopilka.core import context
 from kopilka.core.errors import field_error, validation_problem
 from kopilka.core.logging import current_request_id
-from kopilka.security import context
 
 
 def record(

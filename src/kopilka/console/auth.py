@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from kopilka.apikeys.service import Principal
 from kopilka.console import service
 from kopilka.core.db import get_db
 from kopilka.core.errors import Problem
+from kopilka.core.principal import Principal
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NAME = "console"
@@ -31,9 +31,3 @@ def authenticate(request: Request) -> Principal | None:
     if request.method not in SAFE_METHODS:
         service.check_csrf(current, request.headers.get("x-csrf-token"))
     return current.principal
-
-
-def register() -> None:
-    from kopilka.security.identity import register_authenticator
-
-    register_authenticator(NAME, authenticate)

@@ -29,11 +29,11 @@ from argon2.exceptions import VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kopilka.apikeys.service import Principal
 from kopilka.audit.service import record
 from kopilka.console.models import ConsoleSession, TotpStep
 from kopilka.core.db import now
 from kopilka.core.errors import Problem
+from kopilka.core.principal import Principal
 from kopilka.users.models import User
 from kopilka.users.service import check_password
 

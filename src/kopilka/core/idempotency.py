@@ -72,7 +72,7 @@ def _replay(record: IdempotencyRecord, digest: str) -> tuple[int, Any]:
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different request",
         )
-    from kopilka.security.context import mark_replayed
+    from kopilka.core.context import mark_replayed
 
     mark_replayed()  # nothing changed: the HTTP audit leaves the request out
     return record.status_code, record.response

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kopilka.security.masking import mask_personal_data
+from kopilka.core.masking import mask_personal_data
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

@@ -11,13 +11,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from kopilka.apikeys.service import Principal
 from kopilka.core import pagination
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
 from kopilka.core.errors import Problem, field_error, loc_to_field, validation_problem
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.principal import Principal
 from kopilka.coupons import issue, pools, printing, queries
 from kopilka.coupons.schemas import (
     CodeListOut,

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.principal import Principal
 from kopilka.custom_events import service
 from kopilka.custom_events.schemas import EventIn, EventList, EventOut
 from kopilka.program.service import check_occurred_at

@@ -22,12 +22,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kopilka.apikeys.service import Principal
 from kopilka.core import pagination
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import fmt
+from kopilka.core.principal import Principal
 from kopilka.custom_events import evaluate
 from kopilka.custom_events.models import Activity, ActivityReward
 from kopilka.custom_events.schemas import EventIn
@@ -406,13 +406,3 @@ def erase_events(session: Session, member_id: uuid.UUID) -> None:
     """Erasure: the properties of the member's events may hold anything the caller sent;
     they are blanked. The rewards stay (the ledger refers to them)."""
     session.execute(update(Activity).where(Activity.member_id == member_id).values(properties={}))
-
-
-def _register_privacy_hooks() -> None:
-    from kopilka.members import privacy
-
-    privacy.register_exporter("custom_events", export_events)
-    privacy.register_eraser("custom_events", erase_events)
-
-
-_register_privacy_hooks()

@@ -236,9 +236,9 @@ def _demo_receipt(
 ) -> int:
     import uuid
 
-    from kopilka.apikeys.service import Principal
     from kopilka.core.db import get_db
     from kopilka.core.errors import Problem
+    from kopilka.core.principal import Principal
     from kopilka.purchases import service as purchases
     from kopilka.purchases.schemas import PurchaseIn, ReturnIn
 
@@ -287,9 +287,9 @@ def seed_custom_events(seed: int = 11, share: float = 0.4) -> int:
     events service itself. Returns the number of events recorded."""
     from decimal import Decimal
 
-    from kopilka.apikeys.service import Principal
     from kopilka.core.db import get_db
     from kopilka.core.errors import Problem
+    from kopilka.core.principal import Principal
     from kopilka.custom_events import service as custom_events
     from kopilka.custom_events.schemas import EventIn
     from kopilka.members.models import Member
@@ -339,17 +339,18 @@ def seed_custom_events(seed: int = 11, share: float = 0.4) -> int:
 
 def run_demo(host: str, port: int, members: int, serve: bool) -> None:
     os.environ.setdefault("KOPILKA_DATABASE_URL", "sqlite:///kopilka-demo.db")
-    from kopilka.cli import ensure_schema
     from kopilka.core.config import reset_settings_cache
     from kopilka.core.db import get_db
+    from kopilka.core.migrate import is_current, upgrade
     from kopilka.members.models import Member
     from kopilka.program.service import apply_program, parse_program
     from kopilka.users.models import User
     from kopilka.users.service import create_user
 
     reset_settings_cache()
-    ensure_schema(auto=True)
     db = get_db()
+    if not is_current(db.engine):  # the demo's own embedded database: migrated at once
+        upgrade(db.engine)
     with db.session() as session:
         apply_program(session, parse_program(demo_program_text()), actor="demo")
         session.commit()

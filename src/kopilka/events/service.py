@@ -1,8 +1,9 @@
 """Domain events through an outbox.
 
 ``emit`` writes the event in the caller's transaction, together with one pending webhook
-delivery per subscribed endpoint (``kopilka.webhooks.service``): an event exists if and
-only if its change committed, and once committed it cannot be lost. ``kopilka worker``
+delivery per subscribed endpoint (the outbox's consumer, ``kopilka.webhooks.service``,
+registered by ``kopilka.wiring``): an event exists if and only if its change committed,
+and once committed it cannot be lost. ``kopilka worker``
 delivers it afterwards, at least once; receivers drop duplicates by the event ``id``.
 """
 
@@ -13,7 +14,7 @@ import json
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
@@ -44,6 +45,47 @@ EVENT_TYPES = (
     "coupon.redeemed",
     "webhook.disabled",
 )
+
+
+class OutboxConsumer(Protocol):
+    """What consumes the outbox: the rows each new event needs written beside it (webhook
+    deliveries), in the event's transaction. ``kopilka.webhooks.service`` is the one."""
+
+    def enqueue(
+        self,
+        session: Session,
+        event_id: uuid.UUID,
+        event_type: str,
+        member_id: uuid.UUID | None,
+        created_at: dt.datetime,
+    ) -> int: ...
+
+    def deliveries_of(
+        self,
+        session: Session,
+        event_id: uuid.UUID,
+        event_type: str,
+        member_id: uuid.UUID | None,
+        created_at: dt.datetime,
+    ) -> list[dict[str, Any]]: ...
+
+    def clear_cache(self) -> None: ...
+
+
+_consumer: list[OutboxConsumer] = []
+
+
+def use_consumer(consumer: OutboxConsumer) -> None:
+    """Say who consumes the outbox (once, from ``kopilka.wiring``; again replaces it)."""
+    _consumer[:] = [consumer]
+
+
+def _the_consumer() -> OutboxConsumer:
+    # Loud rather than an event silently without its deliveries.
+    if not _consumer:
+        raise RuntimeError("no outbox consumer: kopilka.wiring.wire() was not called")
+    return _consumer[0]
+
 
 _clock_lock = threading.Lock()
 _last_created: list[dt.datetime] = [dt.datetime.min.replace(tzinfo=dt.UTC)]
@@ -94,8 +136,7 @@ def _write(
 ) -> list[uuid.UUID]:
     """The rows, written with a Core statement (the unit of work of the ORM costs more
     than the insert itself on the purchase's hot path), and their webhook deliveries."""
-    from kopilka.webhooks.service import enqueue
-
+    consumer = _the_consumer()
     if not events:
         return []
     ids: list[uuid.UUID] = []
@@ -116,7 +157,7 @@ def _write(
         )
     session.execute(_INSERT, rows)
     for (type_, _, member_id, _), event_id, row in zip(events, ids, rows, strict=True):
-        enqueue(session, event_id, type_, member_id, row["created_at"])
+        consumer.enqueue(session, event_id, type_, member_id, row["created_at"])
     return ids
 
 
@@ -128,8 +169,7 @@ def add_events_to_batch(
     """Several events ``(type, data, member_id)``, in this order, and their webhook
     deliveries, as parts of ``batch`` (written only with its guard's row): the same rows
     as ``emit_many``, in the statement of the change they tell of."""
-    from kopilka.webhooks.service import deliveries_of
-
+    consumer = _the_consumer()
     if not events:
         return []
     ids = [uuid7() for _ in events]
@@ -154,7 +194,7 @@ def add_events_to_batch(
     rows = [
         row
         for (type_, _, member_id), event_id, created in zip(events, ids, at, strict=True)
-        for row in deliveries_of(session, event_id, type_, member_id, created)
+        for row in consumer.deliveries_of(session, event_id, type_, member_id, created)
     ]
     if rows:
         batch.add(
@@ -191,6 +231,4 @@ def envelope(event: OutboxEvent) -> dict[str, Any]:
 def clear_cache() -> None:
     """Forget the cached list of subscribed endpoints (tests; a new endpoint otherwise
     receives events written about a second after it was created)."""
-    from kopilka.webhooks.service import clear_cache as clear
-
-    clear()
+    _the_consumer().clear_cache()

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 
 from kopilka.adjustments import service as adjustments
 from kopilka.adjustments.schemas import AdjustmentOut
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.dates import Timestamp
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.principal import Principal
 from kopilka.ledger import service
 from kopilka.ledger.schemas import AdjustmentIn, BalancesOut, EntryOut, LedgerPage, TransferIn
 from kopilka.members import service as members

@@ -99,14 +99,18 @@ CHECKS: list[tuple[str, str, str]] = [
     ),
 ]
 
-# Other domains (purchases, …) add their own invariants here.
+# Other domains' invariants (purchases, …), registered by ``kopilka.wiring``.
 EXTRA_CHECKS: list[Callable[[Session], list[Breach]]] = []
+
+
+def register_check(check: Callable[[Session], list[Breach]]) -> None:
+    """Add another domain's invariants to ``kopilka ledger verify`` (once)."""
+    if check not in EXTRA_CHECKS:
+        EXTRA_CHECKS.append(check)
 
 
 def verify(session: Session, stop_at_first: bool = True) -> list[Breach]:
     """Run every check; the breaches found (empty: all invariants hold)."""
-    import kopilka.purchases.checks  # noqa: F401 - registers the purchases' invariants
-
     breaches: list[Breach] = []
     for name, description, sql in CHECKS:
         examples = _rows(session, sql)

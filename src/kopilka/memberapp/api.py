@@ -13,13 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from kopilka.apikeys.service import Principal
-from kopilka.core.auth import SessionDep, require
+from kopilka.core.auth import SessionDep, public, require
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
 from kopilka.core.errors import Problem
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.principal import Principal
 from kopilka.memberapp import push, service
+from kopilka.memberapp.lang import LANG_COOKIE, LANGS, pick_lang
 from kopilka.memberapp.models import MemberDevice
 from kopilka.memberapp.schemas import (
     AppLinkOut,
@@ -44,7 +45,6 @@ from kopilka.memberapp.schemas import (
 from kopilka.security import ratelimit
 from kopilka.security.identity import client_ip
 from kopilka.security.middleware import came_over_tls
-from kopilka.security.policy import public
 from kopilka.security.ratelimit import rate_limit
 
 router = APIRouter(tags=["member app"])
@@ -57,11 +57,9 @@ COOKIE_MAX_AGE = 400 * 24 * 3600  # browsers cap cookies at 400 days; the server
 
 
 def _lang(request: Request, given: str | None = None) -> str:
-    if given in ("en", "ru"):
+    if given in LANGS:
         return given
-    from kopilka.web.app.i18n import pick_lang
-
-    return pick_lang(request.headers.get("accept-language"), request.cookies.get("kopilka_lang"))
+    return pick_lang(request.headers.get("accept-language"), request.cookies.get(LANG_COOKIE))
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -83,12 +81,6 @@ def authenticate(request: Request) -> Principal | None:
         service.check_csrf(device, request.headers.get("x-csrf-token"))
     request.state.member_device = device
     return Principal(kind="member", id=str(device.member_id), role="member", name=device.label)
-
-
-def register() -> None:
-    from kopilka.security.identity import register_authenticator
-
-    register_authenticator(AUTHENTICATOR, authenticate)
 
 
 def current_device(request: Request) -> MemberDevice | None:

@@ -15,8 +15,8 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal, get_currency_symbol
 
 from kopilka.core.money import plain
+from kopilka.memberapp.lang import LANGS
 
-LANGS = ("en", "ru")
 MINUS = "\u2212"  # a real minus sign: screen readers say "minus", not "dash"
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from kopilka.core.config import get_settings
 from kopilka.core.db import now
 from kopilka.core.errors import field_error, validation_problem
+from kopilka.memberapp.lang import LANGS
 from kopilka.memberapp.models import PushSubscription, VapidKey
 from kopilka.security.crypto import blind_index
 
@@ -43,7 +44,6 @@ log = structlog.get_logger("kopilka.memberapp.push")
 TTL_SECONDS = 24 * 3600  # a phone that is off gets the message when it is back within a day
 TIMEOUT_SECONDS = 10
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-LANGS = ("en", "ru")
 
 
 def _b64url(raw: bytes) -> str:

@@ -605,13 +605,3 @@ def erase_devices(session: Session, member_id: uuid.UUID) -> None:
     """Remove everything the member app holds about a member (erasure)."""
     for model in (PushSubscription, PushNotice, SignInCode, AppLink, MemberDevice):
         session.execute(delete(model).where(model.member_id == member_id))
-
-
-def _register_privacy_hooks() -> None:
-    from kopilka.members import privacy
-
-    privacy.register_exporter("member_app", export_devices)
-    privacy.register_eraser("member_app", erase_devices)
-
-
-_register_privacy_hooks()

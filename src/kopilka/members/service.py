@@ -19,12 +19,13 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kopilka.core import context
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.members.cards import is_valid_card, new_card_number, new_referral_code
 from kopilka.members.models import CHANNELS, ConsentRecord, Member
 from kopilka.members.schemas import MemberCreate, MemberOut, MemberRef, normalise_email
-from kopilka.security import context, ratelimit
+from kopilka.security import ratelimit
 from kopilka.security.crypto import blind_index
 
 LOOKUP_MISS = ratelimit.define("member_lookup_miss", 30, 300)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
+from kopilka.core.principal import Principal
 from kopilka.program import service
 from kopilka.program.schemas import AppliedOut
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import get_db
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.principal import Principal
 from kopilka.core.responses import FastJSONResponse
 from kopilka.core.threads import run_in_thread
 from kopilka.program.service import check_occurred_at

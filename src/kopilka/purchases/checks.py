@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from kopilka.ledger.verify import EXTRA_CHECKS, SAMPLE, Breach
+from kopilka.ledger.verify import SAMPLE, Breach
 
 CHECKS: list[tuple[str, str, str]] = [
     (
@@ -58,7 +58,3 @@ def purchase_checks(session: Session) -> list[Breach]:
         if rows:
             out.append(Breach(name, description, [", ".join(map(str, r)) for r in rows]))
     return out
-
-
-if purchase_checks not in EXTRA_CHECKS:
-    EXTRA_CHECKS.append(purchase_checks)

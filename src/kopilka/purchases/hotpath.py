@@ -40,10 +40,10 @@ from typing import Any
 from sqlalchemy import ARRAY, Select, String, any_, bindparam, select, true
 from sqlalchemy.orm import Session
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.batch import Batch, RawSelect
 from kopilka.core.db import now
 from kopilka.core.money import ZERO
+from kopilka.core.principal import Principal
 from kopilka.events import service as events_service
 from kopilka.ledger import batch as ledger_batch
 from kopilka.ledger import service as ledger

@@ -29,7 +29,6 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kopilka.apikeys.service import Principal
 from kopilka.core import pagination
 from kopilka.core.batch import Batch
 from kopilka.core.config import get_settings
@@ -44,6 +43,7 @@ from kopilka.core.money import (
     round_down,
     to_units,
 )
+from kopilka.core.principal import Principal
 from kopilka.coupons import redeem as coupons
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Entry

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import now
+from kopilka.core.principal import Principal
 from kopilka.program.service import current_program
 from kopilka.reports import service
 from kopilka.reports.rollup import last_run

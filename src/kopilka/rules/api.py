@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, Header, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.dates import Day, Timestamp
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, validation_errors
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.principal import Principal
 from kopilka.program.service import Program, canonical, digest_of, validate_program
 from kopilka.purchases import service as purchases
 from kopilka.purchases.schemas import PurchaseIn

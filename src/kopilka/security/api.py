@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
+from kopilka.core.principal import Principal
 from kopilka.security import ratelimit, velocity
 
 router = APIRouter(prefix="/security", tags=["security"])

@@ -15,11 +15,13 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from kopilka.apikeys.service import Principal, authenticate, cached
+from kopilka.apikeys.service import authenticate, cached
+from kopilka.core import context
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db
 from kopilka.core.errors import Problem
-from kopilka.security import context, ratelimit
+from kopilka.core.principal import Principal
+from kopilka.security import ratelimit
 
 Authenticator = Callable[[Request], Principal | None]
 

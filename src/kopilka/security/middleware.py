@@ -36,9 +36,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kopilka.core import context
 from kopilka.core.config import get_settings
 from kopilka.core.errors import Problem, problem_response, validation_problem
-from kopilka.security import context
 from kopilka.security.policy import RouteInfo, dependency_calls, route_infos
 
 log = structlog.get_logger("kopilka.security")

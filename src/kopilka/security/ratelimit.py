@@ -250,7 +250,7 @@ def count_later(name: str, subjects: Iterable[str]) -> None:
     """Count a hit for each subject after the current request's response (see
     ``RequestFacts.deferred_hits``); past the limit, this process then refuses the subject
     (``enforce_blocked``). Outside a request nothing is counted."""
-    from kopilka.security import context
+    from kopilka.core import context
 
     facts = context.current()
     if facts is not None:

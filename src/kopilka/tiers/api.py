@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.dates import Timestamp
 from kopilka.core.idempotency import run_idempotent
+from kopilka.core.principal import Principal
 from kopilka.members import service as members
 from kopilka.tiers import service
 from kopilka.tiers.schemas import TierAssignIn, TierHistoryPage, TierStatusOut

@@ -20,8 +20,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, Response
 
+from kopilka.core.auth import public
 from kopilka.security.middleware import docs_csp
-from kopilka.security.policy import public
 
 DOCS_URL = "/api/v1/docs"
 STATIC_URL = f"{DOCS_URL}/static"

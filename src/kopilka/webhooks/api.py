@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from kopilka.apikeys.service import Principal
 from kopilka.audit.service import record
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
+from kopilka.core.principal import Principal
 from kopilka.events.service import EVENT_TYPES
 from kopilka.webhooks import service
 from kopilka.webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint

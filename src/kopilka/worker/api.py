@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from kopilka.apikeys.service import Principal
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import now
+from kopilka.core.principal import Principal
 from kopilka.worker.jobs import JOBS, job_runs, load_jobs
 from kopilka.worker.schemas import JobList
 

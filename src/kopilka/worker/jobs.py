@@ -1,7 +1,7 @@
 """Scheduled jobs: a registry others add to, run by ``kopilka worker`` under leases.
 
-Register a job in a module named ``kopilka/<area>/jobs.py`` (the worker imports every such
-module at start)::
+Register a job in a module named ``kopilka/<area>/jobs.py`` and name that module in
+``kopilka.wiring.JOB_MODULES`` (importing it registers its jobs)::
 
     from kopilka.worker.jobs import job
 
@@ -20,8 +20,6 @@ and what it left uncommitted is committed when it returns, rolled back if it rai
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import pkgutil
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -70,20 +68,7 @@ def job(name: str, every_seconds: int) -> Callable[[JobFn], JobFn]:
 
 
 def load_jobs() -> list[str]:
-    """Import every ``kopilka.<area>.jobs`` module (and the built-in jobs) so that their
-    ``@job`` registrations run; the names of the jobs now known."""
-    import kopilka
-
-    importlib.import_module("kopilka.worker.builtin")
-    for info in pkgutil.iter_modules(kopilka.__path__):
-        if not info.ispkg:
-            continue
-        name = f"kopilka.{info.name}.jobs"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but one of its imports does not
-                raise
+    """The names of the jobs registered (``kopilka.wiring`` imports every job module)."""
     return sorted(JOBS)
 
 

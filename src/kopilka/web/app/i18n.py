@@ -1,15 +1,12 @@
 """The member app's words in English and Russian.
 
-The language is the member's choice (cookie ``kopilka_lang``, set from the profile or the
-sign-in page) or else the browser's (``Accept-Language``, by quality); English otherwise.
+Which language a request gets is ``kopilka.memberapp.lang.pick_lang`` (the API answers in it
+too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-LANGS = ("en", "ru")
-LANG_COOKIE = "kopilka_lang"
 
 # key → (English, Russian); "{name}" placeholders are filled by ``t(key, name=…)``.
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -198,27 +195,6 @@ SCRIPT_KEYS = (
     "offline_banner",
     "share_text",
 )
-
-
-def pick_lang(accept_language: str | None, chosen: str | None = None) -> str:
-    """The member's chosen language if valid, else the best of ``LANGS`` for an
-    ``Accept-Language`` header (by quality, the first on a tie), else English."""
-    if chosen in LANGS:
-        return chosen
-    best, best_q = "en", 0.0
-    for part in (accept_language or "").split(","):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                q = 0.0
-        lang = tag.strip().lower().split("-")[0]
-        if lang in LANGS and q > best_q:
-            best, best_q = lang, q
-    return best
 
 
 Translator = Callable[..., str]

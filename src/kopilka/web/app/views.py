@@ -32,6 +32,7 @@ from kopilka.core.db import get_db, now
 from kopilka.core.errors import Problem, serve_not_found_page
 from kopilka.memberapp import formatting
 from kopilka.memberapp import service as app_service
+from kopilka.memberapp.lang import LANG_COOKIE, LANGS, pick_lang
 from kopilka.memberapp.models import MemberDevice
 from kopilka.spec.program import BrandingSpec, ProgramSpec
 from kopilka.web.app import branding, codes, i18n
@@ -189,9 +190,7 @@ class Page:
 
 
 def _lang(request: Request) -> str:
-    return i18n.pick_lang(
-        request.headers.get("accept-language"), request.cookies.get(i18n.LANG_COOKIE)
-    )
+    return pick_lang(request.headers.get("accept-language"), request.cookies.get(LANG_COOKIE))
 
 
 def _spec(session: Session) -> ProgramSpec | None:
@@ -542,10 +541,8 @@ def invited(request: Request, code: str) -> Response:
 def choose_language(lang: str, next: str | None = None) -> RedirectResponse:
     """Remember the chosen language and go back."""
     response = RedirectResponse(_safe_next(next), status_code=303)
-    if lang in i18n.LANGS:
-        response.set_cookie(
-            i18n.LANG_COOKIE, lang, max_age=400 * 24 * 3600, path="/", samesite="lax"
-        )
+    if lang in LANGS:
+        response.set_cookie(LANG_COOKIE, lang, max_age=400 * 24 * 3600, path="/", samesite="lax")
     return response
 
 
@@ -634,10 +631,8 @@ def _not_found(request: Request) -> Response:
 
 
 def mount(app: FastAPI) -> None:
-    """Serve the member app at ``/app`` and let its device sessions call ``/api/v1``."""
-    from kopilka.memberapp.api import register
-
-    register()
+    """Serve the member app at ``/app`` (its device sessions call ``/api/v1`` through the
+    authenticator ``kopilka.wiring`` registers)."""
     app.include_router(router)
     serve_not_found_page(app, "/app/", _not_found)
     app.mount("/app/static", AppStatic(directory=STATIC), name="app-static")

@@ -47,10 +47,8 @@ def _error_page(request: Request, exc: PageError) -> HTMLResponse:
 
 
 def mount(app: FastAPI) -> None:
-    """Serve the console at ``/admin`` (pages, static files, its error pages) and let its
-    sessions call ``/api/v1`` (``kopilka.security.identity``)."""
-    from kopilka.console.auth import register
-
+    """Serve the console at ``/admin``: pages, static files, its error pages (its sessions
+    call ``/api/v1`` through the authenticator ``kopilka.wiring`` registers)."""
     app.include_router(router)
     app.mount("/admin/static", StaticFiles(directory=HERE / "static"), name="admin-static")
 
@@ -64,5 +62,3 @@ def mount(app: FastAPI) -> None:
 
     # an id in a page's path that is not a UUID: the page an unknown id gets
     serve_not_found_page(app, "/admin/", lambda r: _error_page(r, PageError(404, "not_found")))
-
-    register()

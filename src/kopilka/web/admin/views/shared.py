@@ -18,9 +18,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from kopilka.console import service as console
+from kopilka.core import context
 from kopilka.core.auth import get_session
 from kopilka.core.errors import Problem
-from kopilka.security import context
 from kopilka.security.middleware import came_over_tls
 from kopilka.web.admin import i18n
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kopilka.apikeys.service import Principal
+    from kopilka.core.principal import Principal
 
 
 @dataclass

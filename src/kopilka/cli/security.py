@@ -1,5 +1,5 @@
 """Command-line parts of security: ``kopilka keys …``, ``kopilka apikey list|revoke|rotate``
-and ``kopilka security matrix``. Registered on the main command in ``kopilka/cli.py``."""
+and ``kopilka security matrix``. Registered on the main command in ``kopilka/cli/__init__.py``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from kopilka.cli.common import ensure_schema, print_problem
 
 keys_app = typer.Typer(help="Keys of the personal data at rest.", no_args_is_help=True)
 security_app = typer.Typer(help="Security reports.", no_args_is_help=True)
@@ -18,15 +20,11 @@ MATRIX_END = "<!-- permission-matrix:end -->"
 
 
 def _schema() -> None:
-    from kopilka.cli import ensure_schema
-
     ensure_schema()
 
 
 def _problem_exit(exc: Exception) -> typer.Exit:
-    from kopilka.cli import _print_problem
-
-    _print_problem(exc)
+    print_problem(exc)
     return typer.Exit(2)
 
 

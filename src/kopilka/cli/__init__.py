@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from kopilka.core.config import get_settings
-from kopilka.security.cli import keys_app, register_apikey_commands, security_app
+from kopilka.cli.common import ensure_schema, print_problem
+from kopilka.cli.security import keys_app, register_apikey_commands, security_app
 
 app = typer.Typer(help="Kopilka: a self-hosted loyalty platform.", no_args_is_help=True)
 program_app = typer.Typer(help="The programme file.", no_args_is_help=True)
@@ -24,39 +24,19 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(security_app, name="security")
 register_apikey_commands(apikey_app)
 
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
+# Commands that run no domain code: started without importing (and wiring) every package.
+UNWIRED = frozenset({"migrate", "serve"})
 
 
-def _print_problem(exc: Exception) -> None:
-    from kopilka.core.errors import Problem
-
-    if isinstance(exc, Problem):
-        typer.echo(f"error: {exc.code}: {exc.detail or ''}", err=True)
-        for err in exc.errors or []:
-            typer.echo(f"  {err.get('field')}: {err.get('message')}", err=True)
-    else:
-        typer.echo(f"error: {exc}", err=True)
-
-
-def ensure_schema(auto: bool | None = None) -> None:
-    """Stop with a clear message if the schema is behind (or migrate, on the embedded DB)."""
-    from kopilka.core.db import get_db
-    from kopilka.core.migrate import is_current, upgrade
-
-    settings = get_settings()
-    db = get_db()
-    if is_current(db.engine):
+@app.callback()
+def _wire(ctx: typer.Context) -> None:
+    """Fill the packages' registries (jobs, hooks, the outbox's consumer) before a command
+    runs domain code (``kopilka.wiring``)."""
+    if ctx.invoked_subcommand in UNWIRED:
         return
-    if auto if auto is not None else settings.should_auto_migrate:
-        upgrade(db.engine)
-        return
-    raise _fail(
-        "The database schema is behind this version of Kopilka. Run `kopilka migrate` first.",
-        code=3,
-    )
+    from kopilka.wiring import wire
+
+    wire()
 
 
 @app.command()
@@ -105,7 +85,7 @@ def program_apply(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fal
             result = apply_program(session, spec, actor="cli")
             session.commit()
     except Problem as exc:
-        _print_problem(exc)
+        print_problem(exc)
         raise typer.Exit(2) from exc
     state = "applied" if result.changed else "unchanged"
     typer.echo(f"programme {state}: version {result.version} ({result.digest[:12]})")
@@ -123,7 +103,7 @@ def program_export() -> None:
         with get_db().session() as session:
             sys.stdout.write(export_program(session))
     except Problem as exc:
-        _print_problem(exc)
+        print_problem(exc)
         raise typer.Exit(2) from exc
 
 
@@ -145,7 +125,7 @@ def apikey_create(
             row, key = create_key(session, name, role, store, partner, created_by="system:cli")
             session.commit()
     except Problem as exc:
-        _print_problem(exc)
+        print_problem(exc)
         raise typer.Exit(2) from exc
     typer.echo(f"API key {row.id} ({role}) created; it is shown only once:")
     typer.echo(key)
@@ -168,7 +148,7 @@ def user_create(
             user = create_user(session, email, role, password)
             session.commit()
     except Problem as exc:
-        _print_problem(exc)
+        print_problem(exc)
         raise typer.Exit(2) from exc
     typer.echo(f"console user {user.email} ({user.role}) created")
 

@@ -1,0 +1,16 @@
+"""The purchases' housekeeping jobs, run by ``kopilka worker``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from kopilka.purchases.service import release_expired_holds
+from kopilka.worker.jobs import job
+
+
+@job("purchases.release_holds", every_seconds=30)
+def release_holds(session: Session, at: dt.datetime) -> int:
+    """Holds not committed in time are released."""
+    return release_expired_holds(session, at)
