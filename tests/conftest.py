@@ -8,9 +8,11 @@ the end. If PostgreSQL was asked for and cannot be reached, the run fails: it ne
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from hypothesis import settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+import kopilka.core.db as core_db
 import kopilka.models  # noqa: F401
 from kopilka.apikeys.service import clear_cache, create_key
 from kopilka.audit import guards as audit_guards
@@ -107,6 +110,43 @@ def pytest_report_header() -> str:
 
 def _psycopg_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+# The moment the ``clock`` fixture stops at: tests that depend on lot dates (availability,
+# expiry, which lot is spent first) must not depend on the day they run.
+PINNED = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    """Kopilka's clock (``kopilka.core.db.now`` and every module that imported it), moved
+    by hand in tests."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.at = start
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, **kw: float) -> None:
+        self.at = self.at + dt.timedelta(**kw)
+
+
+@pytest.fixture
+def clock_start() -> dt.datetime:
+    """Where ``clock`` starts (a package's conftest may move it)."""
+    return PINNED
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch, clock_start: dt.datetime) -> Clock:
+    """Kopilka's clock pinned at ``clock_start`` (``PINNED``): every loaded module's
+    ``now`` taken from ``kopilka.core.db`` reads it."""
+    c = Clock(clock_start)
+    real = core_db.now
+    for name, module in list(sys.modules.items()):
+        if name.startswith("kopilka") and getattr(module, "now", None) is real:
+            monkeypatch.setattr(module, "now", c)
+    return c
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from kopilka.core.db import Database
 from kopilka.members.models import Member
+from tests.conftest import Clock
+
+__all__ = ["Clock", "MakeMember"]
 
 MakeMember = Callable[[], uuid.UUID]
 
@@ -33,25 +36,7 @@ def make_member(program: Database) -> MakeMember:
     return make
 
 
-class Clock:
-    """Moves ``kopilka.core.db.now`` (and every module that imported it) in tests."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.at = start
-
-    def __call__(self) -> dt.datetime:
-        return self.at
-
-    def advance(self, **kw: float) -> None:
-        self.at = self.at + dt.timedelta(**kw)
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    c = Clock(dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC))
-    import kopilka.core.db as core_db
-    import kopilka.ledger.service as ledger_service
-
-    monkeypatch.setattr(core_db, "now", c)
-    monkeypatch.setattr(ledger_service, "now", c)
-    yield c
+def clock_start() -> dt.datetime:
+    """The ledger's tests start on 1 March (their programme's dates are written for it)."""
+    return dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)

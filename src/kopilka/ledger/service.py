@@ -20,20 +20,22 @@ import threading
 import uuid
 import zoneinfo
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, case, func, insert, or_, select, text, update
+from sqlalchemy import Uuid, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from kopilka.core import pagination
 from kopilka.core.db import Amount, UTCDateTime, db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
-from kopilka.core.money import MAX_AMOUNT, ZERO, fits_precision, fmt, quantum, to_units
+from kopilka.core.money import ZERO, fits_precision, fmt, to_units
+from kopilka.ledger import planner
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
 from kopilka.spec.program import CurrencySpec, ProgramSpec
@@ -67,25 +69,6 @@ def check_amount(cur: CurrencySpec, amount: Decimal, field_name: str = "amount")
                 )
             ]
         )
-
-
-def check_room(
-    currency: str, precision: int, balance: Decimal, amount: Decimal, field_name: str = "amount"
-) -> None:
-    """A wallet's balance stays below ``MAX_AMOUNT``, as any single amount does: far above
-    any real balance, and ninety times inside what its BIGINT column holds, so a credit
-    can never overflow the cache (PostgreSQL: a 500; SQLite: a silent float). 422
-    ``balance_limit_exceeded`` with the ``room`` left otherwise."""
-    if balance + amount < MAX_AMOUNT:
-        return
-    room = max(MAX_AMOUNT - balance - quantum(precision), ZERO)
-    raise Problem(
-        422,
-        "balance_limit_exceeded",
-        f"the {currency} balance would reach {fmt(MAX_AMOUNT, 0)}, more than a wallet holds",
-        errors=[field_error(field_name, "more than the wallet can hold", "range")],
-        extra={"room": fmt(room, precision)},
-    )
 
 
 def _insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:
@@ -246,8 +229,67 @@ def lock_member(
 # ---------------------------------------------------------------------------- entries
 
 
-# Statements of the hot path, built once (building them per call costs more than running
-# them). Caches move with in-database arithmetic.
+# The writer of a planned entry (``planner.EntryPlan``). On PostgreSQL an entry that makes
+# at most one lot is one round trip: data-modifying CTEs over arrays (the entry, the lot it
+# makes, its lots' moves, its postings, the wallets' caches); foreign keys and check
+# constraints are checked as for separate statements. Otherwise a statement per part.
+# Caches move with in-database arithmetic (never read-modify-write), so the check
+# constraints (remaining >= 0, debt >= 0) would stop an overspend even if a lock were
+# missing.
+_ENTRY_PG = """
+WITH e AS (
+  INSERT INTO ledger_entries (id, key, kind, currency, amount, member_id, purchase_id,
+                              reverses_id, occurred_at, created_at, actor, description)
+  VALUES (:id, :key, :kind, :currency, :amount, :member_id, :purchase_id, :reverses_id,
+          :occurred_at, :created_at, :actor, :description)
+){new_lot}, lm AS (
+  UPDATE ledger_lots AS l SET remaining = l.remaining + d.delta
+  FROM unnest(CAST(:lot_ids AS bigint[]), CAST(:lot_deltas AS bigint[])) AS d(id, delta)
+  WHERE l.id = d.id
+), p AS (
+  INSERT INTO ledger_postings (entry_id, account_id, currency, amount, lot_id)
+  SELECT :id, x.account_id, :currency, x.amount, {lot_id}
+  FROM unnest(CAST(:p_accounts AS bigint[]), CAST(:p_amounts AS bigint[]),
+              CAST(:p_lots AS bigint[]), CAST(:p_new AS boolean[]))
+    AS x(account_id, amount, lot_id, new_lot){join}
+)
+UPDATE ledger_accounts AS a SET balance = a.balance + w.bal, debt = a.debt + w.debt
+FROM unnest(CAST(:w_ids AS bigint[]), CAST(:w_bal AS bigint[]), CAST(:w_debt AS bigint[]))
+  AS w(id, bal, debt)
+WHERE a.id = w.id
+"""
+_ENTRY_BINDS = (
+    bindparam("id", type_=Uuid()),
+    bindparam("member_id", type_=Uuid()),
+    bindparam("purchase_id", type_=Uuid()),
+    bindparam("reverses_id", type_=Uuid()),
+    bindparam("amount", type_=Amount()),
+    bindparam("occurred_at", type_=UTCDateTime()),
+    bindparam("created_at", type_=UTCDateTime()),
+)
+_ENTRY_ONLY_PG = text(_ENTRY_PG.format(new_lot="", lot_id="x.lot_id", join="")).bindparams(
+    *_ENTRY_BINDS
+)
+_ENTRY_WITH_LOT_PG = text(
+    _ENTRY_PG.format(
+        new_lot="""
+, nl AS (
+  INSERT INTO ledger_lots (account_id, entry_id, amount, remaining, available_at, expires_at)
+  VALUES (:nl_account, :id, :nl_amount, :nl_remaining, :nl_available, :nl_expires)
+  RETURNING id
+)""",
+        lot_id="CASE WHEN x.new_lot THEN nl.id ELSE x.lot_id END",
+        join=" CROSS JOIN nl",
+    )
+).bindparams(
+    *_ENTRY_BINDS,
+    bindparam("nl_amount", type_=Amount()),
+    bindparam("nl_remaining", type_=Amount()),
+    bindparam("nl_available", type_=UTCDateTime()),
+    bindparam("nl_expires", type_=UTCDateTime()),
+)
+# built once: the statements of the other databases' writes
+_LOT_INSERT = insert(Lot).returning(Lot.id)
 _LOT_MOVE = (
     update(Lot)
     .where(Lot.id == bindparam("lot"))
@@ -261,117 +303,88 @@ _WALLET_MOVE = (
         debt=Account.debt + bindparam("debt", type_=Amount()),
     )
 )
-_LOT_INSERT = insert(Lot).returning(Lot.id)
 
 
-@dataclass
-class _Draft:
-    """An entry being written. Lot caches move at once (later reads in the same entry see
-    them); wallet caches are summed and written once, in ``finish``."""
-
-    session: Session
-    entry: Entry
-    postings: list[dict[str, Any]] = field(default_factory=list)
-    wallets: dict[int, tuple[Account, Decimal, Decimal]] = field(default_factory=dict)
-    # PostgreSQL, an entry that reads nothing between its opening and ``finish`` (a
-    # debit from lots read up front): the entry row and the lots' moves wait for
-    # ``finish``, which writes everything in one statement
-    deferred: dict[str, Any] | None = None
-    lot_moves: dict[int, Decimal] = field(default_factory=dict)
-
-    def post(self, account: Account | int, amount: Decimal, lot: Lot | int | None = None) -> None:
-        if amount == 0:
-            return
-        acc_id = account if isinstance(account, int) else account.id
-        self.session.info.pop("kopilka.lots", None)
-        lot_id = lot if isinstance(lot, int) or lot is None else lot.id
-        self.postings.append(
-            {
-                "entry_id": self.entry.id,
-                "account_id": acc_id,
-                "currency": self.entry.currency,
-                "amount": amount,
-                "lot_id": lot_id,
+def _write(session: Session, plan: planner.EntryPlan) -> Entry:
+    """Write a planned entry in the session's transaction; the wallets and lots loaded in
+    the session follow (without being marked dirty)."""
+    plan.check()
+    conn = session.connection()  # Core: no ORM bookkeeping on the hot path
+    new_ids: list[int] = []
+    if len(plan.new_lots) <= 1 and conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            **plan.entry,
+            "lot_ids": list(plan.lot_moves),
+            "lot_deltas": [to_units(d) for d in plan.lot_moves.values()],
+            "p_accounts": [p.account for p in plan.postings],
+            "p_amounts": [to_units(p.amount) for p in plan.postings],
+            "p_lots": [p.lot if p.lot is None or p.lot > 0 else None for p in plan.postings],
+            "p_new": [p.lot is not None and p.lot < 0 for p in plan.postings],
+            "w_ids": list(plan.wallet_moves),
+            "w_bal": [to_units(bal) for bal, _ in plan.wallet_moves.values()],
+            "w_debt": [to_units(debt) for _, debt in plan.wallet_moves.values()],
+        }
+        if plan.new_lots:
+            (lot,) = plan.new_lots
+            params |= {
+                "nl_account": lot.account,
+                "nl_amount": lot.amount,
+                "nl_remaining": lot.remaining,
+                "nl_available": lot.available_at,
+                "nl_expires": lot.expires_at,
             }
-        )
-        # Caches move with atomic in-database arithmetic (never read-modify-write), so the
-        # check constraints (remaining >= 0, debt >= 0) would stop an overspend even if a
-        # lock were missing; the in-memory objects follow without being marked dirty.
-        if isinstance(account, Account):  # member wallets keep caches; system accounts don't
-            _, bal, debt = self.wallets.get(acc_id, (account, ZERO, ZERO))
-            debt_delta = -amount if lot is None else ZERO
-            self.wallets[acc_id] = (account, bal + amount, debt + debt_delta)
-            set_committed_value(account, "balance", account.balance + amount)
-            if lot is None:
-                set_committed_value(account, "debt", account.debt - amount)
-        if isinstance(lot, Lot):
-            if self.deferred is not None:
-                self.lot_moves[lot.id] = self.lot_moves.get(lot.id, ZERO) + amount
-            else:
-                self.session.connection().execute(_LOT_MOVE, {"lot": lot.id, "delta": amount})
-            set_committed_value(lot, "remaining", lot.remaining + amount)
-
-    def finish(self) -> Entry:
-        total = sum((p["amount"] for p in self.postings), ZERO)
-        if total != 0:  # pragma: no cover - a bug, never a user error
-            raise AssertionError(f"entry {self.entry.key} does not balance: {total}")
-        conn = self.session.connection()  # Core: no ORM bookkeeping on the hot path
-        if self.deferred is not None:
-            conn.execute(
-                _ENTRY_PG,
+            conn.execute(_ENTRY_WITH_LOT_PG, params)
+        else:
+            conn.execute(_ENTRY_ONLY_PG, params)
+    else:
+        conn.execute(insert(Entry), plan.entry)
+        for lot in plan.new_lots:
+            row = {
+                "account_id": lot.account,
+                "entry_id": plan.entry["id"],
+                "amount": lot.amount,
+                "remaining": lot.remaining,
+                "available_at": lot.available_at,
+                "expires_at": lot.expires_at,
+            }
+            new_ids.append(int(conn.execute(_LOT_INSERT, row).scalar_one()))
+        for lot_id, delta in plan.lot_moves.items():
+            conn.execute(_LOT_MOVE, {"lot": lot_id, "delta": delta})
+        conn.execute(
+            insert(Posting),
+            [
                 {
-                    **self.deferred,
-                    "lot_ids": list(self.lot_moves),
-                    "lot_deltas": [to_units(d) for d in self.lot_moves.values()],
-                    "p_accounts": [p["account_id"] for p in self.postings],
-                    "p_amounts": [to_units(p["amount"]) for p in self.postings],
-                    "p_lots": [p["lot_id"] for p in self.postings],
-                    "w_ids": list(self.wallets),
-                    "w_bal": [to_units(bal) for _, bal, _ in self.wallets.values()],
-                    "w_debt": [to_units(debt) for _, _, debt in self.wallets.values()],
-                },
-            )
-            return self.entry
-        conn.execute(insert(Posting), self.postings)
-        for acc_id, (_, bal, debt) in self.wallets.items():
+                    "entry_id": plan.entry["id"],
+                    "account_id": p.account,
+                    "currency": plan.entry["currency"],
+                    "amount": p.amount,
+                    "lot_id": new_ids[-1 - p.lot] if p.lot is not None and p.lot < 0 else p.lot,
+                }
+                for p in plan.postings
+            ],
+        )
+        for acc_id, (bal, debt) in plan.wallet_moves.items():
             conn.execute(_WALLET_MOVE, {"acc": acc_id, "bal": bal, "debt": debt})
-        return self.entry
+    session.info.pop("kopilka.lots", None)
+    for acc_id, (bal, debt) in plan.wallet_moves.items():
+        acc = session.identity_map.get(identity_key(Account, acc_id))
+        if isinstance(acc, Account):
+            set_committed_value(acc, "balance", acc.balance + bal)
+            set_committed_value(acc, "debt", acc.debt + debt)
+    for lot_id, delta in plan.lot_moves.items():
+        loaded = session.identity_map.get(identity_key(Lot, lot_id))
+        if isinstance(loaded, Lot):
+            set_committed_value(loaded, "remaining", loaded.remaining + delta)
+    return Entry(**plan.entry)
 
 
-# A deferred entry (see ``_Draft``) in one round trip on PostgreSQL: the entry, its lots'
-# moves, its postings and the wallets' caches, as data-modifying CTEs over arrays; foreign
-# keys and check constraints are checked as for separate statements.
-_ENTRY_PG = text(
-    """
-WITH e AS (
-  INSERT INTO ledger_entries (id, key, kind, currency, amount, member_id, purchase_id,
-                              reverses_id, occurred_at, created_at, actor, description)
-  VALUES (:id, :key, :kind, :currency, :amount, :member_id, :purchase_id, :reverses_id,
-          :occurred_at, :created_at, :actor, :description)
-), lm AS (
-  UPDATE ledger_lots AS l SET remaining = l.remaining + d.delta
-  FROM unnest(CAST(:lot_ids AS bigint[]), CAST(:lot_deltas AS bigint[])) AS d(id, delta)
-  WHERE l.id = d.id
-), p AS (
-  INSERT INTO ledger_postings (entry_id, account_id, currency, amount, lot_id)
-  SELECT :id, x.account_id, :currency, x.amount, x.lot_id
-  FROM unnest(CAST(:p_accounts AS bigint[]), CAST(:p_amounts AS bigint[]),
-              CAST(:p_lots AS bigint[])) AS x(account_id, amount, lot_id)
-)
-UPDATE ledger_accounts AS a SET balance = a.balance + w.bal, debt = a.debt + w.debt
-FROM unnest(CAST(:w_ids AS bigint[]), CAST(:w_bal AS bigint[]), CAST(:w_debt AS bigint[]))
-  AS w(id, bal, debt)
-WHERE a.id = w.id
-"""
-).bindparams(
-    bindparam("id", type_=Uuid()),
-    bindparam("member_id", type_=Uuid()),
-    bindparam("purchase_id", type_=Uuid()),
-    bindparam("reverses_id", type_=Uuid()),
-    bindparam("amount", type_=Amount()),
-    bindparam("occurred_at", type_=UTCDateTime()),
-    bindparam("created_at", type_=UTCDateTime()),
-)
+def _as_wallet(acc: Account) -> planner.Wallet:
+    assert acc.member_id is not None
+    return planner.Wallet(acc.id, acc.member_id, acc.currency, acc.balance, acc.debt)
+
+
+def _as_lots(lots: Iterable[Lot]) -> list[planner.OpenLot]:
+    return [planner.OpenLot(x.id, x.remaining, x.available_at, x.expires_at) for x in lots]
 
 
 def _existing(session: Session, key: str) -> Entry | None:
@@ -441,20 +454,6 @@ def entry_row(
     }
 
 
-def _open(session: Session, *, defer: bool = False, **row: Any) -> _Draft:
-    """Open an entry (``row``: ``entry_row``'s arguments). ``defer``: the caller reads
-    nothing more before ``finish`` (on PostgreSQL the whole entry is then written by
-    ``finish``, in one statement)."""
-    return _open_row(session, entry_row(**row), defer=defer)
-
-
-def _open_row(session: Session, values: dict[str, Any], *, defer: bool = False) -> _Draft:
-    if defer and session.get_bind().dialect.name == "postgresql":
-        return _Draft(session, Entry(**values), deferred=values)
-    session.connection().execute(insert(Entry), values)
-    return _Draft(session, Entry(**values))
-
-
 # ---------------------------------------------------------------------------- lots
 
 
@@ -480,36 +479,10 @@ def lot_times(
     return available_at, expires_at
 
 
-def _new_lot(
-    draft: _Draft,
-    wallet: Account,
-    amount: Decimal,
-    available_at: dt.datetime,
-    expires_at: dt.datetime | None,
-) -> int:
-    lot_id = (
-        draft.session.connection()
-        .execute(
-            _LOT_INSERT,
-            {
-                "account_id": wallet.id,
-                "entry_id": draft.entry.id,
-                "amount": amount,
-                "remaining": amount,
-                "available_at": available_at,
-                "expires_at": expires_at,
-            },
-        )
-        .scalar_one()
-    )
-    draft.post(wallet, amount, int(lot_id))  # the lot is born with its amount
-    return int(lot_id)
-
-
 def _open_lots(
     session: Session, wallet: Account, at: dt.datetime, exclude: Sequence[int] = ()
 ) -> list[Lot]:
-    """Available, unexpired lots with something left, FIFO by expiry (never-expiring last)."""
+    """Available, unexpired lots with something left."""
     q = _OPEN_LOTS
     if exclude:
         q = q.where(Lot.id.not_in(exclude))
@@ -524,9 +497,7 @@ _OPEN_LOTS = (
         Lot.available_at <= bindparam("at"),
         or_(Lot.expires_at.is_(None), Lot.expires_at > bindparam("at")),
     )
-    .order_by(
-        case((Lot.expires_at.is_(None), 1), else_=0), Lot.expires_at, Lot.available_at, Lot.id
-    )
+    .order_by(Lot.id)  # ``planner.fifo_order`` decides the spending order
     .execution_options(populate_existing=True)
 )  # built once: every redemption reads them
 
@@ -538,49 +509,6 @@ def _read_lots_again(session: Session, wallet: Account, at: dt.datetime) -> list
     if hit is None or hit[0] is not session.get_transaction() or hit[1] != wallet.id:
         return None
     return [lot for lot in hit[3] if lot.expires_at is None or lot.expires_at > at]
-
-
-def _available_sum(session: Session, wallet: Account, at: dt.datetime) -> Decimal:
-    lots = _open_lots(session, wallet, at)
-    return sum((lot.remaining for lot in lots), ZERO)
-
-
-def _consume(
-    draft: _Draft,
-    wallet: Account,
-    amount: Decimal,
-    at: dt.datetime,
-    first: Lot | None = None,
-    lots: list[Lot] | None = None,
-) -> Decimal:
-    """Debit up to ``amount`` from lots (``first``, then FIFO, or the ``lots`` already
-    read under the lock); returns what is left."""
-    left = amount
-    if lots is None:
-        lots = _open_lots(draft.session, wallet, at, exclude=[first.id] if first else [])
-    if first is not None:
-        lots.insert(0, first)
-    for lot in lots:
-        if left == 0:
-            break
-        take = min(left, lot.remaining)
-        if take > 0:
-            draft.post(wallet, -take, lot)
-            left -= take
-    return left
-
-
-def _settle_debt(
-    draft: _Draft, wallet: Account, at: dt.datetime, lots: list[Lot] | None = None
-) -> None:
-    """Repay what the member owes from available lots (earnings repay debts)."""
-    if wallet.debt <= 0:
-        return
-    owed = wallet.debt
-    left = _consume(draft, wallet, owed, at, lots=lots)
-    repaid = owed - left
-    if repaid > 0:
-        draft.post(wallet, repaid)  # a posting without a lot: the debt shrinks
 
 
 # ---------------------------------------------------------------------------- operations
@@ -617,7 +545,6 @@ def credit(
     found = None if fresh else _existing(session, key)
     if found is not None:
         return _same_or_conflict(found, kind, member_id, currency, amount)
-    check_room(currency, cur.precision, wallet.balance, amount)
     occurred = occurred_at or now()
     if available_at is None or expires_at is None:
         a, e = lot_times(cur, occurred, tz, pending_days)
@@ -625,88 +552,30 @@ def credit(
         expires_at = expires_at if expires_at is not None else e
     if never_expires:
         expires_at = None
-    counter_id = system_account(session, currency, counter)
-    values = entry_row(
-        key=key,
-        kind=kind,
-        currency=currency,
-        amount=amount,
-        member_id=member_id,
-        actor=actor,
-        description=description,
-        occurred_at=occurred,
-        purchase_id=purchase_id,
+    at = now()
+    # a debt is repaid from the open lots (and the new one) at once: only then are they read
+    lots = _open_lots(session, wallet, at) if wallet.debt > 0 else []
+    plan = planner.plan_credit(
+        _as_wallet(wallet),
+        system_account(session, currency, counter),
+        entry_row(
+            key=key,
+            kind=kind,
+            currency=currency,
+            amount=amount,
+            member_id=member_id,
+            actor=actor,
+            description=description,
+            occurred_at=occurred,
+            purchase_id=purchase_id,
+        ),
+        available_at=available_at,
+        expires_at=expires_at,
+        precision=cur.precision,
+        lots=_as_lots(lots),
+        at=at,
     )
-    if wallet.debt == 0 and session.get_bind().dialect.name == "postgresql":
-        return _credit_in_one_statement(
-            session, wallet, counter_id, values, available_at=available_at, expires_at=expires_at
-        )
-    draft = _open_row(session, values)
-    _new_lot(draft, wallet, amount, available_at, expires_at)
-    draft.post(counter_id, -amount)
-    _settle_debt(draft, wallet, now())
-    return draft.finish()
-
-
-# The same credit as above (entry, lot, two postings, wallet cache) in one round trip on
-# PostgreSQL: data-modifying CTEs share the statement, and foreign keys are checked at its
-# end. Used on the hot path (every receipt of a member earns) when there is no debt.
-_CREDIT_PG = text(
-    """
-WITH e AS (
-  INSERT INTO ledger_entries (id, key, kind, currency, amount, member_id, purchase_id,
-                              reverses_id, occurred_at, created_at, actor, description)
-  VALUES (:id, :key, :kind, :currency, :amount, :member_id, :purchase_id, NULL,
-          :occurred_at, :created_at, :actor, :description)
-), l AS (
-  INSERT INTO ledger_lots (account_id, entry_id, amount, remaining, available_at, expires_at)
-  VALUES (:wallet, :id, :amount, :amount, :available_at, :expires_at)
-  RETURNING id
-), p AS (
-  INSERT INTO ledger_postings (entry_id, account_id, currency, amount, lot_id)
-  SELECT :id, :wallet, :currency, :amount, l.id FROM l
-  UNION ALL
-  SELECT :id, :counter, :currency, :negative, NULL
-)
-UPDATE ledger_accounts SET balance = balance + :amount WHERE id = :wallet
-"""
-).bindparams(
-    bindparam("id", type_=Uuid()),
-    bindparam("member_id", type_=Uuid()),
-    bindparam("purchase_id", type_=Uuid()),
-    bindparam("amount", type_=Amount()),
-    bindparam("negative", type_=Amount()),
-    bindparam("occurred_at", type_=UTCDateTime()),
-    bindparam("created_at", type_=UTCDateTime()),
-    bindparam("available_at", type_=UTCDateTime()),
-    bindparam("expires_at", type_=UTCDateTime()),
-)
-
-
-def _credit_in_one_statement(
-    session: Session,
-    wallet: Account,
-    counter_id: int,
-    values: dict[str, Any],
-    *,
-    available_at: dt.datetime,
-    expires_at: dt.datetime | None,
-) -> Entry:
-    amount: Decimal = values["amount"]
-    session.connection().execute(
-        _CREDIT_PG,
-        {
-            **values,
-            "wallet": wallet.id,
-            "counter": counter_id,
-            "negative": -amount,
-            "available_at": available_at,
-            "expires_at": expires_at,
-        },
-    )
-    session.info.pop("kopilka.lots", None)
-    set_committed_value(wallet, "balance", wallet.balance + amount)
-    return Entry(**values)
+    return _write(session, plan)
 
 
 def redeemable(
@@ -719,7 +588,7 @@ def redeemable(
         lots = _open_lots(session, locked, when)
         if at is None:  # a debit in this transaction may reuse what was just read
             session.info["kopilka.lots"] = (session.get_transaction(), locked.id, when, lots)
-        return max(ZERO, sum((lot.remaining for lot in lots), ZERO) - locked.debt)
+        return planner.available(_as_wallet(locked), _as_lots(lots), when)
     acc_id = session.execute(
         select(Account.id).where(
             Account.currency == currency, Account.kind == "member", Account.member_id == member_id
@@ -729,7 +598,8 @@ def redeemable(
         return ZERO
     wallet = session.get(Account, acc_id)
     assert wallet is not None
-    return max(ZERO, _available_sum(session, wallet, at or now()) - wallet.debt)
+    when = at or now()
+    return planner.available(_as_wallet(wallet), _as_lots(_open_lots(session, wallet, when)), when)
 
 
 def debit(
@@ -761,36 +631,26 @@ def debit(
         return _same_or_conflict(found, kind, member_id, currency, amount)
     at = now()
     lots = _read_lots_again(session, wallet, at) or _open_lots(session, wallet, at)
-    have = sum((lot.remaining for lot in lots), ZERO) - wallet.debt
-    if amount > have and not allow_debt:
-        raise Problem(
-            422,
-            "insufficient_balance",
-            f"{fmt(max(have, ZERO), cur.precision)} {currency} available, "
-            f"{fmt(amount, cur.precision)} asked",
-            errors=[field_error("amount", "more than the available balance", "insufficient")],
-            extra={"available": fmt(max(have, ZERO), cur.precision)},
-        )
-    counter_id = system_account(session, currency, counter)  # may read: before the entry
-    draft = _open(
-        session,
-        key=key,
-        kind=kind,
-        currency=currency,
-        amount=amount,
-        member_id=member_id,
-        actor=actor,
-        description=description,
-        occurred_at=occurred_at,
-        purchase_id=purchase_id,
-        defer=True,  # the lots are read: nothing else is read until finish
+    plan = planner.plan_debit(
+        _as_wallet(wallet),
+        _as_lots(lots),
+        system_account(session, currency, counter),
+        entry_row(
+            key=key,
+            kind=kind,
+            currency=currency,
+            amount=amount,
+            member_id=member_id,
+            actor=actor,
+            description=description,
+            occurred_at=occurred_at,
+            purchase_id=purchase_id,
+        ),
+        precision=cur.precision,
+        at=at,
+        allow_debt=allow_debt,
     )
-    _settle_debt(draft, wallet, at, lots)
-    left = _consume(draft, wallet, amount, at, lots=lots)
-    if left > 0:
-        draft.post(wallet, -left)  # only with allow_debt: the member owes this
-    draft.post(counter_id, amount)
-    return draft.finish()
+    return _write(session, plan)
 
 
 def _reversed_so_far(session: Session, original: Entry) -> dict[int | None, Decimal]:
@@ -867,9 +727,7 @@ def reverse(
             .limit(1)
         ).scalar_one()
     )
-    counter_id = system_account(session, original.currency, counter_kind)
-    draft = _open(
-        session,
+    values = entry_row(
         key=key,
         kind=kind,
         currency=original.currency,
@@ -881,36 +739,40 @@ def reverse(
         purchase_id=original.purchase_id,
         reverses_id=original.id,
     )
+    counter_id = system_account(session, original.currency, counter_kind)
     at = now()
     if is_credit:
-        made = next((p.lot_id for p in postings if p.amount > 0 and p.lot_id is not None), None)
-        first = session.get(Lot, made, populate_existing=True) if made is not None else None
-        if first is not None and first.remaining == 0:
-            first = None
-        left = _consume(draft, wallet, amount, at, first=first)
-        if left > 0:
-            draft.post(wallet, -left)  # already spent: a debt
-        draft.post(counter_id, amount)
+        made_id = next((p.lot_id for p in postings if p.amount > 0 and p.lot_id is not None), None)
+        made = session.get(Lot, made_id, populate_existing=True) if made_id is not None else None
+        lots = _open_lots(session, wallet, at, exclude=[made.id] if made is not None else [])
+        plan = planner.plan_reverse_credit(
+            _as_wallet(wallet),
+            counter_id,
+            values,
+            made=_as_lots([made])[0] if made is not None else None,
+            lots=_as_lots(lots),
+            at=at,
+        )
     else:
-        done = _reversed_so_far(session, original)
-        left = amount
-        # Give back what was drawn, the last-drawn lot first.
-        for p in reversed(postings):
-            if left == 0:
-                break
-            if p.amount >= 0:
-                continue
-            open_part = -p.amount - done.get(p.lot_id, ZERO)
-            give = min(left, open_part)
-            if give <= 0:
-                continue
-            done[p.lot_id] = done.get(p.lot_id, ZERO) + give
-            lot = session.get(Lot, p.lot_id, populate_existing=True) if p.lot_id else None
-            draft.post(wallet, give, lot)
-            left -= give
-        draft.post(counter_id, -amount)
-        _settle_debt(draft, wallet, at)
-    return draft.finish()
+        drawn = [
+            (
+                _as_lots([session.get_one(Lot, p.lot_id, populate_existing=True)])[0]
+                if p.lot_id is not None
+                else None,
+                p.amount,
+            )
+            for p in postings
+        ]
+        plan = planner.plan_reverse_debit(
+            _as_wallet(wallet),
+            counter_id,
+            values,
+            drawn=drawn,
+            done=_reversed_so_far(session, original),
+            lots=_as_lots(_open_lots(session, wallet, at)),
+            at=at,
+        )
+    return _write(session, plan)
 
 
 def move_system(
@@ -930,8 +792,7 @@ def move_system(
     found = _existing(session, key)
     if found is not None:
         return _same_or_conflict(found, "settle", member_id, currency, amount)
-    draft = _open(
-        session,
+    values = entry_row(
         key=key,
         kind="settle",
         currency=currency,
@@ -942,9 +803,9 @@ def move_system(
         occurred_at=None,
         purchase_id=purchase_id,
     )
-    draft.post(system_account(session, currency, from_kind), -amount)
-    draft.post(system_account(session, currency, to_kind), amount)
-    return draft.finish()
+    source = system_account(session, currency, from_kind)
+    target = system_account(session, currency, to_kind)
+    return _write(session, planner.plan_move(source, target, values))
 
 
 def transfer(
@@ -980,38 +841,25 @@ def transfer(
     if program is not None:  # sums today's transfers: only meaningful under the lock
         check_transfer_allowed(session, program, cur, from_member, amount)
     at = now()
-    have = _available_sum(session, src, at) - src.debt
-    if amount > have:
-        raise Problem(
-            422,
-            "insufficient_balance",
-            f"{fmt(max(have, ZERO), cur.precision)} {currency} available to transfer",
-            errors=[field_error("amount", "more than the available balance", "insufficient")],
-        )
-    check_room(currency, cur.precision, dst.balance, amount)
-    draft = _open(
-        session,
-        key=key,
-        kind="transfer",
-        currency=currency,
-        amount=amount,
-        member_id=from_member,
-        actor=actor,
-        description=description,
-        occurred_at=at,
+    plan = planner.plan_transfer(
+        _as_wallet(src),
+        _as_wallet(dst),
+        entry_row(
+            key=key,
+            kind="transfer",
+            currency=currency,
+            amount=amount,
+            member_id=from_member,
+            actor=actor,
+            description=description,
+            occurred_at=at,
+        ),
+        source_lots=_as_lots(_open_lots(session, src, at)),
+        target_lots=_as_lots(_open_lots(session, dst, at)) if dst.debt > 0 else [],
+        precision=cur.precision,
+        at=at,
     )
-    _settle_debt(draft, src, at)
-    left = amount
-    for lot in _open_lots(session, src, at):
-        if left == 0:
-            break
-        take = min(left, lot.remaining)
-        draft.post(src, -take, lot)
-        _new_lot(draft, dst, take, at, lot.expires_at)
-        left -= take
-    assert left == 0
-    _settle_debt(draft, dst, at)
-    return draft.finish()
+    return _write(session, plan)
 
 
 def expire_due(session: Session, at: dt.datetime | None = None, limit: int = 1000) -> int:
@@ -1045,8 +893,7 @@ def expire_due(session: Session, at: dt.datetime | None = None, limit: int = 100
         if _existing(session, key) is not None:
             continue
         amount = lot.remaining
-        draft = _open(
-            session,
+        values = entry_row(
             key=key,
             kind="expire",
             currency=acc.currency,
@@ -1056,9 +903,9 @@ def expire_due(session: Session, at: dt.datetime | None = None, limit: int = 100
             description="points expired",
             occurred_at=lot.expires_at,
         )
-        draft.post(wallet, -amount, lot)
-        draft.post(system_account(session, acc.currency, "breakage"), amount)
-        entry = draft.finish()
+        breakage = system_account(session, acc.currency, "breakage")
+        plan = planner.plan_expire(_as_wallet(wallet), _as_lots([lot])[0], breakage, values)
+        entry = _write(session, plan)
         from kopilka.events.service import emit
 
         emit(

@@ -30,7 +30,7 @@ written are the rows the general path writes (a test compares the two, row by ro
 
 from __future__ import annotations
 
-import functools
+import datetime as dt
 import threading
 import uuid
 from collections.abc import Sequence
@@ -46,6 +46,7 @@ from kopilka.core.money import ZERO
 from kopilka.core.principal import Principal
 from kopilka.events import service as events_service
 from kopilka.ledger import batch as ledger_batch
+from kopilka.ledger import planner as ledger_planner
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Account
 from kopilka.members import service as members
@@ -140,10 +141,15 @@ def _context(compiled: engine.CompiledRules, metric: str | None, redeem: bool) -
     if metric is not None:
         cols += tiers.standing_columns(metric)
     if redeem:
-        ids, rest = ledger_batch.open_lots_columns(
+        ids, rest, available, expires = ledger_batch.open_lots_columns(
             bindparam("lots_account"), ledger_batch.at_param("lots_at")
         )
-        cols += [ids.label("lot_ids"), rest.label("lot_rest")]
+        cols += [
+            ids.label("lot_ids"),
+            rest.label("lot_rest"),
+            available.label("lot_available"),
+            expires.label("lot_expires"),
+        ]
     return select(*cols)
 
 
@@ -177,7 +183,7 @@ def confirm(
     service.check_member(member.id, member.status)
     service.check_redeem(body, program, True)
     wallets = {
-        r.w_currency: ledger_batch.Wallet(r.w_id, member.id, r.w_currency, r.w_balance, r.w_debt)
+        r.w_currency: ledger_planner.Wallet(r.w_id, member.id, r.w_currency, r.w_balance, r.w_debt)
         for r in rows
         if r.w_id is not None
     }
@@ -212,8 +218,15 @@ def confirm(
     if row.existing is not None:
         return _replay(session, body, body_hash)
     count, spend, usage, spent = rules_service.read_context(row, compiled)
-    lots = ledger_batch.lots_of(row.lot_ids, row.lot_rest) if redeem is not None else []
+    lots = (
+        ledger_batch.lots_of(row.lot_ids, row.lot_rest, row.lot_available, row.lot_expires)
+        if redeem is not None
+        else []
+    )
     ctx = rules_service.context_of(member, spec, count, spend, usage)
+    spendable = None  # no redemption asked
+    if body.redeem is not None:
+        spendable = ledger_planner.available(wallets[redeem], lots, at) if redeem else ZERO
     fig = service.figure(
         session,
         body,
@@ -224,7 +237,7 @@ def confirm(
         member_ctx=ctx,
         caller=principal.actor,
         campaign_spent=spent,
-        available=sum((r for _, r in lots), ZERO) if body.redeem is not None else None,
+        available=spendable,
     )
     service.check_quote(body, fig)
 
@@ -250,7 +263,8 @@ def confirm(
     )
     draws = rules_service.add_draws_to_batch(batch, compiled, usage_rows, fig.campaign_spend)
     ledger_batch.add_to_batch(
-        batch, _ledger_plans(session, body, fig, pid, wallets, lots, principal.actor, spec.timezone)
+        batch,
+        _ledger_plans(session, body, fig, pid, wallets, lots, at, principal.actor, spec.timezone),
     )
     purchase = Purchase(**values)
     events = service.purchase_events(purchase, "purchase.confirmed")
@@ -275,14 +289,14 @@ def confirm(
 
 def _hold(
     session: Session,
-    wallets: dict[str, ledger_batch.Wallet],
+    wallets: dict[str, ledger_planner.Wallet],
     member_id: uuid.UUID,
     codes: list[str],
 ) -> None:
     """Make (when missing) and lock the member's wallets of ``codes``, into ``wallets``."""
     if codes:
         for (_, c), acc in ledger.lock_wallets(session, [(member_id, c) for c in codes]).items():
-            wallets[c] = ledger_batch.Wallet(acc.id, member_id, c, acc.balance, acc.debt)
+            wallets[c] = ledger_planner.Wallet(acc.id, member_id, c, acc.balance, acc.debt)
 
 
 def _replay(session: Session, body: PurchaseIn, body_hash: str) -> tuple[int, dict[str, Any]]:
@@ -299,33 +313,42 @@ def _ledger_plans(
     body: PurchaseIn,
     fig: service.Figures,
     pid: uuid.UUID,
-    wallets: dict[str, ledger_batch.Wallet],
-    lots: Sequence[tuple[int, Decimal]],
+    wallets: dict[str, ledger_planner.Wallet],
+    lots: Sequence[ledger_planner.OpenLot],
+    at: dt.datetime,
     actor: str,
     tz: str,
-) -> list[ledger_batch.Plan]:
+) -> list[ledger_planner.EntryPlan]:
     """The receipt's entries, as ``_confirm`` makes them: the redemption, then what each
     currency earned."""
-    row = functools.partial(
-        ledger_batch.entry_row,
-        actor=actor,
-        description=f"receipt {body.external_id} at {body.store}",
-        occurred_at=body.occurred_at,
-        purchase_id=pid,
-    )
-    plans: list[ledger_batch.Plan] = []
+
+    def row(wallet: ledger_planner.Wallet, key: str, kind: str, amount: Decimal) -> dict[str, Any]:
+        return ledger.entry_row(
+            key=key,
+            kind=kind,
+            currency=wallet.currency,
+            amount=amount,
+            member_id=wallet.member_id,
+            actor=actor,
+            description=f"receipt {body.external_id} at {body.store}",
+            occurred_at=body.occurred_at,
+            purchase_id=pid,
+        )
+
+    plans: list[ledger_planner.EntryPlan] = []
     if fig.redeemed > 0 and fig.redeem_currency:
         code = fig.redeem_currency
         cur = ledger.currency_row(session, code)
         ledger.check_amount(cur, fig.redeemed)
         wallet = wallets[code]
         plans.append(
-            ledger_batch.plan_debit(
+            ledger_planner.plan_debit(
                 wallet,
                 lots,
                 ledger.system_account(session, code, "redemption"),
                 row(wallet, f"purchase:{pid}:redeem", "redeem", fig.redeemed),
                 precision=cur.precision,
+                at=at,
             )
         )
     for code, amounts in fig.earned.items():
@@ -337,7 +360,7 @@ def _ledger_plans(
         available_at, expires_at = ledger.lot_times(cur, body.occurred_at, tz)
         wallet = wallets[code]
         plans.append(
-            ledger_batch.plan_credit(
+            ledger_planner.plan_credit(
                 wallet,
                 ledger.system_account(session, code, "issuance"),
                 row(wallet, f"purchase:{pid}:earn:{code}", "earn", total),

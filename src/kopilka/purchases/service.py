@@ -45,6 +45,7 @@ from kopilka.core.money import (
 )
 from kopilka.core.principal import Principal
 from kopilka.coupons import redeem as coupons
+from kopilka.ledger import planner as ledger_planner
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Entry
 from kopilka.members import service as members
@@ -327,19 +328,14 @@ def figure(
         if body.redeem is not None:
             asked = max_redeemable if body.redeem.amount == "max" else Decimal(body.redeem.amount)
             want = asked
-            if asked > available:
-                problem = Problem(
-                    422,
-                    "insufficient_balance",
-                    f"{fmt(available, cur.precision)} {code} available, "
-                    f"{fmt(asked, cur.precision)} asked",
-                    errors=[
-                        field_error(
-                            "redeem.amount", "more than the available balance", "insufficient"
-                        )
-                    ],
-                    extra={"available": fmt(available, cur.precision)},
-                )
+            problem = ledger_planner.insufficient(
+                available,
+                asked,
+                currency=code,
+                precision=cur.precision,
+                field_name="redeem.amount",
+            )
+            if problem is not None:
                 if strict:
                     raise problem
                 warnings.append(
