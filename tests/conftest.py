@@ -146,6 +146,10 @@ def clock(monkeypatch: pytest.MonkeyPatch, clock_start: dt.datetime) -> Clock:
     for name, module in list(sys.modules.items()):
         if name.startswith("kopilka") and getattr(module, "now", None) is real:
             monkeypatch.setattr(module, "now", c)
+    # The outbox keeps its events' times increasing within the process; what a moved clock
+    # wrote there must not outlive the test (a clock advanced a year left every later test's
+    # events dated after it, so a worker on the real clock found nothing due to send).
+    monkeypatch.setattr(events_service, "_last_created", list(events_service._last_created))
     return c
 
 
