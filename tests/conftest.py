@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -137,15 +136,19 @@ def clock_start() -> dt.datetime:
     return PINNED
 
 
+# The modules whose ``now`` the clock moves: the ledger's (lot dates: availability,
+# expiry, which lot is spent first) and core.db's (what reads it from there). Pinning every
+# module stopped the clock of process-wide state too, which then outlived the test (a push
+# subscription made after a ledger test counted as older than a later purchase).
+CLOCKED = (core_db, ledger_service)
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch, clock_start: dt.datetime) -> Clock:
-    """Kopilka's clock pinned at ``clock_start`` (``PINNED``): every loaded module's
-    ``now`` taken from ``kopilka.core.db`` reads it."""
+    """Kopilka's clock pinned at ``clock_start`` (``PINNED`` unless a conftest moves it)."""
     c = Clock(clock_start)
-    real = core_db.now
-    for name, module in list(sys.modules.items()):
-        if name.startswith("kopilka") and getattr(module, "now", None) is real:
-            monkeypatch.setattr(module, "now", c)
+    for module in CLOCKED:
+        monkeypatch.setattr(module, "now", c)
     # The outbox keeps its events' times increasing within the process; what a moved clock
     # wrote there must not outlive the test (a clock advanced a year left every later test's
     # events dated after it, so a worker on the real clock found nothing due to send).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from sqlalchemy import select
 
 from kopilka.core.db import Database
@@ -23,8 +24,11 @@ def _created_at(db: Database, event_id: uuid.UUID) -> dt.datetime:
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
-def test_1_an_event_written_a_year_ahead(db: Database, clock: Clock) -> None:
-    # given Kopilka's clock moved a year ahead of the real one
+def test_1_an_event_written_a_year_ahead(
+    db: Database, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given Kopilka's clock, the outbox's too, moved a year ahead of the real one
+    monkeypatch.setattr(events, "now", clock)
     clock.at = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
     # when an event is written
     with db.session() as s:

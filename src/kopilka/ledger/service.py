@@ -24,18 +24,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from kopilka.core import pagination
-from kopilka.core.db import Amount, UTCDateTime, db_key, now
+from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
-from kopilka.core.money import ZERO, fits_precision, fmt, to_units
-from kopilka.ledger import planner
+from kopilka.core.money import ZERO, fits_precision, fmt
+from kopilka.core.plan import Plan
+from kopilka.core.write import write
+from kopilka.ledger import planner, rows
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
 from kopilka.spec.program import CurrencySpec, ProgramSpec
@@ -229,153 +231,24 @@ def lock_member(
 # ---------------------------------------------------------------------------- entries
 
 
-# The writer of a planned entry (``planner.EntryPlan``). On PostgreSQL an entry that makes
-# at most one lot is one round trip: data-modifying CTEs over arrays (the entry, the lot it
-# makes, its lots' moves, its postings, the wallets' caches); foreign keys and check
-# constraints are checked as for separate statements. Otherwise a statement per part.
-# Caches move with in-database arithmetic (never read-modify-write), so the check
-# constraints (remaining >= 0, debt >= 0) would stop an overspend even if a lock were
-# missing.
-_ENTRY_PG = """
-WITH e AS (
-  INSERT INTO ledger_entries (id, key, kind, currency, amount, member_id, purchase_id,
-                              reverses_id, occurred_at, created_at, actor, description)
-  VALUES (:id, :key, :kind, :currency, :amount, :member_id, :purchase_id, :reverses_id,
-          :occurred_at, :created_at, :actor, :description)
-){new_lot}, lm AS (
-  UPDATE ledger_lots AS l SET remaining = l.remaining + d.delta
-  FROM unnest(CAST(:lot_ids AS bigint[]), CAST(:lot_deltas AS bigint[])) AS d(id, delta)
-  WHERE l.id = d.id
-), p AS (
-  INSERT INTO ledger_postings (entry_id, account_id, currency, amount, lot_id)
-  SELECT :id, x.account_id, :currency, x.amount, {lot_id}
-  FROM unnest(CAST(:p_accounts AS bigint[]), CAST(:p_amounts AS bigint[]),
-              CAST(:p_lots AS bigint[]), CAST(:p_new AS boolean[]))
-    AS x(account_id, amount, lot_id, new_lot){join}
-)
-UPDATE ledger_accounts AS a SET balance = a.balance + w.bal, debt = a.debt + w.debt
-FROM unnest(CAST(:w_ids AS bigint[]), CAST(:w_bal AS bigint[]), CAST(:w_debt AS bigint[]))
-  AS w(id, bal, debt)
-WHERE a.id = w.id
-"""
-_ENTRY_BINDS = (
-    bindparam("id", type_=Uuid()),
-    bindparam("member_id", type_=Uuid()),
-    bindparam("purchase_id", type_=Uuid()),
-    bindparam("reverses_id", type_=Uuid()),
-    bindparam("amount", type_=Amount()),
-    bindparam("occurred_at", type_=UTCDateTime()),
-    bindparam("created_at", type_=UTCDateTime()),
-)
-_ENTRY_ONLY_PG = text(_ENTRY_PG.format(new_lot="", lot_id="x.lot_id", join="")).bindparams(
-    *_ENTRY_BINDS
-)
-_ENTRY_WITH_LOT_PG = text(
-    _ENTRY_PG.format(
-        new_lot="""
-, nl AS (
-  INSERT INTO ledger_lots (account_id, entry_id, amount, remaining, available_at, expires_at)
-  VALUES (:nl_account, :id, :nl_amount, :nl_remaining, :nl_available, :nl_expires)
-  RETURNING id
-)""",
-        lot_id="CASE WHEN x.new_lot THEN nl.id ELSE x.lot_id END",
-        join=" CROSS JOIN nl",
-    )
-).bindparams(
-    *_ENTRY_BINDS,
-    bindparam("nl_amount", type_=Amount()),
-    bindparam("nl_remaining", type_=Amount()),
-    bindparam("nl_available", type_=UTCDateTime()),
-    bindparam("nl_expires", type_=UTCDateTime()),
-)
-# built once: the statements of the other databases' writes
-_LOT_INSERT = insert(Lot).returning(Lot.id)
-_LOT_MOVE = (
-    update(Lot)
-    .where(Lot.id == bindparam("lot"))
-    .values(remaining=Lot.remaining + bindparam("delta", type_=Amount()))
-)
-_WALLET_MOVE = (
-    update(Account)
-    .where(Account.id == bindparam("acc"))
-    .values(
-        balance=Account.balance + bindparam("bal", type_=Amount()),
-        debt=Account.debt + bindparam("debt", type_=Amount()),
-    )
-)
-
-
-def _write(session: Session, plan: planner.EntryPlan) -> Entry:
-    """Write a planned entry in the session's transaction; the wallets and lots loaded in
-    the session follow (without being marked dirty)."""
-    plan.check()
-    conn = session.connection()  # Core: no ORM bookkeeping on the hot path
-    new_ids: list[int] = []
-    if len(plan.new_lots) <= 1 and conn.dialect.name == "postgresql":
-        params: dict[str, Any] = {
-            **plan.entry,
-            "lot_ids": list(plan.lot_moves),
-            "lot_deltas": [to_units(d) for d in plan.lot_moves.values()],
-            "p_accounts": [p.account for p in plan.postings],
-            "p_amounts": [to_units(p.amount) for p in plan.postings],
-            "p_lots": [p.lot if p.lot is None or p.lot > 0 else None for p in plan.postings],
-            "p_new": [p.lot is not None and p.lot < 0 for p in plan.postings],
-            "w_ids": list(plan.wallet_moves),
-            "w_bal": [to_units(bal) for bal, _ in plan.wallet_moves.values()],
-            "w_debt": [to_units(debt) for _, debt in plan.wallet_moves.values()],
-        }
-        if plan.new_lots:
-            (lot,) = plan.new_lots
-            params |= {
-                "nl_account": lot.account,
-                "nl_amount": lot.amount,
-                "nl_remaining": lot.remaining,
-                "nl_available": lot.available_at,
-                "nl_expires": lot.expires_at,
-            }
-            conn.execute(_ENTRY_WITH_LOT_PG, params)
-        else:
-            conn.execute(_ENTRY_ONLY_PG, params)
-    else:
-        conn.execute(insert(Entry), plan.entry)
-        for lot in plan.new_lots:
-            row = {
-                "account_id": lot.account,
-                "entry_id": plan.entry["id"],
-                "amount": lot.amount,
-                "remaining": lot.remaining,
-                "available_at": lot.available_at,
-                "expires_at": lot.expires_at,
-            }
-            new_ids.append(int(conn.execute(_LOT_INSERT, row).scalar_one()))
-        for lot_id, delta in plan.lot_moves.items():
-            conn.execute(_LOT_MOVE, {"lot": lot_id, "delta": delta})
-        conn.execute(
-            insert(Posting),
-            [
-                {
-                    "entry_id": plan.entry["id"],
-                    "account_id": p.account,
-                    "currency": plan.entry["currency"],
-                    "amount": p.amount,
-                    "lot_id": new_ids[-1 - p.lot] if p.lot is not None and p.lot < 0 else p.lot,
-                }
-                for p in plan.postings
-            ],
-        )
-        for acc_id, (bal, debt) in plan.wallet_moves.items():
-            conn.execute(_WALLET_MOVE, {"acc": acc_id, "bal": bal, "debt": debt})
+def _write(session: Session, entry: planner.EntryPlan) -> Entry:
+    """Write a planned entry in the session's transaction (``core.write``: one statement on
+    PostgreSQL); the wallets and lots loaded in the session follow (without being marked
+    dirty)."""
+    plan = Plan()
+    rows.add_entries(plan, [entry])
+    write(session, plan)
     session.info.pop("kopilka.lots", None)
-    for acc_id, (bal, debt) in plan.wallet_moves.items():
+    for acc_id, (bal, debt) in entry.wallet_moves.items():
         acc = session.identity_map.get(identity_key(Account, acc_id))
         if isinstance(acc, Account):
             set_committed_value(acc, "balance", acc.balance + bal)
             set_committed_value(acc, "debt", acc.debt + debt)
-    for lot_id, delta in plan.lot_moves.items():
+    for lot_id, delta in entry.lot_moves.items():
         loaded = session.identity_map.get(identity_key(Lot, lot_id))
         if isinstance(loaded, Lot):
             set_committed_value(loaded, "remaining", loaded.remaining + delta)
-    return Entry(**plan.entry)
+    return Entry(**entry.entry)
 
 
 def _as_wallet(acc: Account) -> planner.Wallet:

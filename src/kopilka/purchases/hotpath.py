@@ -12,7 +12,7 @@ same receipt takes:
    still queue and never deadlock with the general path);
 2. under those locks, everything the figures depend on: whether the receipt is already
    recorded, the member's history and cap usage (``rules.service.context_columns``), the
-   budgets spent, the redeemed wallet's open lots (``ledger.batch.open_lots_columns``)
+   budgets spent, the redeemed wallet's open lots (``ledger.queries.open_lots_columns``)
    and the tier standing (``tiers.service.standing_columns``);
 3. the figures, by the very function the general path uses (``service.figure``), then
    every write of every domain as one statement of data-modifying parts guarded by the
@@ -40,13 +40,16 @@ from typing import Any
 from sqlalchemy import ARRAY, Select, String, any_, bindparam, select, true
 from sqlalchemy.orm import Session
 
+from kopilka.core import write
 from kopilka.core.batch import Batch, RawSelect
 from kopilka.core.db import now
 from kopilka.core.money import ZERO
+from kopilka.core.plan import Plan
 from kopilka.core.principal import Principal
 from kopilka.events import service as events_service
-from kopilka.ledger import batch as ledger_batch
 from kopilka.ledger import planner as ledger_planner
+from kopilka.ledger import queries as ledger_queries
+from kopilka.ledger import rows as ledger_rows
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Account
 from kopilka.members import service as members
@@ -141,8 +144,8 @@ def _context(compiled: engine.CompiledRules, metric: str | None, redeem: bool) -
     if metric is not None:
         cols += tiers.standing_columns(metric)
     if redeem:
-        ids, rest, available, expires = ledger_batch.open_lots_columns(
-            bindparam("lots_account"), ledger_batch.at_param("lots_at")
+        ids, rest, available, expires = ledger_queries.open_lots_columns(
+            bindparam("lots_account"), ledger_queries.at_param("lots_at")
         )
         cols += [
             ids.label("lot_ids"),
@@ -219,7 +222,7 @@ def confirm(
         return _replay(session, body, body_hash)
     count, spend, usage, spent = rules_service.read_context(row, compiled)
     lots = (
-        ledger_batch.lots_of(row.lot_ids, row.lot_rest, row.lot_available, row.lot_expires)
+        ledger_queries.lots_of(row.lot_ids, row.lot_rest, row.lot_available, row.lot_expires)
         if redeem is not None
         else []
     )
@@ -262,10 +265,12 @@ def confirm(
         else []
     )
     draws = rules_service.add_draws_to_batch(batch, compiled, usage_rows, fig.campaign_spend)
-    ledger_batch.add_to_batch(
-        batch,
+    writes = Plan()
+    ledger_rows.add_entries(
+        writes,
         _ledger_plans(session, body, fig, pid, wallets, lots, at, principal.actor, spec.timezone),
     )
+    write.add_parts(batch, writes, "ledger")
     purchase = Purchase(**values)
     events = service.purchase_events(purchase, "purchase.confirmed")
     if setup is not None:

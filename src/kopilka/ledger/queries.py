@@ -1,0 +1,62 @@
+"""The ledger's reads for other domains' statements (a receipt's context read).
+
+A receipt reads, under its wallet locks and in one statement with everything else its
+figures depend on, the redeemed wallet's open lots: ``open_lots_columns`` gives the
+columns, ``lots_of`` turns them into ``planner.OpenLot``s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, bindparam, func, or_, select, type_coerce
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from kopilka.core.db import UTCDateTime
+from kopilka.core.money import from_units
+from kopilka.ledger.models import Lot
+from kopilka.ledger.planner import OpenLot
+
+
+def open_lots_columns(account: Any, at: Any) -> list[ColumnElement[Any]]:
+    """Scalar subqueries for a statement that reads a receipt's context: the ids, the
+    remaining amounts (``Amount`` units), the availability and the expiry of
+    ``account``'s open lots at ``at``, as arrays in the same order (``lots_of``)."""
+    where = (
+        Lot.account_id == account,
+        Lot.remaining > 0,
+        Lot.available_at <= at,
+        or_(Lot.expires_at.is_(None), Lot.expires_at > at),
+    )
+    # in one order (any: ``planner.fifo_order`` decides the spending order)
+    columns = (
+        Lot.id,
+        type_coerce(Lot.remaining, BigInteger),
+        Lot.available_at,
+        Lot.expires_at,
+    )
+    return [
+        select(func.array_agg(aggregate_order_by(c, Lot.id))).where(*where).scalar_subquery()
+        for c in columns
+    ]
+
+
+def lots_of(
+    ids: list[int] | None,
+    remaining: list[int] | None,
+    available_at: list[dt.datetime] | None,
+    expires_at: list[dt.datetime | None] | None,
+) -> list[OpenLot]:
+    """``open_lots_columns``' four arrays as lots."""
+    return [
+        OpenLot(int(i), from_units(r), a, e)
+        for i, r, a, e in zip(
+            ids or [], remaining or [], available_at or [], expires_at or [], strict=True
+        )
+    ]
+
+
+def at_param(name: str) -> Any:
+    """A bound moment for ``open_lots_columns``."""
+    return bindparam(name, type_=UTCDateTime())
