@@ -8,6 +8,7 @@ import kopilka.apikeys.models
 import kopilka.audit.models
 import kopilka.console.models
 import kopilka.core.idempotency
+import kopilka.core.jobs
 import kopilka.coupons.models
 import kopilka.custom_events.models
 import kopilka.events.models
@@ -21,5 +22,4 @@ import kopilka.rules.models
 import kopilka.security.models
 import kopilka.tiers.models
 import kopilka.users.models
-import kopilka.webhooks.models
-import kopilka.worker.models  # noqa: F401
+import kopilka.webhooks.models  # noqa: F401

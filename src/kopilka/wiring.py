@@ -2,12 +2,13 @@
 hooks, verify checks and the outbox's consumer.
 
 The packages do not import each other to find out who plugs into them: each offers a
-registry (``kopilka.core.auth.use_identity``, ``security.identity.register_authenticator``,
-``members.privacy.register_exporter``/``register_eraser``, ``ledger.verify.register_check``,
-``events.service.use_consumer``, the ``@job`` decorator of ``worker.jobs``) and this module,
-on top of every layer, fills them. ``create_app`` calls ``wire`` and ``install``; the
-commands of ``kopilka`` that run domain code call ``wire``. Adding a capability means a
-line here, not an import from one domain into another (ARCHITECTURE.md).
+registry (``core.auth.use_identity``, ``security.identity.use_api_keys`` and
+``register_authenticator``, ``members.privacy.register_exporter`` and ``register_eraser``,
+``ledger.verify.register_check``, ``events.service.use_consumer``, the ``@job`` decorator of
+``core.jobs``) and this module, on top of every layer, fills them. ``create_app`` calls
+``wire`` and ``install``; the commands of ``kopilka`` that run domain code call ``wire``.
+Adding a capability means a line here, not an import from one domain into another
+(ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from kopilka.adjustments.api import router as adjustments_router
+from kopilka.apikeys import service as apikeys
 from kopilka.apikeys.api import router as apikeys_router
 from kopilka.audit.api import router as audit_router
 from kopilka.console import auth as console_auth
@@ -27,10 +29,10 @@ from kopilka.coupons import jobs as coupons_jobs
 from kopilka.coupons.api import router as coupons_router
 from kopilka.custom_events import service as custom_events
 from kopilka.custom_events.api import router as custom_events_router
-from kopilka.events import jobs as events_jobs
 from kopilka.events.service import use_consumer
 from kopilka.health.api import router as health_router
 from kopilka.ledger import jobs as ledger_jobs
+from kopilka.ledger import notices as ledger_notices
 from kopilka.ledger.api import router as ledger_router
 from kopilka.ledger.verify import register_check
 from kopilka.memberapp import api as memberapp_api
@@ -83,11 +85,11 @@ API_ROUTERS: tuple[APIRouter, ...] = (
 )
 
 # The modules whose ``@job`` functions ``kopilka worker`` runs: importing one registers its
-# jobs (``kopilka.worker.jobs``).
+# jobs (``kopilka.core.jobs``).
 JOB_MODULES: tuple[ModuleType, ...] = (
     coupons_jobs,
-    events_jobs,
     ledger_jobs,
+    ledger_notices,
     memberapp_jobs,
     purchases_jobs,
     reports_jobs,
@@ -112,6 +114,7 @@ PRIVACY_HOOKS: tuple[tuple[str, Callable[..., Any], Callable[..., None]], ...] =
 def wire() -> None:
     """Fill every registry of the packages (idempotent: each registers by name or once)."""
     use_identity(identity.cached_principal, identity.resolve_principal)
+    identity.use_api_keys(apikeys.cached, apikeys.authenticate)
     for name, authenticate in AUTHENTICATORS:
         identity.register_authenticator(name, authenticate)
     for name, exporter, eraser in PRIVACY_HOOKS:

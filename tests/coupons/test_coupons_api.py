@@ -258,8 +258,8 @@ def test_large_pools_are_generated_by_the_worker(
     program: Database,
     settings_env: Callable[[str, str], None],
 ) -> None:
+    from kopilka.core.jobs import JOBS, load_jobs
     from kopilka.coupons import jobs
-    from kopilka.worker.jobs import JOBS, load_jobs
 
     settings_env("KOPILKA_COUPON_SYNC_GENERATE_MAX", "100")
     pool = create(client, admin)

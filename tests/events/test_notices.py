@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from kopilka.core.db import Database, now
-from kopilka.events import jobs
 from kopilka.events.models import OutboxEvent
+from kopilka.ledger import notices as notice_jobs
 from kopilka.ledger import service as ledger
 from tests.conftest import KeyFactory
 
@@ -64,9 +64,9 @@ def test_points_expiring_within_a_week_are_announced_once(
     _credit(db, member, "5", t - dt.timedelta(days=1), t + dt.timedelta(days=30))
     # when the job runs, twice
     with db.session() as s:
-        assert jobs.expiring_notices(s, t) == 1
+        assert notice_jobs.expiring_notices(s, t) == 1
         s.commit()
-        jobs.expiring_notices(s, t + dt.timedelta(hours=1))
+        notice_jobs.expiring_notices(s, t + dt.timedelta(hours=1))
         s.commit()
     # then one notice, for the soon ones, amounts as the currency writes them
     notices = _events(db, "points.expiring")
@@ -95,15 +95,15 @@ def test_pending_points_are_announced_when_they_become_available(
     _credit(db, member, "3", t - dt.timedelta(seconds=1), t + dt.timedelta(days=365))
     with db.session() as s:
         # when the job runs before they mature: nothing
-        assert jobs.available_notices(s, t + dt.timedelta(hours=1)) == 0
+        assert notice_jobs.available_notices(s, t + dt.timedelta(hours=1)) == 0
         s.commit()
         # and after, twice: one notice
-        jobs.available_notices(s, t + dt.timedelta(hours=3))
+        notice_jobs.available_notices(s, t + dt.timedelta(hours=3))
         s.commit()
-        jobs.available_notices(s, t + dt.timedelta(hours=4))
+        notice_jobs.available_notices(s, t + dt.timedelta(hours=4))
         s.commit()
         # long after the look-back: not announced again nor late
-        assert jobs.available_notices(s, t + dt.timedelta(days=5)) == 0
+        assert notice_jobs.available_notices(s, t + dt.timedelta(days=5)) == 0
     notices = _events(db, "points.available")
     assert [(e.member_id, e.key is not None, e.data) for e in notices] == [
         (

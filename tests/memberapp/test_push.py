@@ -25,9 +25,9 @@ from sqlalchemy import select, text
 
 from kopilka.core.config import reset_settings_cache
 from kopilka.core.db import Database, now
+from kopilka.core.jobs import load_jobs
 from kopilka.memberapp import jobs, push
 from kopilka.memberapp.models import PushNotice, PushSubscription, VapidKey
-from kopilka.worker.jobs import load_jobs
 from tests.conftest import KeyFactory
 from tests.memberapp.conftest import MemberFactory, SignedIn, sign_in_by_code
 
@@ -248,7 +248,7 @@ def test_the_worker_runs_the_push_job(
     _purchase(client, auth, str(signed.member_id), "R-PUSH-W")
     # when the worker runs its due jobs
     assert "memberapp.push" in load_jobs()
-    from kopilka.worker.jobs import run_due_jobs
+    from kopilka.core.jobs import run_due_jobs
 
     with db.session() as s:
         results = run_due_jobs(s, "test-worker")

@@ -375,7 +375,7 @@ def test_reevaluation_run_twice_changes_nothing_the_second_time(
 
 
 def test_the_job_is_registered_with_the_worker() -> None:
-    from kopilka.worker.jobs import JOBS, load_jobs
+    from kopilka.core.jobs import JOBS, load_jobs
 
     load_jobs()
     assert JOBS["tiers.reevaluate"].every_seconds == 3600

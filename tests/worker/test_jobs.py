@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from kopilka.core import jobs
 from kopilka.core.db import Database, make_engine, now
-from kopilka.worker import jobs
-from kopilka.worker.models import JobLease
+from kopilka.core.jobs import JobLease
 from tests.conftest import KeyFactory
 
 

@@ -163,7 +163,7 @@ def test_metrics_show_the_outbox_deliveries_and_jobs(
         events.emit(s, "member.updated", {"n": 2}, member_id=uuid.uuid4())
         s.commit()
     drain(db, policy=Policy())
-    from kopilka.worker.jobs import load_jobs, run_due_jobs
+    from kopilka.core.jobs import load_jobs, run_due_jobs
 
     load_jobs()
     with db.session() as s:

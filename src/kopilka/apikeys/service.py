@@ -29,6 +29,7 @@ from kopilka.apikeys.models import ROLES, ApiKey
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.principal import Principal
+from kopilka.security import ratelimit
 
 PREFIX = "kop_"
 DEFAULT_GRACE_SECONDS = 24 * 3600
@@ -107,8 +108,6 @@ def clear_cache() -> None:
     """Forget validated keys (revocation bites at once in this process)."""
     with _cache_lock:
         _cache.clear()
-    from kopilka.security import ratelimit
-
     ratelimit.clear_cache()
 
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from kopilka.core.jobs import job
 from kopilka.coupons import issue
-from kopilka.worker.jobs import job
 
 
 @job("coupons.generate", every_seconds=5)

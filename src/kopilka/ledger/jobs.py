@@ -6,8 +6,8 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from kopilka.core.jobs import job
 from kopilka.ledger.service import expire_due
-from kopilka.worker.jobs import job
 
 EXPIRE_BATCH = 500
 

@@ -20,11 +20,11 @@ import requests
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
+from kopilka.core.jobs import job
 from kopilka.events.models import OutboxEvent
 from kopilka.memberapp import notices, push
 from kopilka.memberapp.models import PushNotice, PushSubscription
 from kopilka.spec.program import ProgramSpec
-from kopilka.worker.jobs import job
 
 LOOKBACK = dt.timedelta(days=2)
 BATCH = 100

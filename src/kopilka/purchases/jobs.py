@@ -6,8 +6,8 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from kopilka.core.jobs import job
 from kopilka.purchases.service import release_expired_holds
-from kopilka.worker.jobs import job
 
 
 @job("purchases.release_holds", every_seconds=30)

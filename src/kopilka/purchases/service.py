@@ -44,6 +44,7 @@ from kopilka.core.money import (
     to_units,
 )
 from kopilka.core.principal import Principal
+from kopilka.core.split import allocate, prorate
 from kopilka.coupons import redeem as coupons
 from kopilka.ledger import planner as ledger_planner
 from kopilka.ledger import service as ledger
@@ -59,7 +60,6 @@ from kopilka.purchases.models import (
     ReturnLine,
 )
 from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
-from kopilka.purchases.split import allocate, prorate
 from kopilka.rules import engine
 from kopilka.rules import service as rules_service
 from kopilka.rules.models import PurchaseRule

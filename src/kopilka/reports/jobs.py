@@ -1,4 +1,4 @@
-"""The rollup as a scheduled job of ``kopilka worker`` (found by ``kopilka.worker.jobs``
+"""The rollup as a scheduled job of ``kopilka worker`` (found by ``kopilka.core.jobs``
 through this module's name) and as ``kopilka reports rollup``."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db
+from kopilka.core.jobs import job
 from kopilka.program.service import current_program
 from kopilka.reports.rollup import RollupResult, rollup
-from kopilka.worker.jobs import job
 
 EVERY_SECONDS = 300
 

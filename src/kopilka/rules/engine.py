@@ -37,7 +37,7 @@ from typing import Any
 
 from kopilka.core.dates import in_zone
 from kopilka.core.money import ZERO, plain, quantum, round_down
-from kopilka.purchases.split import allocate
+from kopilka.core.split import allocate
 from kopilka.spec.rules import (
     DAY_INDEX,
     CampaignSpec,

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 
 from fastapi import Request
+from sqlalchemy.orm import Session
 
-from kopilka.apikeys.service import authenticate, cached
 from kopilka.core import context
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db
@@ -24,6 +24,23 @@ from kopilka.core.principal import Principal
 from kopilka.security import ratelimit
 
 Authenticator = Callable[[Request], Principal | None]
+# How an API key is checked (``kopilka.apikeys.service``), given by ``kopilka.wiring``: from
+# memory only, or None; and against the database (401 for a wrong key).
+CachedKey = Callable[[str, int], Principal | None]
+CheckKey = Callable[[Session, str, int], Principal]
+_api_keys: list[tuple[CachedKey, CheckKey]] = []
+
+
+def use_api_keys(cached: CachedKey, authenticate: CheckKey) -> None:
+    """Say how API keys are checked (once, from ``kopilka.wiring``; again replaces it)."""
+    _api_keys[:] = [(cached, authenticate)]
+
+
+def _keys() -> tuple[CachedKey, CheckKey]:
+    if not _api_keys:
+        raise RuntimeError("no API keys: kopilka.wiring.wire() was not called")
+    return _api_keys[0]
+
 
 _lock = threading.Lock()
 _authenticators: dict[str, Authenticator] = {}
@@ -66,6 +83,7 @@ def cached_principal(request: Request) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
+    cached, _ = _keys()
     principal = cached(token.strip(), get_settings().api_key_cache_seconds)
     if principal is not None:
         _remember(request, principal)
@@ -88,6 +106,7 @@ def resolve_principal(request: Request) -> Principal:
         if scheme.lower() != "bearer" or not token.strip():
             _count_failure(ip)
             raise _unauthorized("send Authorization: Bearer <API key>")
+        _, authenticate = _keys()
         try:
             with get_db().session() as session:
                 principal = authenticate(

@@ -7,9 +7,9 @@ import datetime as dt
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from kopilka.core.jobs import job
 from kopilka.security import velocity
 from kopilka.security.models import RateCounter
-from kopilka.worker.jobs import job
 
 
 @job("security.prune", every_seconds=3600)

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from kopilka.worker.jobs import job
+from kopilka.core.jobs import job
 
 
 @job("tiers.reevaluate", every_seconds=3600)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.db import now
+from kopilka.core.jobs import JOBS, job_runs, load_jobs
 from kopilka.core.principal import Principal
-from kopilka.worker.jobs import JOBS, job_runs, load_jobs
 from kopilka.worker.schemas import JobList
 
 router = APIRouter(tags=["jobs"])

@@ -29,8 +29,8 @@ import structlog
 
 from kopilka.core.config import get_settings
 from kopilka.core.db import Database, get_db, now
+from kopilka.core.jobs import load_jobs, run_due_jobs
 from kopilka.webhooks import service as webhooks
-from kopilka.worker.jobs import load_jobs, run_due_jobs
 
 log = structlog.get_logger("kopilka.worker")
 

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db
 from kopilka.core.errors import Problem
+from kopilka.core.jobs import job_runs
 from kopilka.events.models import OutboxEvent
 from kopilka.webhooks import service as webhooks
 from kopilka.webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
-from kopilka.worker.jobs import job_runs
 
 router = APIRouter(tags=["metrics"])
 

@@ -1,9 +1,11 @@
-"""Scheduled jobs: a registry others add to, run by ``kopilka worker`` under leases.
+"""Scheduled jobs: a registry others add to, run by ``kopilka worker`` under leases (the
+runner is ``kopilka.worker.loop``; the registry and its table sit in core so that every
+domain can offer jobs without importing the worker, which delivers their webhooks).
 
 Register a job in a module named ``kopilka/<area>/jobs.py`` and name that module in
 ``kopilka.wiring.JOB_MODULES`` (importing it registers its jobs)::
 
-    from kopilka.worker.jobs import job
+    from kopilka.core.jobs import job
 
     @job("coupons.generate", every_seconds=60)
     def generate(session: Session, at: datetime) -> int:
@@ -25,15 +27,29 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import Integer, String, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from kopilka.core.db import now
+from kopilka.core.db import Base, UTCDateTime, now
 from kopilka.core.errors import Problem
-from kopilka.worker.models import JobLease
 
 log = structlog.get_logger("kopilka.worker")
+
+
+class JobLease(Base):
+    """A scheduled job's lease and last run, so several workers never run it at once."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(100))
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_result: Mapped[str | None] = mapped_column(String(500))
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+
 
 JobFn = Callable[[Session, dt.datetime], int]
 

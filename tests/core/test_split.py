@@ -8,7 +8,7 @@ from decimal import Decimal as D
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from kopilka.purchases.split import _allocate_in_integers, allocate, prorate
+from kopilka.core.split import _allocate_in_integers, allocate, prorate
 
 money = st.decimals(min_value=D("0.01"), max_value=D("100000"), places=2)
 

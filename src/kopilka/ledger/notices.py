@@ -1,4 +1,4 @@
-"""Jobs that turn the passing of time into events: points about to expire, and pending
+"""The ledger's jobs that turn the passing of time into events: points about to expire, and pending
 points that have become available. Each notice has an idempotency key, so a job that runs
 twice, or on two workers, writes it once."""
 
@@ -12,9 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kopilka.core.errors import Problem
+from kopilka.core.jobs import job
 from kopilka.core.money import MAX_PRECISION, fmt
 from kopilka.events.service import emit
-from kopilka.worker.jobs import job
+from kopilka.ledger.models import Account, Entry, Lot
+from kopilka.ledger.service import currency_row, expiring_within
 
 EXPIRING_NOTICE_DAYS = 7
 # Lots that became available longer ago than this are not announced (a worker that was
@@ -24,8 +26,6 @@ AVAILABLE_LOOKBACK = dt.timedelta(days=2)
 
 def _formatter(session: Session) -> Callable[[str, Decimal], str]:
     """Amounts as the currency writes them ("31.49", not "31.4900")."""
-    from kopilka.ledger.service import currency_row
-
     precision: dict[str, int] = {}
 
     def format_(currency: str, amount: Decimal) -> str:
@@ -42,8 +42,6 @@ def _formatter(session: Session) -> Callable[[str, Decimal], str]:
 @job("ledger.expiring_notices", every_seconds=3600)
 def expiring_notices(session: Session, at: dt.datetime) -> int:
     """``points.expiring`` once per member, currency and expiry moment, a week before."""
-    from kopilka.ledger.service import expiring_within
-
     amount_str = _formatter(session)
     n = 0
     for member_id, currency, amount, expires_at in expiring_within(
@@ -69,8 +67,6 @@ def expiring_notices(session: Session, at: dt.datetime) -> int:
 def available_notices(session: Session, at: dt.datetime) -> int:
     """``points.available`` once per lot that was pending and has matured."""
     # A read of the ledger's lots (no write): the ledger has no query for this yet.
-    from kopilka.ledger.models import Account, Entry, Lot
-
     rows = session.execute(
         select(
             Lot.id,
