@@ -25,6 +25,7 @@ from sqlalchemy import BigInteger, ColumnElement, bindparam, case, func, or_, se
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from kopilka.core.batch import Batch
+from kopilka.core.db import UTCDateTime
 from kopilka.core.errors import Problem, field_error
 from kopilka.core.money import ZERO, fmt, from_units, to_units
 from kopilka.ledger import service as ledger
@@ -297,6 +298,4 @@ def add_to_batch(batch: Batch, plans: Sequence[Plan]) -> None:
 
 def at_param(name: str) -> Any:
     """A bound moment for ``open_lots_columns``."""
-    from kopilka.core.db import UTCDateTime
-
     return bindparam(name, type_=UTCDateTime())

@@ -34,8 +34,10 @@ from kopilka.core.db import Amount, UTCDateTime, db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import MAX_AMOUNT, ZERO, fits_precision, fmt, quantum, to_units
+from kopilka.events.service import emit
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
+from kopilka.program.service import current_program
 from kopilka.spec.program import CurrencySpec, ProgramSpec
 
 # ---------------------------------------------------------------------------- accounts
@@ -43,8 +45,6 @@ from kopilka.spec.program import CurrencySpec, ProgramSpec
 
 def currency_row(session: Session, code: str, field_name: str = "currency") -> CurrencySpec:
     """An active currency of the programme in force (from the cached programme)."""
-    from kopilka.program.service import current_program
-
     cur = current_program(session).spec.currency(code)
     if cur is None:
         raise Problem(
@@ -1059,7 +1059,6 @@ def expire_due(session: Session, at: dt.datetime | None = None, limit: int = 100
         draft.post(wallet, -amount, lot)
         draft.post(system_account(session, acc.currency, "breakage"), amount)
         entry = draft.finish()
-        from kopilka.events.service import emit
 
         emit(
             session,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
+from kopilka.audit.models import AuditEntry
 from kopilka.core.dates import timestamp_error
 from kopilka.web.admin.views.shared import SessionDep, UserDep, page
 
@@ -19,8 +20,6 @@ router = APIRouter()
 
 @router.get("/audit")
 def audit(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
-    from kopilka.audit.models import AuditEntry
-
     p = page(request, user, "audit", session)
     qp = request.query_params
     q = select(AuditEntry).order_by(AuditEntry.occurred_at.desc(), AuditEntry.id.desc())
