@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -14,7 +13,7 @@ from kopilka.console import service as console
 from kopilka.console.simulate import sample_receipt, simulate
 from kopilka.core.errors import Problem
 from kopilka.program import service as program
-from kopilka.program.models import ProgramVersion
+from kopilka.program.queries import recent_versions
 from kopilka.program.service import current_program, export_program
 from kopilka.web.admin.views.shared import SessionDep, UserDep, check_csrf, page
 
@@ -31,18 +30,7 @@ def _programme_page(
         receipt = sample_receipt(spec)
     except Problem:
         text, receipt = "", "{}"
-    versions = list(
-        session.execute(
-            select(
-                ProgramVersion.version,
-                ProgramVersion.name,
-                ProgramVersion.applied_at,
-                ProgramVersion.applied_by,
-            )
-            .order_by(ProgramVersion.version.desc())
-            .limit(20)
-        ).all()
-    )
+    versions = recent_versions(session, limit=20)
     data = {
         "yaml": text,
         "draft": text,
