@@ -1,10 +1,11 @@
 """What the packages offer, registered in one place: routers, jobs, authenticators, privacy
-hooks, verify checks and the outbox's consumer.
+hooks, verify checks, the outbox's consumer and what runs when a programme is applied.
 
 The packages do not import each other to find out who plugs into them: each offers a
 registry (``core.auth.use_identity``, ``security.identity.use_api_keys`` and
 ``register_authenticator``, ``members.privacy.register_exporter`` and ``register_eraser``,
-``ledger.verify.register_check``, ``events.service.use_consumer``, the ``@job`` decorator of
+``members.service.use_card_codes``, ``ledger.verify.register_check``,
+``events.service.use_consumer``, ``program.service.on_apply``, the ``@job`` decorator of
 ``core.jobs``) and this module, on top of every layer, fills them. ``create_app`` calls
 ``wire`` and ``install``; the commands of ``kopilka`` that run domain code call ``wire``.
 Adding a capability means a line here, not an import from one domain into another
@@ -40,13 +41,16 @@ from kopilka.memberapp import jobs as memberapp_jobs
 from kopilka.memberapp import service as memberapp
 from kopilka.memberapp.api import router as memberapp_router
 from kopilka.members import privacy
+from kopilka.members import service as members
 from kopilka.members.api import router as members_router
+from kopilka.program import service as program
 from kopilka.program.api import router as program_router
 from kopilka.purchases import jobs as purchases_jobs
 from kopilka.purchases.api import router as purchases_router
 from kopilka.purchases.checks import purchase_checks
 from kopilka.reports import jobs as reports_jobs
 from kopilka.reports.api import router as reports_router
+from kopilka.rules import service as rules
 from kopilka.rules.api import router as rules_router
 from kopilka.security import identity
 from kopilka.security import jobs as security_jobs
@@ -121,6 +125,8 @@ def wire() -> None:
         privacy.register_exporter(name, exporter)
         privacy.register_eraser(name, eraser)
     register_check(purchase_checks)
+    program.on_apply(rules.sync_versions)
+    members.use_card_codes(memberapp.resolve_card_code)
     use_consumer(webhooks)
 
 

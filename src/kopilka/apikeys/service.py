@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kopilka.apikeys.models import ROLES, ApiKey
+from kopilka.audit.service import record
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.principal import Principal
@@ -307,8 +308,6 @@ def _audit(
     after: dict[str, Any] | None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    from kopilka.audit.service import record
-
     record(
         session,
         actor or "system:cli",

@@ -17,6 +17,7 @@ from sqlalchemy import JSON, Integer, String, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from kopilka.core.context import mark_replayed
 from kopilka.core.db import Base, UTCDateTime, now
 from kopilka.core.errors import Problem
 
@@ -72,7 +73,6 @@ def _replay(record: IdempotencyRecord, digest: str) -> tuple[int, Any]:
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different request",
         )
-    from kopilka.core.context import mark_replayed
 
     mark_replayed()  # nothing changed: the HTTP audit leaves the request out
     return record.status_code, record.response

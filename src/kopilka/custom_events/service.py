@@ -28,9 +28,12 @@ from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import fmt
 from kopilka.core.principal import Principal
+from kopilka.coupons import issue as coupons
+from kopilka.coupons.models import CouponPool
 from kopilka.custom_events import evaluate
 from kopilka.custom_events.models import Activity, ActivityReward
 from kopilka.custom_events.schemas import EventIn
+from kopilka.events.service import emit
 from kopilka.ledger import service as ledger
 from kopilka.members import service as members
 from kopilka.members.models import Member
@@ -159,8 +162,6 @@ def _limit_reached(
 def _find_pool(session: Session, ref: str, at: dt.datetime) -> tuple[Any, str | None]:
     """The coupon pool a rule names (by id or by name) and why it cannot issue a code
     now, if it cannot."""
-    from kopilka.coupons.models import CouponPool
-
     q = select(CouponPool)
     try:
         q = q.where(CouponPool.id == uuid.UUID(ref))
@@ -184,8 +185,6 @@ def _issue_coupon(
 ) -> tuple[str | None, str | None]:
     """A personal code of the pool for the member: ``(code, None)``, or ``(None, reason)``
     when the pool cannot issue one (nothing is written then)."""
-    from kopilka.coupons import issue as coupons
-
     pool, reason = _find_pool(session, ref, now())
     if reason is not None:
         return None, reason
@@ -360,8 +359,6 @@ def _apply_rules(
 def _emit(session: Session, answer: dict[str, Any], member_id: uuid.UUID) -> None:
     """``activity.recorded``, and ``points.earned`` per points granted (the payload of a
     purchase's, with ``purchase_id`` null and the event and rule named)."""
-    from kopilka.events.service import emit
-
     emit(
         session,
         "activity.recorded",

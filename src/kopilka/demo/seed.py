@@ -5,14 +5,32 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import uuid
 from decimal import Decimal
 from importlib import resources
 
 import typer
+import uvicorn
 from sqlalchemy import func, select, update
 
-from kopilka.core.config import get_settings
+from kopilka.core.config import get_settings, reset_settings_cache
+from kopilka.core.db import get_db
+from kopilka.core.errors import Problem
+from kopilka.core.migrate import is_current, upgrade
+from kopilka.core.principal import Principal
+from kopilka.custom_events import service as custom_events
+from kopilka.custom_events.schemas import EventIn
 from kopilka.demo.keys import demo_keys, keys_file
+from kopilka.members.models import Member
+from kopilka.members.schemas import Consents, MemberCreate
+from kopilka.members.service import create_member
+from kopilka.program.service import apply_program, parse_program
+from kopilka.purchases import service as purchases
+from kopilka.purchases.schemas import PurchaseIn, ReturnIn
+from kopilka.reports.jobs import run_rollup
+from kopilka.tiers.service import reevaluate
+from kopilka.users.models import User
+from kopilka.users.service import create_user
 
 FIRST_M = [
     "Александр",
@@ -123,10 +141,6 @@ def demo_program_text() -> str:
 
 def seed_members(count: int, seed: int = 42) -> int:
     """Create ``count`` members with plausible Russian names and mobile phones."""
-    from kopilka.core.db import get_db
-    from kopilka.members.schemas import Consents, MemberCreate
-    from kopilka.members.service import create_member
-
     rng = random.Random(seed)
     made = 0
     with get_db().session() as session:
@@ -199,9 +213,6 @@ def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
     """Receipts over the last 120 days for the demo members (and anonymous ones), through
     the purchases service itself: earnings, some redemptions and returns, backdated
     enrolment dates. Returns the number of receipts."""
-    from kopilka.core.db import get_db
-    from kopilka.members.models import Member
-
     rng = random.Random(seed)
     today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     with get_db().session() as session:
@@ -223,7 +234,6 @@ def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
     for n in range(int(made * anonymous_share)):
         when = today - dt.timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 8))
         made += _demo_receipt(rng, when, None, f"A-{n}")
-    from kopilka.tiers.service import reevaluate
 
     with get_db().session() as session:
         reevaluate(session)  # members without receipts get the first level too
@@ -234,14 +244,6 @@ def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
 def _demo_receipt(
     rng: random.Random, when: dt.datetime, card: str | None, ext: str, scale: int = 1
 ) -> int:
-    import uuid
-
-    from kopilka.core.db import get_db
-    from kopilka.core.errors import Problem
-    from kopilka.core.principal import Principal
-    from kopilka.purchases import service as purchases
-    from kopilka.purchases.schemas import PurchaseIn, ReturnIn
-
     lines = []
     for sku, name, category, price, by_weight in rng.sample(CATALOGUE, rng.randint(1, 6)):
         qty = (
@@ -285,15 +287,6 @@ def seed_custom_events(seed: int = 11, share: float = 0.4) -> int:
     """Custom events for some of the demo members (clothes brought for recycling, jars
     returned, a completed profile, a check-in) over the last 120 days, through the custom
     events service itself. Returns the number of events recorded."""
-    from decimal import Decimal
-
-    from kopilka.core.db import get_db
-    from kopilka.core.errors import Problem
-    from kopilka.core.principal import Principal
-    from kopilka.custom_events import service as custom_events
-    from kopilka.custom_events.schemas import EventIn
-    from kopilka.members.models import Member
-
     rng = random.Random(seed)
     today = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     system = Principal(kind="system", id="demo", role="admin")
@@ -339,13 +332,6 @@ def seed_custom_events(seed: int = 11, share: float = 0.4) -> int:
 
 def run_demo(host: str, port: int, members: int, serve: bool) -> None:
     os.environ.setdefault("KOPILKA_DATABASE_URL", "sqlite:///kopilka-demo.db")
-    from kopilka.core.config import reset_settings_cache
-    from kopilka.core.db import get_db
-    from kopilka.core.migrate import is_current, upgrade
-    from kopilka.members.models import Member
-    from kopilka.program.service import apply_program, parse_program
-    from kopilka.users.models import User
-    from kopilka.users.service import create_user
 
     reset_settings_cache()
     db = get_db()
@@ -362,7 +348,6 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         receipts = seed_history()
         typer.echo(f"{receipts} receipts recorded")
         typer.echo(f"{seed_custom_events()} custom events recorded (recycling, jars, check-ins)")
-        from kopilka.reports.jobs import run_rollup
 
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once
     kept = keys_file(get_settings().database_url)
@@ -383,8 +368,6 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         f"  (the same keys on every start; kept in {kept}, readable by you only)\n"
     )
     if serve:
-        import uvicorn
-
         uvicorn.run(
             "kopilka.main:create_app",
             factory=True,

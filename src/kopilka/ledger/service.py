@@ -37,9 +37,11 @@ from kopilka.core.ids import uuid7
 from kopilka.core.money import ZERO, fits_precision, fmt
 from kopilka.core.plan import Plan
 from kopilka.core.write import write
+from kopilka.events.service import emit
 from kopilka.ledger import planner, rows
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
+from kopilka.program.service import current_program
 from kopilka.spec.program import CurrencySpec, ProgramSpec
 
 # ---------------------------------------------------------------------------- accounts
@@ -47,8 +49,6 @@ from kopilka.spec.program import CurrencySpec, ProgramSpec
 
 def currency_row(session: Session, code: str, field_name: str = "currency") -> CurrencySpec:
     """An active currency of the programme in force (from the cached programme)."""
-    from kopilka.program.service import current_program
-
     cur = current_program(session).spec.currency(code)
     if cur is None:
         raise Problem(
@@ -779,7 +779,6 @@ def expire_due(session: Session, at: dt.datetime | None = None, limit: int = 100
         breakage = system_account(session, acc.currency, "breakage")
         plan = planner.plan_expire(_as_wallet(wallet), _as_lots([lot])[0], breakage, values)
         entry = _write(session, plan)
-        from kopilka.events.service import emit
 
         emit(
             session,

@@ -19,6 +19,7 @@ from kopilka.core.db import get_db, now
 from kopilka.core.errors import Problem
 from kopilka.core.idempotency import run_idempotent
 from kopilka.core.principal import Principal
+from kopilka.ledger.service import balances
 from kopilka.memberapp import push, service
 from kopilka.memberapp.lang import LANG_COOKIE, LANGS, pick_lang
 from kopilka.memberapp.models import MemberDevice
@@ -42,10 +43,14 @@ from kopilka.memberapp.schemas import (
     UnsubscribeIn,
     VerifyIn,
 )
+from kopilka.members import service as members
+from kopilka.program.service import current_program
 from kopilka.security import ratelimit
+from kopilka.security.crypto import decrypt, encrypt
 from kopilka.security.identity import client_ip
 from kopilka.security.middleware import came_over_tls
 from kopilka.security.ratelimit import rate_limit
+from kopilka.tiers.service import progress as tier_progress
 
 router = APIRouter(tags=["member app"])
 
@@ -146,8 +151,6 @@ def _ip_subjects(request: Request) -> list[str]:
 def ask_for_code(body: CodeIn, request: Request, session: SessionDep) -> CodeOut:
     """Send a one-time sign-in code to the member with this phone or email. The answer is
     the same whether or not such a member exists."""
-    from kopilka.program.service import current_program
-
     spec = current_program(session).spec
     lang = _lang(request, body.lang)
     sent = service.request_code(
@@ -246,11 +249,6 @@ def revoke_session(
 def me(session: SessionDep, principal: MemberDep) -> dict[str, Any]:
     """The member's profile, balances (main currency first), consents and the progress
     to the next tier (``tier_progress``, null without tiers)."""
-    from kopilka.ledger.service import balances
-    from kopilka.members import service as members
-    from kopilka.program.service import current_program
-    from kopilka.tiers.service import progress as tier_progress
-
     member_id = uuid.UUID(principal.id)
     member = members.get_member(session, member_id)
     spec = current_program(session).spec
@@ -280,8 +278,6 @@ def me(session: SessionDep, principal: MemberDep) -> dict[str, Any]:
 def card(request: Request, session: SessionDep, _: MemberDep) -> CardOut:
     """This device's card-code parameters, the static card number and the server's clock
     (the app corrects the phone's clock by it)."""
-    from kopilka.members import service as members
-
     device = _need_device(request)
     member = members.get_member(session, device.member_id)
     return CardOut.model_validate(
@@ -301,8 +297,6 @@ def record_consents(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Give or withdraw consent per channel from the app (recorded with source ``app``)."""
-    from kopilka.members import service as members
-
     member_id = uuid.UUID(principal.id)
 
     def action() -> tuple[int, Any]:
@@ -378,8 +372,6 @@ def app_link(
 ) -> JSONResponse:
     """A one-time sign-in link into the member app (the till shows it as a QR code so the
     customer installs the app already signed in). It works once, for 15 minutes."""
-    from kopilka.security.crypto import decrypt, encrypt
-
     base = get_settings().public_url or str(request.base_url)
     sealed_as = "member_app_links.url"
 

@@ -24,6 +24,7 @@ from kopilka.core.jobs import job
 from kopilka.events.models import OutboxEvent
 from kopilka.memberapp import notices, push
 from kopilka.memberapp.models import PushNotice, PushSubscription
+from kopilka.program.service import current_program
 from kopilka.spec.program import ProgramSpec
 
 LOOKBACK = dt.timedelta(days=2)
@@ -75,8 +76,6 @@ def _words(
 
 def push_events(session: Session, at: dt.datetime, http: requests.Session | None = None) -> int:
     """Push every pending event; how many notifications push services took."""
-    from kopilka.program.service import current_program
-
     total = 0
     while True:
         events = pending_events(session, at)

@@ -36,6 +36,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kopilka.audit.service import record
 from kopilka.core.config import get_settings
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error
@@ -47,6 +48,8 @@ from kopilka.memberapp.models import (
     PushSubscription,
     SignInCode,
 )
+from kopilka.members import service as members
+from kopilka.members.schemas import normalise_email
 from kopilka.security import ratelimit
 
 log = structlog.get_logger("kopilka.memberapp")
@@ -284,8 +287,6 @@ def revoke_device(
     """Sign a device out (not committed): its session ends, its card codes stop resolving
     and its push subscriptions are dropped. Revoking twice changes nothing; another
     member's device answers 404 as if it did not exist."""
-    from kopilka.audit.service import record
-
     device = session.execute(
         select(MemberDevice).where(MemberDevice.id == device_id).with_for_update()
     ).scalar_one_or_none()
@@ -338,9 +339,6 @@ def request_code(
 
     The answer looks the same whether or not such a member exists (no code is made for
     nobody). 422 for a malformed phone or email; 429 past the per-destination limit."""
-    from kopilka.members import service as members
-    from kopilka.members.schemas import normalise_email
-
     kind = "email" if email is not None else "sms"
     if email is not None:
         try:
@@ -392,8 +390,6 @@ def verify_code(
 ) -> tuple[MemberDevice, str]:
     """Exchange a right code for a new device session (committed). A wrong code counts
     against the challenge (committed too): after ``CODE_ATTEMPTS`` it is dead."""
-    from kopilka.audit.service import record
-
     at = now()
     row = session.execute(
         select(SignInCode).where(SignInCode.id == challenge).with_for_update()
@@ -446,9 +442,6 @@ def issue_app_link(
 ) -> tuple[str, dt.datetime]:
     """A one-time sign-in link for the member (not committed): ``(url, expires_at)``.
     The token travels in the URL's fragment, so it reaches no server log or Referer."""
-    from kopilka.audit.service import record
-    from kopilka.members import service as members
-
     member = members.get_member(session, member_id)
     if member.status != "active":
         raise Problem(
@@ -483,9 +476,6 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 
 def use_app_link(session: Session, token: str, label: str) -> tuple[MemberDevice, str]:
     """Exchange a one-time link's token for a new device session (committed)."""
-    from kopilka.audit.service import record
-    from kopilka.members import service as members
-
     at = now()
     link = None
     if _TOKEN.match(token):

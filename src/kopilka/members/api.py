@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.config import get_settings
-from kopilka.core.errors import validation_problem
+from kopilka.core.errors import Problem, validation_problem
 from kopilka.core.idempotency import run_idempotent
 from kopilka.core.principal import Principal
 from kopilka.members import privacy, service
@@ -198,8 +198,6 @@ def record_consents(
     def action() -> tuple[int, Any]:
         member = service.get_member(session, member_id)
         if member.status == "erased":
-            from kopilka.core.errors import Problem
-
             raise Problem(409, "member_erased", f"member {member_id} is erased")
         service.record_consents(
             session,

@@ -23,10 +23,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kopilka.audit import service as audit
+from kopilka.audit.service import record
 from kopilka.core.db import now
+from kopilka.events.models import OutboxEvent
+from kopilka.ledger import service as ledger
 from kopilka.members import service
 from kopilka.members.cards import new_card_number
 from kopilka.members.models import CHANNELS, PERSONAL, Member
+from kopilka.purchases import service as purchases
 
 Exporter = Callable[[Session, uuid.UUID], Any]
 Eraser = Callable[[Session, uuid.UUID], None]
@@ -64,8 +69,6 @@ def _all_pages(fetch: Callable[[str | None], tuple[list[Any], str | None]]) -> l
 
 
 def _ledger(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
-    from kopilka.ledger import service as ledger
-
     entries = _all_pages(lambda c: ledger.history(session, member_id, None, c, PAGE))
     return {
         "balances": [b.as_json() for b in ledger.balances(session, member_id)],
@@ -74,16 +77,12 @@ def _ledger(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
 
 
 def _purchases(session: Session, member_id: uuid.UUID) -> list[Any]:
-    from kopilka.purchases import service as purchases
-
     return _all_pages(
         lambda c: purchases.list_purchases(session, member_id=member_id, cursor=c, limit=PAGE)
     )
 
 
 def _audit(session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
-    from kopilka.audit import service as audit
-
     return _all_pages(
         lambda c: audit.list_entries(
             session, target_type="member", target_id=str(member_id), cursor=c, limit=PAGE
@@ -93,8 +92,6 @@ def _audit(session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
 
 def export_member(session: Session, member_id: uuid.UUID, actor: str) -> dict[str, Any]:
     """Everything Kopilka holds about a member, as one JSON document (audited)."""
-    from kopilka.audit.service import record
-
     member = service.get_member(session, member_id)
     profile = service.to_out(session, member).model_dump(mode="json")
     profile.update(
@@ -127,8 +124,6 @@ def erase_member(
 ) -> Member:
     """Remove a member's personal data, keeping an anonymous account (not committed).
     Erasing an erased member again changes nothing."""
-    from kopilka.audit.service import record
-
     member = service.get_member(session, member_id, lock=True)
     if member.status == "erased":
         return member
@@ -177,8 +172,6 @@ EVENT_IDENTIFIERS = ("card_number", "external_id")
 
 
 def _redact_events(session: Session, member_id: uuid.UUID) -> None:
-    from kopilka.events.models import OutboxEvent
-
     for event in session.scalars(select(OutboxEvent).where(OutboxEvent.member_id == member_id)):
         if any(event.data.get(k) is not None for k in EVENT_IDENTIFIERS):
             event.data = {

@@ -10,8 +10,9 @@ email, card or name of that caller answers 429 until the window has slid on.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import phonenumbers
@@ -19,9 +20,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kopilka.audit.service import record
 from kopilka.core import context
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
+from kopilka.events.service import emit
 from kopilka.members.cards import is_valid_card, new_card_number, new_referral_code
 from kopilka.members.models import CHANNELS, ConsentRecord, Member
 from kopilka.members.schemas import MemberCreate, MemberOut, MemberRef, normalise_email
@@ -30,6 +33,16 @@ from kopilka.security.crypto import blind_index
 
 LOOKUP_MISS = ratelimit.define("member_lookup_miss", 30, 300)
 STATUSES = ("active", "blocked")
+
+# The member app's rotating card codes (``memberapp.service.resolve_card_code``), given by
+# ``kopilka.wiring``: the member whose device shows a code at a moment, or None.
+CardCodes = Callable[[Session, str, dt.datetime], uuid.UUID | None]
+_card_codes: list[CardCodes] = []
+
+
+def use_card_codes(resolve: CardCodes) -> None:
+    """Say how a card code from the member app is resolved (again replaces it)."""
+    _card_codes[:] = [resolve]
 
 
 def normalise_phone(raw: str, region: str, field: str = "phone") -> str:
@@ -141,7 +154,6 @@ def create_member(
             data.consent_source,
             data.consent_text_version,
         )
-    from kopilka.events.service import emit
 
     emit(
         session,
@@ -360,10 +372,8 @@ def resolve_member(session: Session, ref: MemberRef, region: str, field: str = "
             select(Member).where(Member.external_id == ref.external_id)
         ).scalar_one_or_none()
     elif ref.qr is not None:  # the member app's rotating card code
-        from kopilka.memberapp.service import resolve_card_code
-
         subjects = _before_lookup()
-        found = resolve_card_code(session, ref.qr, now())
+        found = _card_codes[0](session, ref.qr, now()) if _card_codes else None
         member = session.get(Member, found) if found is not None else None
     if member is None:
         raise missed(subjects)
@@ -422,8 +432,6 @@ def update_member(
     ``changes`` holds only the fields to change (None clears one). 409 ``member_exists``
     if the new phone, email or external id is another member's; 409 ``member_erased``
     for an erased member. The audit log names the fields changed, never their values."""
-    from kopilka.audit.service import record
-
     member = get_member(session, member_id, lock=True)
     if member.status == "erased":
         raise Problem(409, "member_erased", f"member {member_id} is erased")
@@ -463,8 +471,6 @@ def update_member(
 def _emit_updated(session: Session, member: Member, changed: Sequence[str]) -> None:
     """``member.updated`` in the change's transaction. It names the fields changed, never
     their values: personal data stays in the API (and erasure has nothing to redact)."""
-    from kopilka.events.service import emit
-
     emit(
         session,
         "member.updated",
@@ -482,8 +488,6 @@ def set_status(
     session: Session, member_id: uuid.UUID, status: str, actor: str, reason: str | None = None
 ) -> Member:
     """Block or unblock a member (not committed); audited with before/after."""
-    from kopilka.audit.service import record
-
     if status not in STATUSES:
         raise validation_problem([field_error("status", f"one of {', '.join(STATUSES)}")])
     member = get_member(session, member_id, lock=True)

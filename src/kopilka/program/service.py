@@ -7,6 +7,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +16,26 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kopilka.audit.service import record
 from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_errors, validation_problem
 from kopilka.program.models import Currency, ProgramVersion, Store
+from kopilka.spec.custom_events import validate_event_rules
 from kopilka.spec.program import ProgramSpec
+from kopilka.spec.rules import validate_rules
+from kopilka.spec.tiers import validate_tiers
+
+# What other domains do in the transaction of a programme's new version, with its rules,
+# its number and the actor (``rules.service.sync_versions``): registered by
+# ``kopilka.wiring``, so that the programme imports no domain that imports it.
+ApplyHook = Callable[[Session, list[dict[str, Any]], int, str | None], object]
+_on_apply: list[ApplyHook] = []
+
+
+def on_apply(hook: ApplyHook) -> None:
+    """Run ``hook`` whenever a new programme version is written (once per hook)."""
+    if hook not in _on_apply:
+        _on_apply.append(hook)
 
 
 @dataclass(frozen=True)
@@ -61,9 +78,6 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
         spec = ProgramSpec.model_validate(data)
     except ValidationError as exc:
         raise _problem_from_validation(exc) from exc
-    from kopilka.spec.custom_events import validate_event_rules  # custom events
-    from kopilka.spec.rules import validate_rules  # the rules engine owns its language
-    from kopilka.spec.tiers import validate_tiers
 
     errors = validate_tiers(spec) + validate_rules(spec) + validate_event_rules(spec)
     if errors:
@@ -142,10 +156,8 @@ def apply_program(session: Session, spec: ProgramSpec, actor: str | None = None)
         )
     )
     session.flush()
-    from kopilka.rules.service import sync_versions  # numbers each rule's definitions
-
-    sync_versions(session, list(doc.get("rules", [])), version, actor)
-    from kopilka.audit.service import record
+    for on_apply in _on_apply:  # the rules number each rule's definitions
+        on_apply(session, list(doc.get("rules", [])), version, actor)
 
     old_doc = current.document if current else {}
     record(

@@ -46,12 +46,15 @@ from kopilka.core.money import (
 from kopilka.core.principal import Principal
 from kopilka.core.split import allocate, prorate
 from kopilka.coupons import redeem as coupons
+from kopilka.coupons.models import Coupon, CouponPool, CouponUse
+from kopilka.events.service import emit, emit_many
 from kopilka.ledger import planner as ledger_planner
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Entry
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import Program, current_program
+from kopilka.purchases import hotpath
 from kopilka.purchases.models import (
     LineEarning,
     Purchase,
@@ -63,6 +66,7 @@ from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
 from kopilka.rules import engine
 from kopilka.rules import service as rules_service
 from kopilka.rules.models import PurchaseRule
+from kopilka.tiers.service import on_purchase  # up a tier at once if reached
 
 MONEY_PRECISION = 2
 CENT = Decimal("0.01")
@@ -645,8 +649,6 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
 
     On PostgreSQL an ordinary member's receipt takes ``hotpath`` (the same rows in three
     round trips); what it does not handle comes back here."""
-    from kopilka.purchases import hotpath
-
     try:
         if hotpath.applies(body) and session.get_bind().dialect.name == "postgresql":
             try:
@@ -750,8 +752,6 @@ def _confirm(
         _credit_earnings(session, purchase, fig.earned, principal.actor, fresh=True)
     _emit_purchase(session, purchase, "purchase.held" if body.hold else "purchase.confirmed")
     if member is not None and not body.hold:
-        from kopilka.tiers.service import on_purchase  # up a tier at once if reached
-
         on_purchase(session, member.id, body.occurred_at)
     # last, so a budget's row lock is held only for the commit
     if (
@@ -839,8 +839,6 @@ def _emit_purchase(
 ) -> None:
     """The purchase's event, and the points it moved, in the purchase's transaction (one
     statement unless the receipt carries coupon codes)."""
-    from kopilka.events.service import emit_many
-
     batch = purchase_events(p, type_, extra)
     if type_ == "purchase.confirmed" and any(
         c.get("status") == "applied" for c in p.figures["coupons"]
@@ -892,9 +890,6 @@ def purchase_events(
 
 def _emit_coupons(session: Session, p: Purchase) -> None:
     """``coupon.redeemed`` for every code the purchase holds (at confirm or commit)."""
-    from kopilka.coupons.models import Coupon, CouponPool, CouponUse
-    from kopilka.events.service import emit
-
     rows = session.execute(
         select(CouponUse, Coupon.code, CouponPool.name)
         .join(Coupon, Coupon.id == CouponUse.coupon_id)
@@ -1200,8 +1195,6 @@ def commit(
     p.receipt_number = body.receipt_number
     _emit_purchase(session, p, "purchase.confirmed")
     if p.member_id is not None:
-        from kopilka.tiers.service import on_purchase  # up a tier at once if reached
-
         on_purchase(session, p.member_id, p.occurred_at)
     session.flush()
     return purchase_json(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zoneinfo
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -82,7 +83,6 @@ def report(
     report does not apply. ``format=csv`` (or ``Accept: text/csv``) answers the rows as
     CSV."""
     program = current_program(session).spec
-    import zoneinfo
 
     today = now().astimezone(zoneinfo.ZoneInfo(program.timezone)).date()
     f = service.parse_filters(

@@ -51,6 +51,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kopilka.core.db import now
 from kopilka.core.money import from_units
+from kopilka.events.models import OutboxEvent
 from kopilka.ledger.models import Account, Entry, Posting
 from kopilka.members.models import Member
 from kopilka.purchases.models import Purchase
@@ -321,7 +322,6 @@ def _dirty_days(session: Session, tz: str, since: dt.datetime, today: dt.date) -
         select(Purchase.occurred_at).where(Purchase.id >= floor).distinct()
     ):
         days.add(occurred.astimezone(zone).date())
-    from kopilka.events.models import OutboxEvent
 
     for (data,) in session.execute(
         select(OutboxEvent.data).where(OutboxEvent.id >= floor, OutboxEvent.type.like("purchase.%"))

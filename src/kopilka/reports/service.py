@@ -41,6 +41,7 @@ from kopilka.core.money import ZERO, from_units, round_half_up
 from kopilka.ledger.models import Account, Lot
 from kopilka.members.models import Member
 from kopilka.program.service import current_program
+from kopilka.purchases.models import Purchase
 from kopilka.reports import membersets
 from kopilka.reports.models import (
     CohortCell,
@@ -48,6 +49,7 @@ from kopilka.reports.models import (
     ReportMember,
     SalesDaily,
 )
+from kopilka.reports.rollup import local_day, prepare
 from kopilka.reports.shared import (
     add_months,
     as_date,
@@ -57,7 +59,9 @@ from kopilka.reports.shared import (
     in_control_group,
     local_day_bounds,
 )
+from kopilka.rules.models import PurchaseRule
 from kopilka.spec.program import ProgramSpec
+from kopilka.tiers.models import TierChange
 
 GRAINS = ("day", "week", "month")
 CHANNELS = ("pos", "online", "app")
@@ -383,9 +387,6 @@ def tier_movement(session: Session, program: ProgramSpec, f: Filters) -> Report:
     from → to matrix of the whole period. ``tier``: only changes from or to that tier.
     Read from ``tier_changes`` by the local day of the change's moment (``at``); store and
     channel do not apply (a change belongs to no store)."""
-    from kopilka.reports.rollup import local_day
-    from kopilka.tiers.models import TierChange
-
     tz = program.timezone
     start, _ = local_day_bounds(f.start, tz)
     _, end = local_day_bounds(f.end, tz)
@@ -847,9 +848,6 @@ def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
 
     What the rules gave is read from ``purchase_rules`` (rows released by a cancellation or
     a full return left out); revenue per member is the rollup's, as for the ROI."""
-    from kopilka.purchases.models import Purchase
-    from kopilka.rules.models import PurchaseRule
-
     tz = program.timezone
     start, _ = local_day_bounds(f.start, tz)
     _, end = local_day_bounds(f.end, tz)
@@ -1051,7 +1049,6 @@ def run(session: Session, name: str, f: Filters) -> Report:
         raise Problem(
             404, "report_not_found", f"no report {name!r}; known: {', '.join(sorted(REPORTS))}"
         )
-    from kopilka.reports.rollup import prepare
 
     prepare(session)
     return fn(session, current_program(session).spec, f)

@@ -30,6 +30,8 @@ from kopilka.core.errors import Problem
 from kopilka.core.money import fmt, to_units
 from kopilka.members.models import Member
 from kopilka.program.models import ProgramVersion
+from kopilka.program.service import apply_program, current_program, validate_program
+from kopilka.purchases.models import Purchase, PurchaseReturn
 from kopilka.reports.shared import in_control_group
 from kopilka.rules import engine
 from kopilka.rules.models import CampaignSpend, PurchaseRule, RuleUsage, RuleVersion
@@ -154,8 +156,6 @@ def current_document(session: Session, lock: bool = False) -> tuple[int, dict[st
 def _publish(session: Session, doc: dict[str, Any], actor: str, prefix: str) -> int:
     """Validate and apply an edited programme; validation errors keep the edited item's
     path (``rules[3].earn.percent`` becomes ``earn.percent`` for the item sent)."""
-    from kopilka.program.service import apply_program, validate_program
-
     try:
         spec = validate_program(doc)
     except Problem as exc:
@@ -274,8 +274,6 @@ def delete_campaign(session: Session, code: str, actor: str) -> None:
 
 
 def campaigns(session: Session) -> list[dict[str, Any]]:
-    from kopilka.program.service import current_program
-
     program = current_program(session)
     compiled = engine.compile_rules(program.spec)
     given: dict[str, tuple[str | None, Decimal]] = {}
@@ -350,8 +348,6 @@ def _history_statements() -> tuple[Any, Any, Any]:
     refunded, and the count alone; bound as ``member_id`` and ``exclude`` (a purchase to
     leave out, or NULL). Built once: they run on every receipt when a rule looks at the
     history."""
-    from kopilka.purchases.models import Purchase, PurchaseReturn
-
     exclude = bindparam("exclude", type_=Uuid)
     mine = (
         Purchase.member_id == bindparam("member_id"),

@@ -36,10 +36,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kopilka.audit.service import record
 from kopilka.core import context
 from kopilka.core.config import get_settings
+from kopilka.core.db import get_db
 from kopilka.core.errors import Problem, problem_response, validation_problem
 from kopilka.security.policy import RouteInfo, dependency_calls, route_infos
+from kopilka.security.ratelimit import count_deferred
 
 log = structlog.get_logger("kopilka.security")
 
@@ -222,8 +225,6 @@ def route_template(scope: Scope) -> str:
 
 
 def _count_deferred(facts: context.RequestFacts) -> None:
-    from kopilka.security.ratelimit import count_deferred
-
     try:
         count_deferred(facts.deferred_hits)
     except Exception:  # the answer is sent already
@@ -238,9 +239,6 @@ def _record_request(
     status: int,
     scope: Scope,
 ) -> None:
-    from kopilka.audit.service import record
-    from kopilka.core.db import get_db
-
     principal = facts.principal
     if principal is None:  # pragma: no cover - checked by the caller
         return

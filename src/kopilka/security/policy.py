@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import fastapi.routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -35,12 +36,12 @@ class RouteInfo:
 def route_infos(routes: Iterable[Any], prefix: str = "/api/v1") -> list[RouteInfo]:
     """The API routes under ``prefix`` of an application (``app.routes``), flattened
     through included routers, in declaration order."""
-    try:  # FastAPI >= 0.13x keeps included routers lazily; this yields their routes
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # pragma: no cover - older FastAPI flattens routers itself
-        items: Iterable[Any] = routes
-    else:
-        items = iter_route_contexts(list(routes))
+    # FastAPI >= 0.13x keeps included routers lazily and yields their routes with this;
+    # an older one flattens them itself
+    iter_route_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    items: Iterable[Any] = (
+        routes if iter_route_contexts is None else iter_route_contexts(list(routes))
+    )
     out = []
     for r in items:
         dependant = getattr(r, "dependant", None)

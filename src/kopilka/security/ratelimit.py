@@ -30,6 +30,7 @@ from fastapi import Request
 from sqlalchemy import case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
+from kopilka.core import context
 from kopilka.core.auth import PrincipalDep
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db
@@ -250,8 +251,6 @@ def count_later(name: str, subjects: Iterable[str]) -> None:
     """Count a hit for each subject after the current request's response (see
     ``RequestFacts.deferred_hits``); past the limit, this process then refuses the subject
     (``enforce_blocked``). Outside a request nothing is counted."""
-    from kopilka.core import context
-
     facts = context.current()
     if facts is not None:
         facts.deferred_hits.extend((name, s) for s in subjects)

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Column, MetaData, String, Table, Text, select, update
 from sqlalchemy.engine import Engine
 
+import kopilka.models  # noqa: F401 - every table registered
 from kopilka.core.db import Base
 from kopilka.security import crypto
 
@@ -43,8 +44,6 @@ class Report:
 
 def sealed_tables() -> list[SealedTable]:
     """Every table with encrypted columns, from ``Base.metadata``."""
-    import kopilka.models  # noqa: F401 - every table registered
-
     out = []
     for table in Base.metadata.sorted_tables:
         sealed = {

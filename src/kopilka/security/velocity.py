@@ -26,10 +26,12 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kopilka.audit.service import record
 from kopilka.core import pagination
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7_floor
+from kopilka.purchases.models import Purchase
 from kopilka.security.models import SecurityFlag, VelocityEvent
 
 VELOCITY_MINUTES = 10
@@ -157,8 +159,6 @@ def scan_purchases(session: Session, at: dt.datetime | None = None) -> int:
     that is not noted yet, oldest first, and run the rules on each. Idempotent (a purchase
     is noted once: ``velocity_events`` is unique by purchase and kind) and safe beside a
     second worker (the job's lease). Returns how many purchases were noted."""
-    from kopilka.purchases.models import Purchase
-
     at = at or now()
     since = at - dt.timedelta(minutes=2 * VELOCITY_MINUTES)
     floor = uuid7_floor(int(since.timestamp() * 1000))
@@ -239,8 +239,6 @@ def review_flag(
     session: Session, flag_id: uuid.UUID, status: str, actor: str, note: str | None = None
 ) -> SecurityFlag:
     """Close a flag as dismissed or confirmed (not committed; audited)."""
-    from kopilka.audit.service import record
-
     if status not in REVIEW_STATUSES:
         raise validation_problem([field_error("status", "dismissed or confirmed")])
     flag = session.execute(

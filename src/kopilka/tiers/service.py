@@ -35,15 +35,19 @@ from typing import Any
 from sqlalchemy import bindparam, func, literal, select, tuple_, type_coerce
 from sqlalchemy.orm import Session, aliased
 
+from kopilka.audit.service import record
 from kopilka.core import pagination
 from kopilka.core.batch import Batch
 from kopilka.core.db import Amount, UTCDateTime, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import SCALE, ZERO, fmt
+from kopilka.events.service import emit
+from kopilka.ledger.models import Entry
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import current_program
+from kopilka.purchases.models import Purchase, PurchaseLine, PurchaseReturn, ReturnLine
 from kopilka.spec.tiers import TierSpec, TiersSpec
 from kopilka.tiers.models import MemberTier, TierChange
 
@@ -104,8 +108,6 @@ def window(s: Setup, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 
 def _kept() -> Any:
     """A purchase not returned in full: some line with more bought than returned."""
-    from kopilka.purchases.models import Purchase, PurchaseLine, ReturnLine
-
     returned = (
         select(func.coalesce(func.sum(ReturnLine.quantity), ZERO))
         .where(
@@ -123,8 +125,6 @@ def _kept() -> Any:
 
 def _refunded() -> Any:
     """What the returns of a purchase refunded (``Amount`` units)."""
-    from kopilka.purchases.models import Purchase, PurchaseReturn
-
     return (
         select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
         .where(PurchaseReturn.purchase_id == Purchase.id)
@@ -143,8 +143,6 @@ def qualifying_values(
         return out
     start, end = window(s, at)
     if s.tiers.metric == "points":
-        from kopilka.ledger.models import Entry
-
         cur = s.tiers.currency
         earn_filter = (
             Entry.member_id.in_(ids),
@@ -173,8 +171,6 @@ def qualifying_values(
             -1,
         )
         return out
-
-    from kopilka.purchases.models import Purchase
 
     bought = (
         Purchase.member_id.in_(ids),
@@ -232,8 +228,6 @@ def _value_of_one(metric: str) -> Any:
     start: Any = bindparam("start")
     end: Any = bindparam("end")
     if metric == "points":
-        from kopilka.ledger.models import Entry
-
         earn_filter = (
             *_member_window(Entry.member_id, Entry.occurred_at, m, start, end),
             Entry.kind == "earn",
@@ -248,7 +242,6 @@ def _value_of_one(metric: str) -> Any:
             .where(*earn_filter, back.member_id == m)
         )
         return earned.scalar_subquery() - taken.scalar_subquery()
-    from kopilka.purchases.models import Purchase
 
     bought = (
         *_member_window(Purchase.member_id, Purchase.occurred_at, m, start, end),
@@ -451,7 +444,6 @@ def _apply(
             created_at=now(),
         )
     )
-    from kopilka.events.service import emit
 
     names = {lv.code: lv.name for lv in s.tiers.levels}
     emit(
@@ -755,7 +747,6 @@ def set_floor(
         state.floor_set_at = at if tier is not None else None
         state.updated_at = now()
         after_floor = _floor_json(state)
-    from kopilka.audit.service import record
 
     record(
         session,

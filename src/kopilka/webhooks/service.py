@@ -27,10 +27,12 @@ import httpx
 from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from kopilka.core.config import get_settings
 from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem
 from kopilka.core.ids import uuid7
 from kopilka.events.models import OutboxEvent
+from kopilka.events.service import emit, envelope
 from kopilka.webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from kopilka.webhooks.signing import HEADER, sign
 
@@ -55,8 +57,6 @@ class Policy:
 
     @classmethod
     def from_settings(cls) -> Policy:
-        from kopilka.core.config import get_settings
-
         s = get_settings()
         return cls(
             max_attempts=s.webhook_max_attempts,
@@ -162,8 +162,6 @@ class Claimed:
 
 def body_of(event: OutboxEvent) -> bytes:
     """The raw body of a delivery: the event's envelope as compact UTF-8 JSON."""
-    from kopilka.events.service import envelope
-
     return json.dumps(envelope(event), separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -485,8 +483,6 @@ def _count_failures(
         .execution_options(synchronize_session=False)
     ).first()
     if disabled is not None:
-        from kopilka.events.service import emit
-
         clear_cache()
         emit(
             session,

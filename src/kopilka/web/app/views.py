@@ -30,11 +30,18 @@ from kopilka import __version__
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
 from kopilka.core.errors import Problem, serve_not_found_page
+from kopilka.coupons.queries import member_coupons
+from kopilka.ledger.service import balances, history
 from kopilka.memberapp import formatting
 from kopilka.memberapp import service as app_service
 from kopilka.memberapp.lang import LANG_COOKIE, LANGS, pick_lang
 from kopilka.memberapp.models import MemberDevice
+from kopilka.members import service as members
+from kopilka.program.service import current_program
+from kopilka.purchases.service import get_purchase, purchase_json
+from kopilka.security.middleware import CSP
 from kopilka.spec.program import BrandingSpec, ProgramSpec
+from kopilka.tiers.service import progress
 from kopilka.web.app import branding, codes, i18n
 
 HERE = Path(__file__).resolve().parent
@@ -179,8 +186,6 @@ class Page:
         response.headers["Vary"] = "Cookie, Accept-Language"
         logo = self.logo_url
         if logo and logo.startswith("http"):
-            from kopilka.security.middleware import CSP
-
             parts = urlsplit(logo)
             origin = f"{parts.scheme}://{parts.netloc}"
             response.headers["Content-Security-Policy"] = CSP.replace(
@@ -194,8 +199,6 @@ def _lang(request: Request) -> str:
 
 
 def _spec(session: Session) -> ProgramSpec | None:
-    from kopilka.program.service import current_program
-
     try:
         return current_program(session).spec
     except Problem:
@@ -208,8 +211,6 @@ def _page(request: Request, session: Session) -> Page:
 
 def _signed_in(request: Request, session: Session, page: Page) -> bool:
     """Fill ``page`` with the device and member of the session cookie; False if none."""
-    from kopilka.members import service as members
-
     device = app_service.load_device(session, request.cookies.get(app_service.COOKIE))
     if device is None:
         session.commit()
@@ -247,8 +248,6 @@ class BalanceRow:
 
 
 def _balances(page: Page, session: Session, member_id: uuid.UUID) -> list[BalanceRow]:
-    from kopilka.ledger.service import balances
-
     order = {c.code: i for i, c in enumerate(page.spec.currencies)} if page.spec else {}
     main = page.spec.currencies[0].code if page.spec else None
     rows = []
@@ -281,8 +280,6 @@ class TierRow:
 
 def _tier(page: Page, session: Session, member_id: uuid.UUID) -> TierRow | None:
     """The member's level by name and what is left to the next (None without tiers)."""
-    from kopilka.tiers.service import progress
-
     got = progress(session, member_id)
     if got is None:
         return None
@@ -317,8 +314,6 @@ class HistoryRow:
 def _history(
     page: Page, session: Session, member_id: uuid.UUID, cursor: str | None, limit: int
 ) -> tuple[list[HistoryRow], str | None]:
-    from kopilka.ledger.service import history
-
     items, nxt = history(session, member_id, cursor=cursor, limit=limit)
     rows = []
     for item in items:
@@ -358,10 +353,6 @@ def _reward(page: Page, reward: dict[str, Any]) -> str:
 
 def _coupons(page: Page, session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
     """The member's personal coupons that can be used now (none if coupons are off)."""
-    try:
-        from kopilka.coupons.queries import member_coupons
-    except ImportError:  # pragma: no cover - a build without coupons
-        return []
     items, _ = member_coupons(session, member_id, limit=20)
     out = []
     for c in items:
@@ -442,8 +433,6 @@ def history_page(request: Request, cursor: str | None = None) -> Response:
 @router.get("/receipts/{purchase_id}")
 def receipt(request: Request, purchase_id: uuid.UUID) -> Response:
     """One of the member's receipts with its lines, discounts, points spent and earned."""
-    from kopilka.purchases.service import get_purchase, purchase_json
-
     with _session() as session:
         page = _page(request, session)
         if not _signed_in(request, session, page):
@@ -473,8 +462,6 @@ def receipt(request: Request, purchase_id: uuid.UUID) -> Response:
 @router.get("/profile")
 def profile(request: Request) -> Response:
     """Contact details, referral code, language, consents, notifications, devices."""
-    from kopilka.members import service as members
-
     with _session() as session:
         page = _page(request, session)
         if not _signed_in(request, session, page):

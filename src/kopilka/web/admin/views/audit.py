@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 
+from kopilka.audit.queries import newest_entries
 from kopilka.core.dates import timestamp_error
 from kopilka.web.admin.views.shared import SessionDep, UserDep, page
 
@@ -19,25 +19,24 @@ router = APIRouter()
 
 @router.get("/audit")
 def audit(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
-    from kopilka.audit.models import AuditEntry
-
     p = page(request, user, "audit", session)
     qp = request.query_params
-    q = select(AuditEntry).order_by(AuditEntry.occurred_at.desc(), AuditEntry.id.desc())
-    if qp.get("action"):
-        q = q.where(AuditEntry.action.like(qp["action"].replace("%", "") + "%"))
-    if qp.get("target"):
-        q = q.where(AuditEntry.target_id == qp["target"])
-    if qp.get("actor"):
-        q = q.where(AuditEntry.actor == qp["actor"])
+    before: dt.datetime | None = None
     if qp.get("before"):
         with contextlib.suppress(ValueError):
-            before = dt.datetime.fromisoformat(qp["before"])
-            if before.tzinfo is None:
-                before = before.replace(tzinfo=dt.UTC)
-            if timestamp_error(before) is None:  # else ignored, as what does not parse is
-                q = q.where(AuditEntry.occurred_at < before)
-    rows = list(session.execute(q.limit(51)).scalars())
+            moment = dt.datetime.fromisoformat(qp["before"])
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            if timestamp_error(moment) is None:  # else ignored, as what does not parse is
+                before = moment
+    rows = newest_entries(
+        session,
+        action_prefix=qp.get("action") or None,
+        target_id=qp.get("target") or None,
+        actor=qp.get("actor") or None,
+        before=before,
+        limit=51,
+    )
     more = rows[50].occurred_at.isoformat() if len(rows) > 50 else None
     base = {k: v for k, v in qp.items() if k in ("action", "target", "actor")}
     return p.render(

@@ -15,6 +15,10 @@ from sqlalchemy.orm import Session
 
 from kopilka.core.db import now
 from kopilka.core.errors import Problem
+from kopilka.program.service import current_program
+from kopilka.reports import service as reports
+from kopilka.reports.api import csv_response
+from kopilka.reports.rollup import last_run
 from kopilka.web.admin import charts, i18n
 from kopilka.web.admin.views.shared import PageError, SessionDep, UserDep, page, problem_text
 
@@ -22,9 +26,6 @@ router = APIRouter()
 
 
 def _filters(request: Request, session: Session) -> tuple[Any, Any]:
-    from kopilka.program.service import current_program
-    from kopilka.reports import service as reports
-
     spec = current_program(session).spec
     today = now().astimezone(zoneinfo.ZoneInfo(spec.timezone)).date()
     qp = request.query_params
@@ -49,9 +50,6 @@ def _label(b: dt.date, grain: str, lang: str) -> str:
 
 @router.get("/dashboards")
 def dashboards(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
-    from kopilka.reports import service as reports
-    from kopilka.reports.rollup import last_run
-
     p = page(request, user, "dashboards", session)
     try:
         spec, f = _filters(request, session)
@@ -210,9 +208,6 @@ def dashboards(request: Request, session: SessionDep, user: UserDep) -> HTMLResp
 
 @router.get("/reports/{name}.csv")
 def report_csv(request: Request, name: str, session: SessionDep, user: UserDep) -> Response:
-    from kopilka.reports import service as reports
-    from kopilka.reports.api import csv_response
-
     page(request, user, "dashboards")
     try:
         _, f = _filters(request, session)

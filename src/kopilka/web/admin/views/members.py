@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import segno
+import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
@@ -17,9 +18,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kopilka.adjustments import service as adjustments
+from kopilka.audit.service import record
 from kopilka.console import service as console
+from kopilka.core.config import get_settings
 from kopilka.core.dates import day_error
 from kopilka.core.errors import Problem
+from kopilka.coupons import queries as coupons
+from kopilka.ledger import service as ledger
+from kopilka.memberapp import service as memberapp
+from kopilka.members import service as members_service
+from kopilka.members.cards import is_valid_card
+from kopilka.program.service import current_program
+from kopilka.purchases import service as purchases
+from kopilka.purchases.models import PurchaseReturn
+from kopilka.tiers import service as tiers
 from kopilka.web.admin import i18n
 from kopilka.web.admin.views.shared import (
     Page,
@@ -36,8 +48,6 @@ router = APIRouter()
 
 
 def _program_region(session: Session) -> str:
-    from kopilka.program.service import current_program
-
     try:
         return current_program(session).spec.default_phone_region
     except Problem:
@@ -46,8 +56,6 @@ def _program_region(session: Session) -> str:
 
 def guess_field(q: str) -> str:
     """What a search box entry most likely is."""
-    from kopilka.members.cards import is_valid_card
-
     s = q.strip()
     digits = "".join(ch for ch in s if ch.isdigit())
     if "@" in s:
@@ -66,8 +74,6 @@ SEARCH_FIELDS = ("phone", "email", "card", "name", "external_id")
 
 @router.get("/members")
 def members(request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
-    from kopilka.members import service as members_service
-
     p = page(request, user, "members.view")
     q = (request.query_params.get("q") or "").strip()[:200]
     by = request.query_params.get("by") or "auto"
@@ -97,12 +103,6 @@ def _member_page(
     status: int = 200,
     **extra: Any,
 ) -> HTMLResponse:
-    from kopilka.ledger import service as ledger
-    from kopilka.members import service as members_service
-    from kopilka.program.service import current_program
-    from kopilka.purchases import service as purchases
-    from kopilka.purchases.models import PurchaseReturn
-
     p = page(request, user, "members.view", session)
     try:
         member = members_service.get_member(session, member_id)
@@ -130,11 +130,9 @@ def _member_page(
     history_of = getattr(members_service, "consent_history", None)
     if history_of is not None:
         consent_log = history_of(session, member_id)
-    from kopilka.tiers import service as tiers
 
     tier = tiers.status(session, member_id, history_limit=20)
     tier_levels = tiers.setup(session)
-    from kopilka.coupons import queries as coupons
 
     member_coupons, _ = coupons.member_coupons(session, member_id, limit=50)
     waiting, _ = adjustments.list_adjustments(session, member_id=member_id, limit=50)
@@ -225,8 +223,6 @@ def member_status(
     csrf: Annotated[str, Form(max_length=200)],
     reason: Annotated[str | None, Form(max_length=500)] = None,
 ) -> Response:
-    from kopilka.members import service as members_service
-
     check_csrf(user, csrf)
     page(request, user, "members.status")
     try:
@@ -251,8 +247,6 @@ def member_tier(
 ) -> Response:
     """A manual tier (a floor) until the end of a day in the programme's time zone, or
     for good; an empty tier clears it."""
-    from kopilka.tiers import service as tiers
-
     check_csrf(user, csrf)
     p = page(request, user, "members.tier", session)
     form = {"tier": tier, "until": until, "tier_reason": reason}
@@ -324,10 +318,6 @@ def _contact(member: Any, via: str) -> tuple[str, str]:
 def _send(kind: str, destination: str, code: str, lang: str, text: str) -> str | None:
     """Deliver a message through the member-code channel the member app uses for sign-in
     codes (``KOPILKA_MEMBER_CODE_CHANNEL``); the error's name when it failed."""
-    import structlog
-
-    from kopilka.memberapp import service as memberapp
-
     try:
         memberapp.deliver_code(memberapp.CodeMessage(kind, destination, code, lang, text))
     except Exception as exc:  # a channel's failure must not lose the page
@@ -339,8 +329,6 @@ def _send(kind: str, destination: str, code: str, lang: str, text: str) -> str |
 
 
 def _app_name(session: Session) -> str:
-    from kopilka.program.service import current_program
-
     try:
         spec = current_program(session).spec
     except Problem:
@@ -353,8 +341,6 @@ def _contact_target(
 ) -> tuple[Page, str, Any]:
     """What both contact actions start with: the CSRF check, the page, the language of the
     message (the operator's unless chosen) and the member (404 if unknown)."""
-    from kopilka.members import service as members_service
-
     check_csrf(user, csrf)
     p = page(request, user, "members.contact", session)
     try:
@@ -377,10 +363,6 @@ def member_app_link(
     """Make a one-time sign-in link into the member app (as ``POST
     /api/v1/members/{id}/app-link``), send it to the member's phone or email and show it
     to the operator. The link itself never goes into a URL: the page is the answer."""
-    from kopilka.audit.service import record
-    from kopilka.core.config import get_settings
-    from kopilka.memberapp import service as memberapp
-
     p, lang, member = _contact_target(request, session, user, member_id, csrf, lang)
     try:
         kind, destination = _contact(member, via)
@@ -451,9 +433,6 @@ def member_card(
 ) -> Response:
     """Send the member their card number again, through the same channel as sign-in
     codes, to their phone or email."""
-    from kopilka.audit.service import record
-    from kopilka.memberapp import service as memberapp
-
     p, lang, member = _contact_target(request, session, user, member_id, csrf, lang)
     try:
         if member.status == "erased":

@@ -6,11 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from kopilka.console import service as console
+from kopilka.console.simulate import sample_receipt, simulate
 from kopilka.core.errors import Problem
+from kopilka.program import service as program
+from kopilka.program.queries import recent_versions
+from kopilka.program.service import current_program, export_program
 from kopilka.web.admin.views.shared import SessionDep, UserDep, check_csrf, page
 
 router = APIRouter()
@@ -19,10 +23,6 @@ router = APIRouter()
 def _programme_page(
     request: Request, session: Session, user: console.Current, status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    from kopilka.console.simulate import sample_receipt
-    from kopilka.program.models import ProgramVersion
-    from kopilka.program.service import current_program, export_program
-
     p = page(request, user, "programme.view", session)
     try:
         text = export_program(session)
@@ -30,18 +30,7 @@ def _programme_page(
         receipt = sample_receipt(spec)
     except Problem:
         text, receipt = "", "{}"
-    versions = list(
-        session.execute(
-            select(
-                ProgramVersion.version,
-                ProgramVersion.name,
-                ProgramVersion.applied_at,
-                ProgramVersion.applied_by,
-            )
-            .order_by(ProgramVersion.version.desc())
-            .limit(20)
-        ).all()
-    )
+    versions = recent_versions(session, limit=20)
     data = {
         "yaml": text,
         "draft": text,
@@ -87,17 +76,12 @@ async def programme_action(
 ) -> Response:
     """``action``: ``simulate`` (validate the draft and dry-run its rules on the sample
     receipt) or ``publish`` (apply it as the new version, audited with before/after)."""
-    from starlette.concurrency import run_in_threadpool
-
     check_csrf(user, csrf)
     need = "programme.apply" if action == "publish" else "programme.view"
     page(request, user, need)
     text = await _draft_text(draft, file)
 
     def work() -> Response:
-        from kopilka.console.simulate import simulate
-        from kopilka.program import service as program
-
         try:
             spec = program.parse_program(text)
             if action == "publish":

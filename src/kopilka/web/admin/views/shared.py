@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from kopilka.console import service as console
 from kopilka.core import context
 from kopilka.core.auth import get_session
-from kopilka.core.errors import Problem
+from kopilka.core.errors import TITLES, Problem
+from kopilka.program.service import current_program
 from kopilka.security.middleware import came_over_tls
 from kopilka.web.admin import i18n
 
@@ -127,8 +128,6 @@ def page(
     if need is not None and not p.can(need):
         raise PageError(403, "forbidden")
     if session is not None:
-        from kopilka.program.service import current_program
-
         with contextlib.suppress(Problem):
             p.tz = current_program(session).spec.timezone
     return p
@@ -161,8 +160,6 @@ def set_session_cookie(response: Response, request: Request, token: str) -> None
 
 
 def problem_text(p: Page, exc: Problem) -> str:
-    from kopilka.core.errors import TITLES
-
     en, ru = TITLES.get(exc.code, (exc.code, exc.code))
     return ru if p.lang == "ru" else en
 

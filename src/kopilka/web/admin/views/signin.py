@@ -3,6 +3,8 @@ the home page."""
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -32,8 +34,6 @@ PRE_CSRF = "kopilka_console_pre"
 
 
 def _pre_token(request: Request) -> str:
-    import secrets
-
     return request.cookies.get(PRE_CSRF) or secrets.token_urlsafe(24)
 
 
@@ -62,8 +62,6 @@ def _login_page(
 
 
 def _check_pre(request: Request, supplied: str) -> None:
-    import hmac
-
     cookie = request.cookies.get(PRE_CSRF)
     if not cookie or not hmac.compare_digest(cookie.encode(), supplied.encode()):
         raise PageError(403, "csrf_invalid")
