@@ -20,8 +20,9 @@ same receipt takes:
    budgets, ledger entries, lots, postings, wallets, events, webhook deliveries, tiers.
 
 The writes that depend on rows not locked by step 1 are conditional (a budget that must
-still fit, a tier that must still be what was read); if one did not take, everything is
-rolled back and the receipt goes the general way, which locks those rows first. What
+still fit, a tier that must still be what was read); if one did not take, ``Contended``:
+``core.write.retrying`` rolls everything back and the receipt goes the general way, which
+locks those rows first. What
 this path does not handle goes the general way from the start, in the same transaction
 or after a rollback: a receipt without a member, with coupon codes, a hold, a member
 named by the app's rotating code, a wallet in debt. The rows
@@ -45,7 +46,7 @@ from kopilka.core import write
 from kopilka.core.batch import Batch, RawSelect
 from kopilka.core.db import now
 from kopilka.core.money import ZERO
-from kopilka.core.plan import Plan
+from kopilka.core.plan import Contended, Plan
 from kopilka.events import service as events_service
 from kopilka.ledger import planner as ledger_planner
 from kopilka.ledger import queries as ledger_queries
@@ -163,7 +164,7 @@ def confirm(
     session: Session, body: PurchaseIn, principal: Principal, program: Program, body_hash: str
 ) -> tuple[int, dict[str, Any]]:
     """Record a member's receipt (``applies``); ``Fallback`` when it must go the general
-    way, ``service.BudgetRace`` when a conditional write did not take (rolled back)."""
+    way, ``Contended`` when a conditional write did not take (the caller rolls back)."""
     assert body.member is not None
     spec = program.spec
     partner = service.check_store(body, program, principal)
@@ -286,9 +287,10 @@ def confirm(
     out = batch.run(session)
     if out.receipt_id is None:  # a twin recorded it a moment ago (it held no lock of ours)
         return _replay(session, body, body_hash)
-    if (draws and out.budgets_drawn < draws) or not tiers.tier_writes_held(out):
-        session.rollback()
-        raise service.BudgetRace
+    if draws and out.budgets_drawn < draws:
+        raise Contended("campaign budget")  # the caller's one retry (core.write.retrying)
+    if not tiers.tier_writes_held(out):
+        raise Contended("tier")
     return 201, service.purchase_json(purchase)
 
 

@@ -44,6 +44,8 @@ from kopilka.core.money import (
     round_down,
     to_units,
 )
+from kopilka.core.plan import Contended
+from kopilka.core.write import retrying
 from kopilka.coupons import service as coupons
 from kopilka.ledger import planner as ledger_planner
 from kopilka.ledger import service as ledger
@@ -617,10 +619,6 @@ def purchase_json(p: Purchase) -> dict[str, Any]:
     }
 
 
-class BudgetRace(Exception):
-    """Another receipt drew on a campaign budget meanwhile and this one no longer fits."""
-
-
 def check_quote(body: PurchaseIn, fig: Figures) -> None:
     """409 ``quote_changed`` when the till confirms figures other than those it showed."""
     if body.quote_id is not None and body.quote_id != fig.quote_id:
@@ -644,11 +642,14 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
     recorded again with the budgets' rows locked first and the figures made on them.
 
     On PostgreSQL an ordinary member's receipt takes ``hotpath`` (the same rows in three
-    round trips); what it does not handle comes back here."""
+    round trips); what it does not handle comes back here. A budget drawn or a tier moved
+    by another receipt between the reads and the writes (``Contended``) is the one retry,
+    ``core.write.retrying``: the second attempt takes the general way with the budgets'
+    rows locked first."""
     from kopilka.purchases import hotpath
 
-    try:
-        if hotpath.applies(body) and session.get_bind().dialect.name == "postgresql":
+    def attempt(retry: bool) -> tuple[int, dict[str, Any]]:
+        if not retry and hotpath.applies(body) and session.get_bind().dialect.name == "postgresql":
             try:
                 return hotpath.confirm(
                     session, body, principal, current_program(session), _request_hash(body)
@@ -656,10 +657,9 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
             except hotpath.Fallback as fallback:
                 if fallback.rolled_back:
                     session.rollback()
-        return _confirm(session, body, principal, lock_budgets=False)
-    except BudgetRace:
-        session.rollback()
-        return _confirm(session, body, principal, lock_budgets=True)
+        return _confirm(session, body, principal, lock_budgets=retry)
+
+    return retrying(session, attempt)
 
 
 def _confirm(
@@ -759,7 +759,7 @@ def _confirm(
         and fig.rules is not None
         and not rules_service.draw_budgets(session, fig.rules, fig.campaign_spend)
     ):
-        raise BudgetRace
+        raise Contended("campaign budget")
     return 201, purchase_json(purchase)
 
 
