@@ -56,7 +56,7 @@ from kopilka.ledger.models import Account
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import Program
-from kopilka.purchases import service
+from kopilka.purchases import hooks, service
 from kopilka.purchases.models import Purchase
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import engine
@@ -154,6 +154,7 @@ def _context(compiled: engine.CompiledRules, metric: str | None, redeem: bool) -
             available.label("lot_available"),
             expires.label("lot_expires"),
         ]
+    cols += hooks.columns()
     return select(*cols)
 
 
@@ -216,7 +217,7 @@ def confirm(
     if redeem is not None:
         params |= {"lots_account": wallets[redeem].id, "lots_at": at}
     (row,) = _cached(
-        ("context", id(compiled), metric, redeem is not None),
+        ("context", id(compiled), metric, redeem is not None, hooks.registered()),
         lambda: RawSelect(_context(compiled, metric, redeem is not None), dialect),
     ).all(session, params)
     if row.existing is not None:
@@ -284,9 +285,13 @@ def confirm(
         if changed is not None:
             events.append(changed)
     events_service.add_to_batch(batch, session, events)
+    hooked = Plan()  # what the registered capabilities add (purchases.hooks)
+    hooks.on_settled(service.settled(purchase, fig.earned), row._mapping, hooked)
+    checks = write.add_parts(batch, hooked, "hooks")
     out = batch.run(session)
     if out.receipt_id is None:  # a twin recorded it a moment ago (it held no lock of ours)
         return _replay(session, body, body_hash)
+    write.check(out, checks)  # Contended: the caller's one retry
     if draws and out.budgets_drawn < draws:
         raise Contended("campaign budget")  # the caller's one retry (core.write.retrying)
     if not tiers.tier_writes_held(out):

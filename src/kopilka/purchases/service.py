@@ -53,6 +53,7 @@ from kopilka.ledger.models import Entry
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import Program, current_program
+from kopilka.purchases import hooks
 from kopilka.purchases.models import (
     LineEarning,
     Purchase,
@@ -748,6 +749,7 @@ def _confirm(
         )
     if not body.hold:
         _credit_earnings(session, purchase, fig.earned, principal.actor, fresh=True)
+        hooks.settle(session, settled(purchase, fig.earned))
     _emit_purchase(session, purchase, "purchase.held" if body.hold else "purchase.confirmed")
     if member is not None and not body.hold:
         from kopilka.tiers.service import on_purchase  # up a tier at once if reached
@@ -832,6 +834,18 @@ def receipt_rows(
         else []
     )
     return values, lines, earnings, rule_rows
+
+
+def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
+    """What the receipt hooks are told of a settled receipt."""
+    return hooks.Settled(
+        p.id,
+        p.member_id,
+        p.store,
+        p.occurred_at,
+        p.total_due,
+        {c: sum(a, ZERO) for c, a in earned.items()},
+    )
 
 
 def _emit_purchase(
@@ -1194,7 +1208,9 @@ def commit(
             purchase_id=p.id,
             description=f"hold of receipt {p.external_id} settled",
         )
-    _credit_earnings(session, p, _earned_by_currency(session, p.id), principal.actor)
+    earned = _earned_by_currency(session, p.id)
+    _credit_earnings(session, p, earned, principal.actor)
+    hooks.settle(session, settled(p, earned))
     p.status = "confirmed"
     p.settled_at = now()
     p.receipt_number = body.receipt_number
@@ -1342,6 +1358,7 @@ def _return_figures(
 def _post_return(
     session: Session, p: Purchase, fig: dict[str, Any], key: str, kind: str, actor: str
 ) -> None:
+    hooks.reverse(session, hooks.Reversed(p.id, p.member_id, kind, key, fig["refund"]))
     if p.member_id is None:
         return
     if fig["restored"] > 0 and p.redeem_currency:
