@@ -20,8 +20,9 @@ same receipt takes:
    budgets, ledger entries, lots, postings, wallets, events, webhook deliveries, tiers.
 
 The writes that depend on rows not locked by step 1 are conditional (a budget that must
-still fit, a tier that must still be what was read); if one did not take, everything is
-rolled back and the receipt goes the general way, which locks those rows first. What
+still fit, a tier that must still be what was read); if one did not take, ``Contended``:
+``core.write.retrying`` rolls everything back and the receipt goes the general way, which
+locks those rows first. What
 this path does not handle goes the general way from the start, in the same transaction
 or after a rollback: a receipt without a member, with coupon codes, a hold, a member
 named by the app's rotating code, a wallet in debt. The rows
@@ -44,7 +45,7 @@ from kopilka.core import write
 from kopilka.core.batch import Batch, RawSelect
 from kopilka.core.db import now
 from kopilka.core.money import ZERO
-from kopilka.core.plan import Plan
+from kopilka.core.plan import Contended, Plan
 from kopilka.core.principal import Principal
 from kopilka.events import service as events_service
 from kopilka.ledger import planner as ledger_planner
@@ -55,7 +56,7 @@ from kopilka.ledger.models import Account
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import Program
-from kopilka.purchases import service
+from kopilka.purchases import hooks, service
 from kopilka.purchases.models import Purchase
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import engine
@@ -153,6 +154,7 @@ def _context(compiled: engine.CompiledRules, metric: str | None, redeem: bool) -
             available.label("lot_available"),
             expires.label("lot_expires"),
         ]
+    cols += hooks.columns()
     return select(*cols)
 
 
@@ -163,7 +165,7 @@ def confirm(
     session: Session, body: PurchaseIn, principal: Principal, program: Program, body_hash: str
 ) -> tuple[int, dict[str, Any]]:
     """Record a member's receipt (``applies``); ``Fallback`` when it must go the general
-    way, ``service.BudgetRace`` when a conditional write did not take (rolled back)."""
+    way, ``Contended`` when a conditional write did not take (the caller rolls back)."""
     assert body.member is not None
     spec = program.spec
     partner = service.check_store(body, program, principal)
@@ -215,7 +217,7 @@ def confirm(
     if redeem is not None:
         params |= {"lots_account": wallets[redeem].id, "lots_at": at}
     (row,) = _cached(
-        ("context", id(compiled), metric, redeem is not None),
+        ("context", id(compiled), metric, redeem is not None, hooks.registered()),
         lambda: RawSelect(_context(compiled, metric, redeem is not None), dialect),
     ).all(session, params)
     if row.existing is not None:
@@ -283,12 +285,17 @@ def confirm(
         if changed is not None:
             events.append(changed)
     events_service.add_events_to_batch(batch, session, events)
+    hooked = Plan()  # what the registered capabilities add (purchases.hooks)
+    hooks.on_settled(service.settled(purchase, fig.earned), row._mapping, hooked)
+    checks = write.add_parts(batch, hooked, "hooks")
     out = batch.run(session)
     if out.receipt_id is None:  # a twin recorded it a moment ago (it held no lock of ours)
         return _replay(session, body, body_hash)
-    if (draws and out.budgets_drawn < draws) or not tiers.tier_writes_held(out):
-        session.rollback()
-        raise service.BudgetRace
+    write.check(out, checks)  # Contended: the caller's one retry
+    if draws and out.budgets_drawn < draws:
+        raise Contended("campaign budget")  # the caller's one retry (core.write.retrying)
+    if not tiers.tier_writes_held(out):
+        raise Contended("tier")
     return 201, service.purchase_json(purchase)
 
 

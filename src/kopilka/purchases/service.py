@@ -43,8 +43,10 @@ from kopilka.core.money import (
     round_down,
     to_units,
 )
+from kopilka.core.plan import Contended
 from kopilka.core.principal import Principal
 from kopilka.core.split import allocate, prorate
+from kopilka.core.write import retrying
 from kopilka.coupons import redeem as coupons
 from kopilka.coupons.models import Coupon, CouponPool, CouponUse
 from kopilka.events.service import emit, emit_many
@@ -54,7 +56,7 @@ from kopilka.ledger.models import Entry
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import Program, current_program
-from kopilka.purchases import hotpath
+from kopilka.purchases import hooks, hotpath
 from kopilka.purchases.models import (
     LineEarning,
     Purchase,
@@ -621,10 +623,6 @@ def purchase_json(p: Purchase) -> dict[str, Any]:
     }
 
 
-class BudgetRace(Exception):
-    """Another receipt drew on a campaign budget meanwhile and this one no longer fits."""
-
-
 def check_quote(body: PurchaseIn, fig: Figures) -> None:
     """409 ``quote_changed`` when the till confirms figures other than those it showed."""
     if body.quote_id is not None and body.quote_id != fig.quote_id:
@@ -648,9 +646,13 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
     recorded again with the budgets' rows locked first and the figures made on them.
 
     On PostgreSQL an ordinary member's receipt takes ``hotpath`` (the same rows in three
-    round trips); what it does not handle comes back here."""
-    try:
-        if hotpath.applies(body) and session.get_bind().dialect.name == "postgresql":
+    round trips); what it does not handle comes back here. A budget drawn or a tier moved
+    by another receipt between the reads and the writes (``Contended``) is the one retry,
+    ``core.write.retrying``: the second attempt takes the general way with the budgets'
+    rows locked first."""
+
+    def attempt(retry: bool) -> tuple[int, dict[str, Any]]:
+        if not retry and hotpath.applies(body) and session.get_bind().dialect.name == "postgresql":
             try:
                 return hotpath.confirm(
                     session, body, principal, current_program(session), _request_hash(body)
@@ -658,10 +660,9 @@ def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[i
             except hotpath.Fallback as fallback:
                 if fallback.rolled_back:
                     session.rollback()
-        return _confirm(session, body, principal, lock_budgets=False)
-    except BudgetRace:
-        session.rollback()
-        return _confirm(session, body, principal, lock_budgets=True)
+        return _confirm(session, body, principal, lock_budgets=retry)
+
+    return retrying(session, attempt)
 
 
 def _confirm(
@@ -750,6 +751,7 @@ def _confirm(
         )
     if not body.hold:
         _credit_earnings(session, purchase, fig.earned, principal.actor, fresh=True)
+        hooks.settle(session, settled(purchase, fig.earned))
     _emit_purchase(session, purchase, "purchase.held" if body.hold else "purchase.confirmed")
     if member is not None and not body.hold:
         on_purchase(session, member.id, body.occurred_at)
@@ -759,7 +761,7 @@ def _confirm(
         and fig.rules is not None
         and not rules_service.draw_budgets(session, fig.rules, fig.campaign_spend)
     ):
-        raise BudgetRace
+        raise Contended("campaign budget")
     return 201, purchase_json(purchase)
 
 
@@ -832,6 +834,18 @@ def receipt_rows(
         else []
     )
     return values, lines, earnings, rule_rows
+
+
+def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
+    """What the receipt hooks are told of a settled receipt."""
+    return hooks.Settled(
+        p.id,
+        p.member_id,
+        p.store,
+        p.occurred_at,
+        p.total_due,
+        {c: sum(a, ZERO) for c, a in earned.items()},
+    )
 
 
 def _emit_purchase(
@@ -1189,7 +1203,9 @@ def commit(
             purchase_id=p.id,
             description=f"hold of receipt {p.external_id} settled",
         )
-    _credit_earnings(session, p, _earned_by_currency(session, p.id), principal.actor)
+    earned = _earned_by_currency(session, p.id)
+    _credit_earnings(session, p, earned, principal.actor)
+    hooks.settle(session, settled(p, earned))
     p.status = "confirmed"
     p.settled_at = now()
     p.receipt_number = body.receipt_number
@@ -1335,6 +1351,7 @@ def _return_figures(
 def _post_return(
     session: Session, p: Purchase, fig: dict[str, Any], key: str, kind: str, actor: str
 ) -> None:
+    hooks.reverse(session, hooks.Reversed(p.id, p.member_id, kind, key, fig["refund"]))
     if p.member_id is None:
         return
     if fig["restored"] > 0 and p.redeem_currency:

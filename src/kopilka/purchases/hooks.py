@@ -1,0 +1,130 @@
+"""The seam of a receipt: what a new capability (a referral reward, challenge progress, a
+partner posting) adds to a confirmation, in one place, on either database.
+
+A capability registers a ``ReceiptHook`` (from the ``wiring`` of its package). The hook
+says what it needs to read (``columns``: labelled scalar subqueries, bound by
+``:member_id``) and plans its rows from what was read (``settled``: a receipt whose value
+moved, confirmed or a hold committed; ``reversed``: a cancel or a return) as parts of a
+``core.plan.Plan``. The confirmation reads the hooks' columns with its own context (on
+PostgreSQL in the same statement as the figures' reads) and writes their parts with its
+own (in the receipt's one statement); a conditional part that does not take
+(``UpdateIfUnchanged``) is the receipt's one retry. A hook reads no table and writes no
+row any other way: it runs inside the receipt's transaction, under the member's lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from kopilka.core.plan import Plan
+from kopilka.core.write import write
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A receipt whose value moved: confirmed, or a hold committed."""
+
+    purchase_id: uuid.UUID
+    member_id: uuid.UUID | None
+    store: str
+    occurred_at: dt.datetime
+    total_due: Decimal
+    earned: Mapping[str, Decimal]  # per currency
+
+
+@dataclass(frozen=True)
+class Reversed:
+    """A cancel or a return of (part of) a settled receipt; ``key`` is the reversal's own
+    (unique, so a hook's rows can carry it for idempotency)."""
+
+    purchase_id: uuid.UUID
+    member_id: uuid.UUID | None
+    kind: str  # "cancel" or "return"
+    key: str
+    refund: Decimal
+
+
+class ReceiptHook(Protocol):
+    name: str
+
+    def columns(self) -> Sequence[ColumnElement[Any]]:
+        """Labelled scalar subqueries of what the hook reads (``bindparam("member_id")``
+        names the receipt's member); labels start with the hook's name."""
+        ...
+
+    def settled(self, receipt: Settled, read: Mapping[str, Any], plan: Plan) -> None:
+        """Add the rows a settled receipt makes to ``plan``."""
+        ...
+
+    def reversed(self, receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
+        """Add the rows a cancel or a return makes to ``plan``."""
+        ...
+
+
+_lock = threading.Lock()
+_hooks: dict[str, ReceiptHook] = {}
+
+
+def register(hook: ReceiptHook) -> None:
+    """Add (or replace, by name) a hook."""
+    with _lock:
+        _hooks[hook.name] = hook
+
+
+def unregister(name: str) -> None:
+    with _lock:
+        _hooks.pop(name, None)
+
+
+def registered() -> tuple[ReceiptHook, ...]:
+    with _lock:
+        return tuple(_hooks[n] for n in sorted(_hooks))
+
+
+def columns() -> list[ColumnElement[Any]]:
+    """Every registered hook's reads, for a receipt's context statement."""
+    return [c for h in registered() for c in h.columns()]
+
+
+def on_settled(receipt: Settled, read: Mapping[str, Any], plan: Plan) -> None:
+    for h in registered():
+        h.settled(receipt, read, plan)
+
+
+def on_reversed(receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
+    for h in registered():
+        h.reversed(receipt, read, plan)
+
+
+def _read(session: Session, member_id: uuid.UUID | None) -> Mapping[str, Any]:
+    cols = columns()
+    if not cols:
+        return {}
+    return dict(session.execute(select(*cols), {"member_id": member_id}).one()._mapping)
+
+
+def settle(session: Session, receipt: Settled) -> None:
+    """The hooks of a settled receipt on the general way: read, plan, write."""
+    if not _hooks:
+        return
+    plan = Plan()
+    on_settled(receipt, _read(session, receipt.member_id), plan)
+    write(session, plan)
+
+
+def reverse(session: Session, receipt: Reversed) -> None:
+    """The hooks of a cancel or a return: read, plan, write."""
+    if not _hooks:
+        return
+    plan = Plan()
+    on_reversed(receipt, _read(session, receipt.member_id), plan)
+    write(session, plan)

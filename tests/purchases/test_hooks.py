@@ -1,0 +1,84 @@
+"""A receipt hook (``purchases.hooks``) reads with the receipt and writes with it, on either
+database (on PostgreSQL inside the hot path's one statement). The hook here keeps a
+challenge's progress (receipts of 100 or more) in a row of ``campaign_spend``, standing in
+for a table of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+from sqlalchemy import ColumnElement, select
+
+from kopilka.apikeys.service import Principal
+from kopilka.core.db import Database
+from kopilka.core.plan import Plan
+from kopilka.purchases import hooks, service
+from kopilka.purchases.schemas import PurchaseIn
+from kopilka.rules.models import CampaignSpend
+from tests.purchases.conftest import Enrol, receipt
+
+TILL = Principal(kind="api_key", id=str(uuid.uuid4()), role="cashier", store="msk-01")
+SPEND = CampaignSpend.__table__
+
+
+class Challenge:
+    name = "challenge"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    def columns(self) -> Sequence[ColumnElement[Any]]:
+        progress = select(CampaignSpend.spent).where(CampaignSpend.code == "challenge")
+        return [progress.scalar_subquery().label("challenge_progress")]
+
+    def settled(self, receipt: hooks.Settled, read: Mapping[str, Any], plan: Plan) -> None:
+        self.seen.append(("settled", read["challenge_progress"]))
+        if receipt.total_due >= 100:
+            plan.upsert_add(
+                SPEND,  # type: ignore[arg-type]
+                ("code",),
+                ("spent",),
+                [{"code": "challenge", "currency": "BONUS", "spent": D(1)}],
+            )
+
+    def reversed(self, receipt: hooks.Reversed, read: Mapping[str, Any], plan: Plan) -> None:
+        self.seen.append((receipt.kind, read["challenge_progress"]))
+        if receipt.kind == "cancel":
+            plan.add_to(SPEND, "code", ("spent",), {"challenge": [D(-1)]})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def challenge() -> Iterator[Challenge]:
+    hook = Challenge()
+    hooks.register(hook)
+    yield hook
+    hooks.unregister(hook.name)
+
+
+def test_a_hook_reads_and_writes_with_each_receipt(
+    program: Database, enrol: Enrol, challenge: Challenge
+) -> None:
+    # given a member and a registered challenge
+    card = enrol()["card_number"]
+    # when two receipts are confirmed and the second is cancelled
+    ids = []
+    for n in (1, 2):
+        with program.session() as s:
+            status, body = service.confirm(
+                s, PurchaseIn.model_validate(receipt(f"H-{n}", card)), TILL
+            )
+            s.commit()
+        assert status == 201
+        ids.append(uuid.UUID(body["id"]))
+    with program.session() as s:
+        service.cancel(s, ids[1], TILL)
+        s.commit()
+    # then the hook saw the progress before each receipt, and the progress is one
+    assert challenge.seen == [("settled", None), ("settled", D(1)), ("cancel", D(2))]
+    with program.session() as s:
+        progress = s.scalar(select(CampaignSpend.spent).where(CampaignSpend.code == "challenge"))
+    assert progress == D(1)
