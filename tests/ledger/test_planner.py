@@ -381,3 +381,18 @@ def test_a_transfer_conserves_points_and_expiries(lots: list[OpenLot], amount: D
     for t, n in zip(taken, plan.new_lots, strict=True):
         assert t.lot is not None
         assert (n.amount, n.expires_at) == (-t.amount, by_id[t.lot].expires_at)
+
+
+def test_after_gives_the_next_entry_what_the_last_one_left() -> None:
+    # given a wallet owing 5, with 30 in a lot, debited 10 (the debt repaid first)
+    w, lots = wallet("25", debt="5"), [lot(1, "30", 10)]
+    debit = planner.plan_debit(w, lots, COUNTER, entry("10"), precision=2, at=PINNED)
+    # when the receipt's earning is planned on what the debit left
+    w2, lots2 = planner.after(w, lots, debit)
+    credit = planner.plan_credit(
+        w2, COUNTER, entry("7"), available_at=PINNED, expires_at=None, precision=2,
+        lots=lots2, at=PINNED,
+    )  # fmt: skip
+    # then the debt is gone and the earning repays nothing
+    assert (w2.balance, w2.debt, lots2) == (D("15"), D("0"), [lot(1, "15", 10)])
+    assert credit.postings == [Posting(W, D("7"), new_ref(0)), Posting(COUNTER, D("-7"), None)]

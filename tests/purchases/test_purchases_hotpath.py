@@ -293,3 +293,59 @@ def test_what_the_hot_path_leaves_to_the_general_one() -> None:
     assert not hotpath.applies(PurchaseIn.model_validate({**base, **member, "hold": True}))
     assert not hotpath.applies(PurchaseIn.model_validate({**base, **member, "coupons": ["A1"]}))
     assert not hotpath.applies(PurchaseIn.model_validate({**base, "member": {"qr": "k1.abc"}}))
+
+
+def test_a_member_in_debt_is_planned_the_same_both_ways(
+    demo: Database, client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a member owing 100 BONUS (100 earned, spent, then the earning reversed) and
+    # another owing 15 (40 the same way, then a gift of 25 that repaid part of it); a debt
+    # leaves no lot open (earnings repay it at once)
+    owing = []
+    for i, (gift, after) in enumerate([("100", None), ("40", "25")]):
+        r = client.post("/api/v1/members", json={"phone": f"+791677708{i:02d}"}, headers=admin)
+        m = r.json()
+        mid = uuid.UUID(m["id"])
+        with demo.session() as s:
+            first = ledger.credit(
+                s, key=f"gift-{i}", kind="adjust", member_id=mid, currency="BONUS",
+                amount=D(gift), actor="test", never_expires=True, pending_days=0,
+            )  # fmt: skip
+            ledger.debit(  # all they have (the welcome gift too)
+                s, key=f"spend-{i}", kind="adjust", member_id=mid, currency="BONUS",
+                amount=ledger.redeemable(s, mid, "BONUS"), actor="test",
+            )  # fmt: skip
+            ledger.reverse(s, first.id, key=f"undo-{i}", actor="test")
+            if after is not None:
+                ledger.credit(
+                    s, key=f"again-{i}", kind="adjust", member_id=mid, currency="BONUS",
+                    amount=D(after), actor="test", never_expires=True, pending_days=0,
+                )  # fmt: skip
+            s.commit()
+        with demo.session() as s:
+            debt = s.scalar(
+                text("SELECT debt FROM ledger_accounts WHERE member_id = :m"), {"m": mid}
+            )
+        assert debt == (100 if after is None else 15) * 10_000  # Amount's units
+        owing.append(m)
+    # when each buys (the earning repays the debt first)
+    for n, m in enumerate(owing):
+        body: dict[str, Any] = {
+            "external_id": f"DEBT-{n}",
+            "store": "msk-01",
+            # BONUS is pending 14 days: earned on 20 November, the new lot is open now
+            # and repays the debt at once
+            "occurred_at": "2026-11-20T10:00:00+03:00",
+            "member": {"card": m["card_number"]},
+            "lines": [{"sku": "CHEESE", "category": "dairy", "quantity": "1",
+                       "unit_price": "1234.56"}],
+        }  # fmt: skip
+        _both_ways(demo, PurchaseIn.model_validate(body), uuid.UUID(m["id"]))
+    # then both debts were repaid from the new lots, and the ledger balances
+    with demo.session() as s:
+        debts = s.execute(
+            text("SELECT debt FROM ledger_accounts WHERE member_id IN (:a, :b)"),
+            {"a": uuid.UUID(owing[0]["id"]), "b": uuid.UUID(owing[1]["id"])},
+        ).scalars()
+        assert sorted(debts) == [0, 0]
+        assert verify(s, stop_at_first=False) == []

@@ -5,7 +5,7 @@ up to its currency's ceiling (``currencies[].adjust_approval_above`` in the prog
 is posted at once (``post``); above it, it is recorded as *pending approval* and nothing
 moves in the ledger until someone else ``approve``s it (then it is posted, once) or anyone
 ``reject``s it. Whatever the ceiling, no adjustment is ever ``MAX_AMOUNT`` or more, and no
-wallet is taken to that (``ledger.check_room``).
+wallet is taken to that (``ledger.planner.check_room``).
 
 Exactly once: the posting's ledger key is the request's key (unique in both tables), and
 an approval locks the request's row first, so two approvers clicking at once take turns:

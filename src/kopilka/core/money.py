@@ -14,7 +14,7 @@ SCALE: int = 10_000  # 10 ** MAX_PRECISION
 ZERO = Decimal(0)
 # The largest magnitude any amount may have: far above any receipt or balance, and safely
 # inside a signed 64-bit integer of 1/SCALE. A wallet's balance stays below it too
-# (``kopilka.ledger.service.check_room``), so no sum the ledger keeps can overflow.
+# (``kopilka.ledger.planner.check_room``), so no sum the ledger keeps can overflow.
 MAX_AMOUNT = Decimal(10) ** 13
 # What a BIGINT column holds: the stored range of every ``Amount``, in units of 1/SCALE.
 MAX_UNITS = 2**63 - 1

@@ -424,6 +424,15 @@ def plan_transfer(
     return draft.done()
 
 
+def after(wallet: Wallet, lots: Sequence[OpenLot], plan: EntryPlan) -> tuple[Wallet, list[OpenLot]]:
+    """``wallet`` and its ``lots`` as ``plan`` leaves them, for the next entry of the same
+    statement on the same wallet (a receipt's earning after its redemption). The lots
+    ``plan`` makes are left out: no later entry of a receipt spends them."""
+    bal, debt = plan.wallet_moves.get(wallet.id, (ZERO, ZERO))
+    moved = [replace(x, remaining=x.remaining + plan.lot_moves.get(x.id, ZERO)) for x in lots]
+    return replace(wallet, balance=wallet.balance + bal, debt=wallet.debt + debt), moved
+
+
 def plan_expire(wallet: Wallet, lot: OpenLot, breakage: int, entry: dict[str, Any]) -> EntryPlan:
     """What is left of an expired ``lot`` to the ``breakage`` account."""
     draft = _Draft(entry, [wallet])

@@ -375,6 +375,11 @@ _OPEN_LOTS = (
 )  # built once: every redemption reads them
 
 
+def open_lots(session: Session, account_id: int, at: dt.datetime) -> list[planner.OpenLot]:
+    """A wallet's open lots at ``at``, for a planner (read under the wallet's lock)."""
+    return _as_lots(session.execute(_OPEN_LOTS, {"account": account_id, "at": at}).scalars())
+
+
 def _read_lots_again(session: Session, wallet: Account, at: dt.datetime) -> list[Lot] | None:
     """The open lots ``redeemable`` read a moment ago in this transaction, under the same
     wallet lock, if nothing has been posted to the wallet since (then they are current)."""

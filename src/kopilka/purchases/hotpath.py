@@ -25,7 +25,8 @@ still fit, a tier that must still be what was read); if one did not take, ``Cont
 locks those rows first. What
 this path does not handle goes the general way from the start, in the same transaction
 or after a rollback: a receipt without a member, with coupon codes, a hold, a member
-named by the app's rotating code, a wallet in debt. The rows
+named by the app's rotating code (a wallet in debt is planned here too: the ledger's
+planner repays the debt first, from lots read for it). The rows
 written are the rows the general path writes (a test compares the two, row by row).
 """
 
@@ -192,8 +193,6 @@ def confirm(
         for r in rows
         if r.w_id is not None
     }
-    if any(w.debt != 0 for w in wallets.values()):
-        raise Fallback(rolled_back=False)  # an earning repays a debt: the ledger's own way
     if anchor is not None and anchor not in wallets:  # the member's lock (ledger.lock_member)
         _hold(session, wallets, member.id, [anchor])
 
@@ -347,21 +346,37 @@ def _ledger_plans(
             purchase_id=pid,
         )
 
+    # each wallet's lots as the entries before leave them; read here only for a wallet in
+    # debt that the receipt earns into (an earning repays a debt first), which is rare
+    state = {c: (w, list(lots) if c == fig.redeem_currency else None) for c, w in wallets.items()}
+
+    def lots_of(code: str) -> list[ledger_planner.OpenLot]:
+        wallet, known = state[code]
+        if known is None:
+            known = ledger.open_lots(session, wallet.id, at) if wallet.debt > 0 else []
+            state[code] = (wallet, known)
+        return known
+
+    def planned(code: str, plan: ledger_planner.EntryPlan) -> None:
+        state[code] = ledger_planner.after(state[code][0], lots_of(code), plan)
+        plans.append(plan)
+
     plans: list[ledger_planner.EntryPlan] = []
     if fig.redeemed > 0 and fig.redeem_currency:
         code = fig.redeem_currency
         cur = ledger.currency_row(session, code)
         ledger.check_amount(cur, fig.redeemed)
-        wallet = wallets[code]
-        plans.append(
+        wallet = state[code][0]
+        planned(
+            code,
             ledger_planner.plan_debit(
                 wallet,
-                lots,
+                lots_of(code),
                 ledger.system_account(session, code, "redemption"),
                 row(wallet, f"purchase:{pid}:redeem", "redeem", fig.redeemed),
                 precision=cur.precision,
                 at=at,
-            )
+            ),
         )
     for code, amounts in fig.earned.items():
         total = sum(amounts, ZERO)
@@ -370,8 +385,9 @@ def _ledger_plans(
         cur = ledger.currency_row(session, code)
         ledger.check_amount(cur, total)
         available_at, expires_at = ledger.lot_times(cur, body.occurred_at, tz)
-        wallet = wallets[code]
-        plans.append(
+        wallet = state[code][0]
+        planned(
+            code,
             ledger_planner.plan_credit(
                 wallet,
                 ledger.system_account(session, code, "issuance"),
@@ -379,6 +395,8 @@ def _ledger_plans(
                 available_at=available_at,
                 expires_at=expires_at,
                 precision=cur.precision,
-            )
+                lots=lots_of(code),
+                at=at,
+            ),
         )
     return plans
