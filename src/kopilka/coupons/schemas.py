@@ -200,13 +200,14 @@ class SheetIn(BaseModel):
 
 
 # ---------------------------------------------------------------------------- answers
-# Validated as they leave (``extra="forbid"``: a key no model names is a broken contract).
+# Validated as they leave, strictly (``extra="forbid"``: a key no model names is a broken
+# contract; ``strict``: a value is never converted to the declared type on the way out).
 # The code lookup is answered as the service builds it (``history`` only for those who may
 # see it), under the model it declares.
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RewardOut(_Out):

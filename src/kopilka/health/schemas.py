@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class LiveOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     status: Literal["ok"]
 
 
@@ -16,6 +16,6 @@ class ReadyOut(BaseModel):
     """``checks``: each check's outcome (``database``, ``schema``): ``ok`` or what is
     wrong, in words an operator can act on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     status: Literal["ok", "unavailable"]
     checks: dict[str, str]

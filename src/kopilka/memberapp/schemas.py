@@ -137,12 +137,12 @@ class AppLinkOut(BaseModel):
 
 
 class SignedOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     signed_out: Literal[True]
 
 
 class MeMemberOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: str
     card_number: str
     name: str | None
@@ -156,7 +156,7 @@ class MeMemberOut(BaseModel):
 class MeBalanceOut(BalanceOut):
     """A balance with its currency's ``name`` as the programme gives it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str
 
 
@@ -164,7 +164,7 @@ class MeOut(BaseModel):
     """The member's profile, balances (``main_currency`` first), consents per channel and
     progress to the next tier (null without tiers), as of ``as_of``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     member: MeMemberOut
     balances: list[MeBalanceOut]
     main_currency: str
@@ -174,13 +174,13 @@ class MeOut(BaseModel):
 
 
 class SubscribedOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: str
     created_at: str
 
 
 class UnsubscribedOut(BaseModel):
-    """``removed``: whether there was a subscription to forget."""
+    """``removed``: how many subscriptions were forgotten (0 or 1)."""
 
-    model_config = ConfigDict(extra="forbid")
-    removed: bool
+    model_config = ConfigDict(extra="forbid", strict=True)
+    removed: int

@@ -199,7 +199,7 @@ class MemberExportOut(BaseModel):
     ``other`` has a section per part of Kopilka that adds one (e.g. the member app's
     devices)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     format: Literal["kopilka.member-export/1"]
     exported_at: str
     member: MemberExportProfile

@@ -10,7 +10,7 @@ class AppliedOut(BaseModel):
     """The programme version in force after applying a file; ``changed`` is false when
     the file was the one in force already (``digest``: of its canonical form)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     version: int
     changed: bool
     digest: str

@@ -131,11 +131,12 @@ class ReturnIn(BaseModel):
 # API. The confirm, commit, cancel and return answers are rendered from the dicts the
 # service builds (a till's hot path), so these models declare them; the tests and the
 # fuzzer check that every answer matches. ``extra="forbid"``: a key the model does not
-# name is a break of the contract, not something to pass along quietly.
+# name is a break of the contract, not something to pass along quietly; ``strict``: nor is
+# a value of another type (validation would turn a count of 1 into ``true``).
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PointsOut(_Out):

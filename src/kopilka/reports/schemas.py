@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class ReportIndexOut(BaseModel):
     """The reports there are, and when the nightly rollup last ran (null: never)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     reports: list[str]
     rolled_up_at: str | None
 
@@ -18,7 +18,7 @@ class ReportIndexOut(BaseModel):
 class FiltersOut(BaseModel):
     """The filters the report ran with (``from``/``to``: local dates, inclusive)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
     from_: str = Field(alias="from")
     to: str
     store: str | None
@@ -34,7 +34,7 @@ class ReportOut(BaseModel):
     ``ignored_filters``: the filters given that this report does not apply. Each report's
     columns are described in docs/reports.md."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     report: str
     filters: FiltersOut
     ignored_filters: list[str]

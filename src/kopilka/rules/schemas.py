@@ -20,7 +20,7 @@ class RulesSchemaOut(BaseModel):
     """``GET /rules/schema``: the JSON Schema (draft 2020-12) of the rule language: a
     document with ``rules`` and ``campaigns``, their definitions under ``$defs``."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
     schema_: str = Field(alias="$schema")
     title: str
     type: Literal["object"]
@@ -37,7 +37,7 @@ class RuleOut(RuleSpec):
 class RulePage(BaseModel):
     """The rules in force, in the programme's order (one page: ``next_cursor`` is null)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[RuleOut]
     next_cursor: str | None
 
@@ -45,7 +45,7 @@ class RulePage(BaseModel):
 class RuleVersionOut(BaseModel):
     """One definition a rule has had, as it was sent (null: the rule was removed)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     key: str
     version: int
     program_version: int
@@ -56,7 +56,7 @@ class RuleVersionOut(BaseModel):
 
 
 class RuleVersionPage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[RuleVersionOut]
     next_cursor: str | None
 
@@ -75,7 +75,7 @@ class CampaignOut(CampaignSpec):
 
 
 class CampaignPage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[CampaignOut]
     next_cursor: str | None
 
@@ -84,7 +84,7 @@ class VerdictOut(BaseModel):
     """One rule's fate on the receipt: ``fired`` (with what it gave in ``applied_rules``) or
     not, and why (``reason``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     key: str
     version: int | None
     name: str
@@ -104,5 +104,5 @@ class SimulationOut(FiguresOut):
 class SimulationPage(BaseModel):
     """The answer for ``receipts``: one simulation per receipt, in the order sent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[SimulationOut]

@@ -90,7 +90,7 @@ class TierStatusOut(BaseModel):
 class NextTierOut(BaseModel):
     """The next level and what is left to reach it (in the metric's unit)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     tier: str
     name: str
     remaining: str
@@ -101,7 +101,7 @@ class TierProgressOut(BaseModel):
     counts for it (``qualifying_value``, with ``precision`` decimal places) and the next
     level (null at the top)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     tier: str | None
     name: str | None
     metric: str | None

@@ -45,7 +45,7 @@ class WebhookOut(BaseModel):
     """An endpoint; ``disabled_reason`` says why one is off (by an operator, or after a
     run of ``consecutive_failures``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: str
     url: str
     events: list[str]
@@ -63,7 +63,7 @@ class WebhookCreated(WebhookOut):
 
 
 class WebhookPage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[WebhookOut]
     next_cursor: str | None
 
@@ -71,7 +71,7 @@ class WebhookPage(BaseModel):
 class DeliveryOut(BaseModel):
     """One event sent (or to send) to one endpoint; ``next_attempt_at`` while pending."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: str
     event_id: str
     member_id: str | None
@@ -86,13 +86,13 @@ class DeliveryOut(BaseModel):
 
 
 class DeliveryPage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[DeliveryOut]
     next_cursor: str | None
 
 
 class AttemptOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     number: int
     attempted_at: str
     outcome: str
@@ -110,5 +110,5 @@ class DeliveryDetailOut(DeliveryOut):
 class ReplayedOut(BaseModel):
     """How many dead deliveries were sent again."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     replayed: int

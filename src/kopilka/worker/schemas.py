@@ -9,7 +9,7 @@ class JobOut(BaseModel):
     """A scheduled job: how often it runs (null: no longer scheduled by this code), how
     many times it ran, whether a worker runs it now (``holder``) and its last run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str
     every_seconds: int | None
     runs: int
@@ -21,5 +21,5 @@ class JobOut(BaseModel):
 
 
 class JobList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[JobOut]
