@@ -51,11 +51,16 @@ def _attempts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 
 def _meanwhile(
-    monkeypatch: pytest.MonkeyPatch, module: Any, db: Database, sql: str, **params: Any
+    monkeypatch: pytest.MonkeyPatch,
+    module: Any,
+    name: str,
+    db: Database,
+    sql: str,
+    **params: Any,
 ) -> None:
-    """Before ``module.add_to_batch`` plans its writes the first time, another connection
-    runs ``sql`` and commits."""
-    real: Callable[..., Any] = module.add_to_batch
+    """Before ``module.name`` plans its writes the first time, another connection runs
+    ``sql`` and commits."""
+    real: Callable[..., Any] = getattr(module, name)
     done: list[bool] = []
 
     def first(*args: Any, **kw: Any) -> Any:
@@ -66,7 +71,7 @@ def _meanwhile(
                 other.commit()
         return real(*args, **kw)
 
-    monkeypatch.setattr(module, "add_to_batch", first)
+    monkeypatch.setattr(module, name, first)
 
 
 def _body(card: str, lines: list[dict[str, str]] = WORKED_LINES) -> PurchaseIn:
@@ -108,6 +113,7 @@ def test_a_budget_drawn_meanwhile_is_retried_once(
     _meanwhile(
         monkeypatch,
         rules_service,
+        "add_draws_to_batch",
         pg,
         "INSERT INTO campaign_spend (code, currency, spent, updated_at) "
         "VALUES ('promo', 'BONUS', 450000, now())",
@@ -140,6 +146,7 @@ def test_a_tier_moved_meanwhile_is_retried_once(
     _meanwhile(
         monkeypatch,
         tiers_service,
+        "add_tier_move_to_batch",
         db,
         "UPDATE members SET tier = 'platinum' WHERE id = :m",
         m=uuid.UUID(m["id"]),
