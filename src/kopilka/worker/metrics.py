@@ -10,15 +10,14 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db
 from kopilka.core.errors import Problem
 from kopilka.core.jobs import job_runs
-from kopilka.events.models import OutboxEvent
+from kopilka.events.queries import events_written
+from kopilka.webhooks import queries as webhook_queries
 from kopilka.webhooks import service as webhooks
-from kopilka.webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 
 router = APIRouter(tags=["metrics"])
 
@@ -29,22 +28,10 @@ OUTCOMES = ("success", "http_error", "timeout", "network_error")
 class OutboxCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with get_db().session() as s:
-            by_status = dict(
-                s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
-            )
-            by_outcome = dict(
-                s.execute(
-                    select(DeliveryAttempt.outcome, func.count()).group_by(DeliveryAttempt.outcome)
-                ).all()
-            )
-            endpoints = dict(
-                s.execute(
-                    select(WebhookEndpoint.active, func.count())
-                    .where(WebhookEndpoint.deleted_at.is_(None))
-                    .group_by(WebhookEndpoint.active)
-                ).all()
-            )
-            events = s.execute(select(func.count()).select_from(OutboxEvent)).scalar_one()
+            by_status = webhook_queries.deliveries_by_status(s)
+            by_outcome = webhook_queries.attempts_by_outcome(s)
+            endpoints = webhook_queries.endpoints_by_active(s)
+            events = events_written(s)
             lag = webhooks.lag_seconds(s)
             jobs = job_runs(s)
         yield GaugeMetricFamily(

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
@@ -35,7 +35,6 @@ from kopilka.ledger.service import balances, history
 from kopilka.memberapp import formatting
 from kopilka.memberapp import service as app_service
 from kopilka.memberapp.lang import LANG_COOKIE, LANGS, pick_lang
-from kopilka.memberapp.models import MemberDevice
 from kopilka.members import service as members
 from kopilka.program.service import current_program
 from kopilka.purchases.service import get_purchase, purchase_json
@@ -43,6 +42,9 @@ from kopilka.security.middleware import CSP
 from kopilka.spec.program import BrandingSpec, ProgramSpec
 from kopilka.tiers.service import progress
 from kopilka.web.app import branding, codes, i18n
+
+if TYPE_CHECKING:  # the type of a page's device only
+    from kopilka.memberapp.models import MemberDevice
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"

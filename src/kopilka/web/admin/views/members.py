@@ -14,7 +14,6 @@ import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kopilka.adjustments import service as adjustments
@@ -30,7 +29,7 @@ from kopilka.members import service as members_service
 from kopilka.members.cards import is_valid_card
 from kopilka.program.service import current_program
 from kopilka.purchases import service as purchases
-from kopilka.purchases.models import PurchaseReturn
+from kopilka.purchases.queries import returns_by_purchase
 from kopilka.tiers import service as tiers
 from kopilka.web.admin import i18n
 from kopilka.web.admin.views.shared import (
@@ -114,14 +113,7 @@ def _member_page(
     )
     bought, _ = purchases.list_purchases(session, member_id=member_id, limit=30)
     ids = [uuid.UUID(b["id"]) for b in bought]
-    returns: dict[str, list[PurchaseReturn]] = {}
-    if ids:
-        for r in session.execute(
-            select(PurchaseReturn)
-            .where(PurchaseReturn.purchase_id.in_(ids))
-            .order_by(PurchaseReturn.created_at)
-        ).scalars():
-            returns.setdefault(str(r.purchase_id), []).append(r)
+    returns = returns_by_purchase(session, ids)
     try:
         currencies = [c.code for c in current_program(session).spec.currencies]
     except Problem:
