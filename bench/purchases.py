@@ -68,7 +68,9 @@ def seed(url: str, members: int, env: dict[str, str]) -> tuple[list[str], str]:
     from kopilka.members.schemas import MemberCreate
     from kopilka.members.service import create_member
     from kopilka.program.service import apply_program, parse_program
+    from kopilka.wiring import wire
 
+    wire()  # the outbox's consumer, the API keys' registry: what the server's app registers
     db = get_db()
     cards = []
     with db.session() as s:
