@@ -56,7 +56,10 @@ def main() -> None:
     os.environ["KOPILKA_DATABASE_URL"] = url
     os.environ["KOPILKA_LOG_LEVEL"] = "WARNING"
     try:
-        from pyinstrument import Profiler
+        try:  # only for the wall-time profile (not in the lock: a developer's tool)
+            from pyinstrument import Profiler
+        except ImportError:
+            Profiler = None  # type: ignore[assignment,misc]
 
         from bench.purchases import last_sunday, seed
         from kopilka.core.db import get_db
@@ -137,11 +140,13 @@ def main() -> None:
                 seen[head] = seen.get(head, 0) + 1
 
         before = table_stats(url) if args.table_stats else {}
-        prof = Profiler(interval=0.0005)
+        if Profiler is None and not args.no_profile and not args.cprofile:
+            raise SystemExit("the wall-time profile needs pyinstrument (pip install pyinstrument)")
+        prof = Profiler(interval=0.0005) if Profiler is not None else None
         cprof = cProfile.Profile(time.process_time) if args.cprofile else None
         if cprof is not None:
             cprof.enable()
-        elif not args.no_profile:
+        elif prof is not None and not args.no_profile:
             prof.start()
         t = time.perf_counter()
         cpu = time.process_time()
@@ -166,7 +171,7 @@ def main() -> None:
                 stats.dump_stats(args.cprofile_out)
             stats.sort_stats("cumulative").print_stats(args.cprofile)
             stats.sort_stats("tottime").print_stats(args.cprofile)
-        elif not args.no_profile:
+        elif prof is not None and not args.no_profile:
             prof.stop()
             print(
                 prof.output_text(
