@@ -199,3 +199,24 @@ def test_program_api(client: TestClient, auth) -> None:  # type: ignore[no-untyp
     assert bad.status_code == 422
     assert bad.json()["code"] == "program_invalid"
     assert bad.json()["errors"][0]["field"] == "currencies"
+
+
+def test_repeated_codes_are_named_in_order() -> None:
+    # given a file naming store "b" twice and store "a" twice, and currency BONUS twice
+    doc = yaml.safe_load(TEST_PROGRAM)
+    stores = [{"code": c, "name": c.upper()} for c in ("b", "a", "b", "a")]
+    currencies = [doc["currencies"][0], doc["currencies"][0]]
+    for changes, expected in (
+        ({"stores": stores}, "store codes must be unique; repeated: a, b"),
+        (
+            {"currencies": currencies},
+            f"currency codes must be unique; repeated: {currencies[0]['code']}",
+        ),
+    ):
+        # when it is parsed
+        with pytest.raises(Problem) as info:
+            parse_program(_doc(**changes))
+        # then the problem names each repeated code once, sorted
+        assert any(expected in (e.get("message") or "") for e in info.value.errors or []), (
+            info.value.errors
+        )

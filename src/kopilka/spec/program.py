@@ -130,6 +130,13 @@ def _check_timezone(name: str) -> None:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 
+def _refuse_repeated(what: str, codes: list[str]) -> None:
+    """``ValueError`` naming the codes given more than once (sorted), if any."""
+    dupes = sorted({c for c in codes if codes.count(c) > 1})
+    if dupes:
+        raise ValueError(f"{what} codes must be unique; repeated: {', '.join(dupes)}")
+
+
 class ProgramSpec(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     base_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "RUB"
@@ -170,19 +177,13 @@ class ProgramSpec(_Strict):
     @field_validator("currencies")
     @classmethod
     def _unique_currencies(cls, v: list[CurrencySpec]) -> list[CurrencySpec]:
-        codes = [c.code for c in v]
-        dupes = sorted({c for c in codes if codes.count(c) > 1})
-        if dupes:
-            raise ValueError(f"currency codes must be unique; repeated: {', '.join(dupes)}")
+        _refuse_repeated("currency", [c.code for c in v])
         return v
 
     @field_validator("stores")
     @classmethod
     def _unique_stores(cls, v: list[StoreSpec]) -> list[StoreSpec]:
-        codes = [s.code for s in v]
-        dupes = sorted({c for c in codes if codes.count(c) > 1})
-        if dupes:
-            raise ValueError(f"store codes must be unique; repeated: {', '.join(dupes)}")
+        _refuse_repeated("store", [s.code for s in v])
         return v
 
     @model_validator(mode="after")
