@@ -65,7 +65,7 @@ def main() -> None:
         from kopilka.core.db import get_db
         from kopilka.core.migrate import upgrade
         from kopilka.core.principal import Principal
-        from kopilka.purchases import service
+        from kopilka.purchases import confirmation
         from kopilka.purchases.schemas import PurchaseIn
 
         upgrade(get_db().engine)
@@ -122,7 +122,7 @@ def main() -> None:
 
             def one(i: int) -> None:
                 with db.session() as s:
-                    service.confirm(s, PurchaseIn.model_validate(body(i)), till)
+                    confirmation.confirm(s, PurchaseIn.model_validate(body(i)), till)
                     s.commit()
 
         for i in range(50):

@@ -346,7 +346,7 @@ def main() -> None:
             c.execute("VACUUM ANALYZE report_members, report_member_days, report_member_sets")
     # a few new receipts, then the job's incremental run
     from kopilka.core.principal import Principal
-    from kopilka.purchases import service as purchases
+    from kopilka.purchases import confirmation
     from kopilka.purchases.schemas import PurchaseIn
 
     system = Principal(kind="system", id="bench", role="admin")
@@ -361,7 +361,7 @@ def main() -> None:
                     "lines": [{"sku": "X", "quantity": "1", "unit_price": "250.00"}],
                 }
             )
-            purchases.confirm(s, body, system)
+            confirmation.confirm(s, body, system)
             s.commit()
     t = time.perf_counter()
     run_rollup(settle_seconds=0)

@@ -50,7 +50,7 @@ def _seed() -> tuple[str, str]:
     from kopilka.members.schemas import MemberCreate
     from kopilka.members.service import create_member
     from kopilka.program.service import apply_program, parse_program
-    from kopilka.purchases import service as purchases
+    from kopilka.purchases import confirmation
     from kopilka.purchases.schemas import PurchaseIn
 
     db = get_db()
@@ -95,7 +95,7 @@ def _seed() -> tuple[str, str]:
         if i == 1:
             body["redeem"] = {"currency": "BONUS", "amount": "200"}
         with db.session() as s:
-            purchases.confirm(s, PurchaseIn.model_validate(body), system)
+            confirmation.confirm(s, PurchaseIn.model_validate(body), system)
             s.commit()
     with db.session() as s:
         url, _ = issue_app_link(s, member_id, "screenshots", "http://x")

@@ -18,7 +18,7 @@ from kopilka.core.principal import Principal
 from kopilka.coupons.models import Coupon, CouponUse
 from kopilka.events.models import OutboxEvent
 from kopilka.ledger.verify import verify
-from kopilka.purchases import service as purchases
+from kopilka.purchases import confirmation
 from kopilka.purchases.schemas import PurchaseIn
 from tests.conftest import KeyFactory
 from tests.coupons.conftest import AddCode, MakePool
@@ -314,7 +314,7 @@ def test_tills_racing_with_one_single_use_code_use_it_once(
         for _attempt in range(5):
             try:
                 with program.session() as s:
-                    _, out = purchases.confirm(s, body, till)
+                    _, out = confirmation.confirm(s, body, till)
                     s.commit()
                 result = out["coupons"][0]["reason"] or "applied"
                 break

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select
 from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.plan import Plan
-from kopilka.purchases import hooks, service
+from kopilka.purchases import confirmation, hooks, service
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules.models import CampaignSpend
 from tests.purchases.conftest import Enrol, receipt
@@ -68,7 +68,7 @@ def test_a_hook_reads_and_writes_with_each_receipt(
     ids = []
     for n in (1, 2):
         with program.session() as s:
-            status, body = service.confirm(
+            status, body = confirmation.confirm(
                 s, PurchaseIn.model_validate(receipt(f"H-{n}", card)), TILL
             )
             s.commit()

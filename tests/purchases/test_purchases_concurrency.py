@@ -15,7 +15,7 @@ from kopilka.core.errors import Problem
 from kopilka.core.principal import Principal
 from kopilka.ledger import service as ledger
 from kopilka.ledger.verify import verify
-from kopilka.purchases import service
+from kopilka.purchases import confirmation
 from kopilka.purchases.models import Purchase
 from kopilka.purchases.schemas import PurchaseIn
 from tests.purchases.conftest import WORKED_LINES, Enrol
@@ -49,7 +49,7 @@ def test_concurrent_replays_record_each_receipt_once(program: Database, enrol: E
             body = batch[(k + offset) % len(batch)]  # each client in another order
             try:
                 with program.session() as s:
-                    status, _ = service.confirm(s, body, till)
+                    status, _ = confirmation.confirm(s, body, till)
                     s.commit()
                 with lock:
                     statuses.append(status)
@@ -102,7 +102,7 @@ def test_two_tills_redeeming_one_member_never_overspend(program: Database, enrol
         barrier.wait()
         with program.session() as s:
             try:
-                service.confirm(s, body, till)
+                confirmation.confirm(s, body, till)
                 s.commit()
                 code = "ok"
             except Problem as exc:

@@ -17,7 +17,7 @@ from kopilka.core.errors import Problem
 from kopilka.core.principal import Principal
 from kopilka.ledger.models import Account
 from kopilka.ledger.verify import verify
-from kopilka.purchases import service
+from kopilka.purchases import confirmation
 from kopilka.purchases.schemas import PurchaseIn
 from tests.conftest import apply_demo_program
 
@@ -69,7 +69,7 @@ def test_wallets_are_made_when_value_moves_into_them(
     assert _wallets(demo, m["id"]) == {}
     # when they buy milk (BONUS only: the demo's stickers are for cafe drinks)
     with demo.session() as s:
-        status, _ = service.confirm(s, _receipt("W-1", m["card_number"], MILK), TILL)
+        status, _ = confirmation.confirm(s, _receipt("W-1", m["card_number"], MILK), TILL)
         s.commit()
     # then they hold a BONUS wallet (the welcome gift and 5 % of 179.80) and no empty
     # STICKER one
@@ -77,7 +77,9 @@ def test_wallets_are_made_when_value_moves_into_them(
     assert _wallets(demo, m["id"]) == {"BONUS": D("108.99")}
     # when they buy two cappuccinos: the sticker wallet is made with its first stickers
     with demo.session() as s:
-        service.confirm(s, _receipt("W-2", m["card_number"], {**COFFEE, "quantity": "2"}), TILL)
+        confirmation.confirm(
+            s, _receipt("W-2", m["card_number"], {**COFFEE, "quantity": "2"}), TILL
+        )
         s.commit()
     assert _wallets(demo, m["id"]) == {"BONUS": D("126.99"), "STICKER": D("2")}
     with demo.session() as s:
@@ -92,7 +94,7 @@ def test_redeeming_without_a_wallet_is_insufficient_and_makes_none(
     body = _receipt("W-3", m["card_number"], MILK, redeem={"currency": "BONUS", "amount": "10"})
     # when the till asks to pay 10.00 with points
     with demo.session() as s, pytest.raises(Problem) as err:
-        service.confirm(s, body, TILL)
+        confirmation.confirm(s, body, TILL)
     # then it is refused, and nothing was made
     assert err.value.status == 422
     assert err.value.code == "insufficient_balance"
@@ -117,7 +119,7 @@ def test_racing_first_receipts_of_a_new_member_respect_the_weekly_cap(
         barrier.wait()
         try:
             with demo.session() as s:
-                service.confirm(s, body, TILL)
+                confirmation.confirm(s, body, TILL)
                 s.commit()
         except Exception as exc:  # collected and asserted below
             errors.append(exc)

@@ -1,7 +1,7 @@
 """The one retry of a confirmation (``core.write.retrying``), proven with real connections
 on PostgreSQL: another transaction draws the budget, or moves the member's tier, after the
 receipt read them and before it writes; the receipt's conditional write does not take, it
-is rolled back and confirmed once more, the general way, with those rows locked."""
+is rolled back and confirmed once more, with those rows locked first."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from kopilka.core.db import Database
 from kopilka.ledger.verify import verify
 from kopilka.members.models import Member
 from kopilka.program import service as program_service
-from kopilka.purchases import service
+from kopilka.purchases import confirmation
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import service as rules_service
 from kopilka.rules.models import CampaignSpend, PurchaseRule
@@ -38,15 +38,15 @@ def pg(program: Database) -> Database:
 
 
 def _attempts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Each general-way confirmation's ``lock_budgets`` (True: the retry)."""
+    """Each attempt's ``retry`` (False: the first, True: the retry)."""
     seen: list[bool] = []
-    real = service._confirm
+    real = confirmation._attempt
 
-    def spy(*args: Any, lock_budgets: bool) -> Any:
-        seen.append(lock_budgets)
-        return real(*args, lock_budgets=lock_budgets)
+    def spy(*args: Any) -> Any:
+        seen.append(args[-1])
+        return real(*args)
 
-    monkeypatch.setattr(service, "_confirm", spy)
+    monkeypatch.setattr(confirmation, "_attempt", spy)
     return seen
 
 
@@ -113,17 +113,17 @@ def test_a_budget_drawn_meanwhile_is_retried_once(
     _meanwhile(
         monkeypatch,
         rules_service,
-        "add_draws_to_batch",
+        "plan_draws",
         pg,
         "INSERT INTO campaign_spend (code, currency, spent, updated_at) "
         "VALUES ('promo', 'BONUS', 450000, now())",
     )
     with pg.session() as s:
-        status, _ = service.confirm(s, _body(member["card_number"]), TILL)
+        status, _ = confirmation.confirm(s, _body(member["card_number"]), TILL)
         s.commit()
     # then the receipt was confirmed on the second attempt, with what was left: 5
     assert status == 201
-    assert attempts == [True]  # the first (the hot path) did not take; one retry
+    assert attempts == [False, True]  # the first did not take; one retry
     with pg.session() as s:
         given = s.scalar(
             select(func.sum(PurchaseRule.amount)).where(PurchaseRule.campaign == "promo")
@@ -146,7 +146,7 @@ def test_a_tier_moved_meanwhile_is_retried_once(
     _meanwhile(
         monkeypatch,
         tiers_service,
-        "add_tier_move_to_batch",
+        "plan_move",
         db,
         "UPDATE members SET tier = 'platinum' WHERE id = :m",
         m=uuid.UUID(m["id"]),
@@ -155,11 +155,11 @@ def test_a_tier_moved_meanwhile_is_retried_once(
         {"sku": "TV", "name": "TV", "category": "tech", "quantity": "1", "unit_price": "31000.00"}
     ]
     with db.session() as s:
-        status, _ = service.confirm(s, _body(m["card_number"], big), TILL)
+        status, _ = confirmation.confirm(s, _body(m["card_number"], big), TILL)
         s.commit()
-    # then the hot path's tier write did not take, and the retry decided under the lock
+    # then the first tier write did not take, and the retry decided under the lock
     assert status == 201
-    assert attempts == [True]
+    assert attempts == [False, True]
     with db.session() as s:
         tier = s.scalar(select(Member.tier).where(Member.id == uuid.UUID(m["id"])))
         assert tier == "platinum"  # kept: a receipt never lowers a tier

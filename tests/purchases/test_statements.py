@@ -23,7 +23,7 @@ from kopilka.core.db import Database
 from kopilka.ledger import service as ledger
 from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import create_member
-from kopilka.purchases import service
+from kopilka.purchases import confirmation
 from kopilka.purchases.schemas import PurchaseIn
 from tests.conftest import apply_demo_program
 
@@ -87,7 +87,7 @@ def test_a_members_receipt_is_three_statements(
                 body["redeem"] = {"currency": "BONUS", "amount": "10.00"}
             with db.session() as s:
                 count["n"] = 0
-                status, _ = service.confirm(s, PurchaseIn.model_validate(body), TILL)
+                status, _ = confirmation.confirm(s, PurchaseIn.model_validate(body), TILL)
                 s.commit()
             assert status == 201
             spent.append(count["n"])

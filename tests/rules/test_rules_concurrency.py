@@ -15,7 +15,7 @@ from kopilka.core.db import Database
 from kopilka.core.principal import Principal
 from kopilka.ledger.verify import verify
 from kopilka.program import service as program_service
-from kopilka.purchases import service
+from kopilka.purchases import confirmation
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules.models import CampaignSpend, PurchaseRule
 from tests.conftest import TEST_PROGRAM
@@ -42,7 +42,7 @@ def _race(db: Database, bodies: list[PurchaseIn]) -> list[str]:
         barrier.wait()
         try:
             with db.session() as s:
-                service.confirm(s, body, TILL)
+                confirmation.confirm(s, body, TILL)
                 s.commit()
             code = "ok"
         except Exception as exc:

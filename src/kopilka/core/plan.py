@@ -6,13 +6,17 @@ database (``core.write``) writes it: on PostgreSQL the whole plan in one stateme
 SQLite part by part. A part is one of four shapes:
 
 * ``Insert``: new rows; a row's ``id`` may be a ``Ref``, an id the statement makes that
-  other rows of the plan name (a posting naming the lot its entry makes);
+  other rows of the plan name (a posting naming the lot its entry makes). With
+  ``conflict`` (a unique key) it inserts only rows not there yet, and a row already there
+  is ``Contended`` (a receipt a twin recorded a moment ago, a tier state made meanwhile);
 * ``AddTo``: add to columns of existing rows (``balance += delta``): atomic in-database
   arithmetic, never read-modify-write;
 * ``UpdateIfUnchanged``: set columns of rows that still hold the values read; when one
   does not, the plan was made on stale reads, and the writer raises ``Contended`` (the
   caller's one retry, ``core.write.retrying``, reads again);
-* ``UpsertAdd``: insert rows, or add to those already there (a usage counter).
+* ``UpsertAdd``: insert rows, or add to those already there (a usage counter); with
+  ``limits``, only while the sum stays within each row's limit (a campaign's budget), and
+  a row that would pass it is ``Contended``.
 
 Parts are written in their order on SQLite; on PostgreSQL they run on one snapshot, so two
 parts must not write the same row (``Plan.add_to`` merges what is added to one row).
@@ -27,6 +31,14 @@ from typing import Any
 from sqlalchemy import Table
 
 from kopilka.core.money import ZERO
+
+
+def table(model: Any) -> Table:
+    """The ``Table`` of a mapped class (what a part names)."""
+    t = model.__table__
+    if not isinstance(t, Table):  # pragma: no cover - every model is a plain table
+        raise TypeError(f"{model} is not mapped to a table")
+    return t
 
 
 class Contended(Exception):
@@ -50,6 +62,8 @@ class Ref:
 class Insert:
     table: Table
     rows: list[dict[str, Any]]
+    conflict: tuple[str, ...] = ()  # a unique key: rows already there are Contended
+    name: str = ""  # what ``Contended`` names
 
 
 @dataclass
@@ -73,10 +87,15 @@ class UpdateIfUnchanged:
 
 @dataclass
 class UpsertAdd:
+    """``limits`` (one per row, None for no limit): the most the single ``add`` column may
+    reach; a row that would pass it is not written, and is ``Contended`` (``name``)."""
+
     table: Table
     conflict: tuple[str, ...]
     add: tuple[str, ...]
     rows: list[dict[str, Any]]
+    limits: list[Decimal | None] | None = None
+    name: str = ""
 
 
 Part = Insert | AddTo | UpdateIfUnchanged | UpsertAdd
@@ -98,6 +117,14 @@ class Plan:
     def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
         if rows:
             self.parts.append(Insert(table, rows))
+
+    def insert_new(
+        self, table: Table, conflict: tuple[str, ...], rows: list[dict[str, Any]], name: str
+    ) -> None:
+        """Insert ``rows``, none of which may be there yet by ``conflict`` (a unique key):
+        one that is makes the writer raise ``Contended(name)``."""
+        if rows:
+            self.parts.append(Insert(table, rows, conflict, name))
 
     def add_to(
         self, table: Table, key: str, columns: tuple[str, ...], deltas: dict[Any, list[Decimal]]
@@ -138,3 +165,17 @@ class Plan:
     ) -> None:
         if rows:
             self.parts.append(UpsertAdd(table, conflict, add, rows))
+
+    def upsert_add_within(
+        self,
+        table: Table,
+        conflict: tuple[str, ...],
+        column: str,
+        rows: list[dict[str, Any]],
+        limits: list[Decimal | None],
+        name: str,
+    ) -> None:
+        """``upsert_add`` of one ``column`` that may reach at most ``limits`` (per row);
+        a row that would pass its limit makes the writer raise ``Contended(name)``."""
+        if rows:
+            self.parts.append(UpsertAdd(table, conflict, (column,), rows, limits, name))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Table, and_, bindparam, insert, update
+from sqlalchemy import Column, Table, and_, bindparam, insert, literal, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
@@ -115,6 +115,8 @@ def _array_type(column: Column[Any]) -> tuple[str, Callable[[Any], Any] | None]:
         return "text", None
     if isinstance(t, sqltypes.Date):
         return "date", None
+    if isinstance(t, sqltypes.JSON):
+        return "json", None
     raise TypeError(f"{column} ({t!r}) cannot be written by a plan yet")
 
 
@@ -152,7 +154,7 @@ def add_parts(batch: Batch, plan: Plan, prefix: str) -> list[tuple[str, str, int
     for i, part in enumerate(plan.parts):
         name = f"{prefix}{i}"
         if isinstance(part, Insert):
-            _add_insert(batch, part, name, prefix)
+            checks += _add_insert(batch, part, name, prefix)
         elif isinstance(part, AddTo):
             keys = list(part.deltas)
             casts, params = _arrays(
@@ -200,21 +202,57 @@ def add_parts(batch: Batch, plan: Plan, prefix: str) -> list[tuple[str, str, int
             batch.output(f"{name}_taken", f"(SELECT count(*) FROM {name})")  # noqa: S608
             checks.append((f"{name}_taken", part.name, len(part.rows)))
         elif isinstance(part, UpsertAdd):
-            part = UpsertAdd(part.table, part.conflict, part.add, _complete(part.table, part.rows))
-            names = list(part.rows[0])
-            casts, params = _arrays(
-                part.table, names, [[r[c] for c in names] for r in part.rows], name
-            )
-            adds = ", ".join(f"{c} = {part.table.name}.{c} + EXCLUDED.{c}" for c in part.add)
-            batch.add(
-                name,
-                f"""  INSERT INTO {part.table.name} ({", ".join(names)})
+            checks += _add_upsert(batch, part, name)
+    return checks
+
+
+def _add_upsert(batch: Batch, part: UpsertAdd, name: str) -> list[tuple[str, str, int]]:
+    rows = _complete(part.table, part.rows)
+    names = list(rows[0])
+    casts, params = _arrays(part.table, names, [[r[c] for c in names] for r in rows], name)
+    t = part.table.name
+    adds = ", ".join(f"{c} = {t}.{c} + EXCLUDED.{c}" for c in part.add)
+    adds += "".join(
+        f", {c} = EXCLUDED.{c}"
+        for c in names
+        if c not in part.add and c not in part.conflict and part.table.c[c].onupdate is not None
+    )
+    if part.limits is None:
+        batch.add(
+            name,
+            f"""  INSERT INTO {t} ({", ".join(names)})
   SELECT {", ".join(f"x.{c}" for c in names)}
   FROM {{guard}}, unnest({", ".join(casts)}) AS x({", ".join(names)})
   ON CONFLICT ({", ".join(part.conflict)}) DO UPDATE SET {adds}""",  # noqa: S608
-                params,
-            )
-    return checks
+            params,
+        )
+        return []
+    # One column added within a limit per row, the row found again by its one-column key
+    # (the limit is not a column EXCLUDED carries).
+    (column,) = part.add
+    (key,) = part.conflict
+    limit_type, convert = _array_type(part.table.c[column])
+    params[f"{name}_limit"] = [
+        None if v is None else convert(v) if convert else v for v in part.limits
+    ]
+    limit = f"CAST(:{name}_limit AS {limit_type}[])"
+    batch.add(
+        name,
+        f"""  INSERT INTO {t} ({", ".join(names)})
+  SELECT {", ".join(f"x.{c}" for c in names)}
+  FROM {{guard}}, unnest({", ".join(casts)}, {limit}) AS x({", ".join(names)}, lim)
+  WHERE x.lim IS NULL OR x.{column} <= x.lim
+  ON CONFLICT ({key}) DO UPDATE SET {adds}
+  WHERE {t}.{column} + EXCLUDED.{column} <= COALESCE(
+    (SELECT z.lim FROM unnest(CAST(:{name}_{key} AS {_array_type(part.table.c[key])[0]}[]),
+                              {limit}) AS z(k, lim)
+     WHERE z.k = {t}.{key}),
+    {t}.{column} + EXCLUDED.{column})
+  RETURNING 1""",  # noqa: S608 - only the model's names in the text
+        params,
+    )
+    batch.output(f"{name}_taken", f"(SELECT count(*) FROM {name})")  # noqa: S608
+    return [(f"{name}_taken", part.name, len(rows))]
 
 
 def _set_on_update(table: Table, setting: Sequence[str], name: str, params: dict[str, Any]) -> str:
@@ -226,8 +264,8 @@ def _set_on_update(table: Table, setting: Sequence[str], name: str, params: dict
     return out
 
 
-def _add_insert(batch: Batch, part: Insert, name: str, prefix: str) -> None:
-    part = Insert(part.table, _complete(part.table, part.rows))
+def _add_insert(batch: Batch, part: Insert, name: str, prefix: str) -> list[tuple[str, str, int]]:
+    part = Insert(part.table, _complete(part.table, part.rows), part.conflict, part.name)
     names = list(part.rows[0])
     refs: dict[str, str] = {}  # column -> the table its refs name
     for r in part.rows:
@@ -246,13 +284,17 @@ def _add_insert(batch: Batch, part: Insert, name: str, prefix: str) -> None:
         aliases.append(f"{c}_ref")
         made = f"SELECT i.id FROM {prefix}_ids_{table} AS i WHERE i.ord = x.{c}_ref"  # noqa: S608
         exprs[names.index(c)] = f"COALESCE(x.{c}, ({made}))"
-    batch.add(
-        name,
-        f"""  INSERT INTO {part.table.name} ({", ".join(names)})
+    sql = f"""  INSERT INTO {part.table.name} ({", ".join(names)})
   SELECT {", ".join(exprs)}
-  FROM {{guard}}, unnest({", ".join(casts)}) AS x({", ".join(aliases)})""",  # noqa: S608
-        params,
+  FROM {{guard}}, unnest({", ".join(casts)}) AS x({", ".join(aliases)})"""  # noqa: S608
+    if not part.conflict:
+        batch.add(name, sql, params)
+        return []
+    batch.add(
+        name, f"{sql}\n  ON CONFLICT ({', '.join(part.conflict)}) DO NOTHING RETURNING 1", params
     )
+    batch.output(f"{name}_taken", f"(SELECT count(*) FROM {name})")  # noqa: S608
+    return [(f"{name}_taken", part.name, len(part.rows))]
 
 
 # ---------------------------------------------------------------------------- SQLite
@@ -267,7 +309,13 @@ def _write_one_by_one(session: Session, plan: Plan) -> None:
 
     for part in plan.parts:
         table = part.table
-        if isinstance(part, Insert):
+        if isinstance(part, Insert) and part.conflict:
+            new = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(part.conflict))
+            for r in _complete(table, part.rows):
+                row = {c: value(v) for c, v in r.items()}
+                if conn.execute(new.returning(*table.primary_key.columns), row).first() is None:
+                    raise Contended(part.name)
+        elif isinstance(part, Insert):
             rest = []
             for r in _complete(table, part.rows):
                 own = r.get("id")
@@ -309,11 +357,34 @@ def _write_one_by_one(session: Session, plan: Plan) -> None:
                 if taken < 1:
                     raise Contended(part.name)
         else:
-            upsert = sqlite.insert(table)
-            conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=list(part.conflict),
-                    set_={c: table.c[c] + upsert.excluded[c] for c in part.add},
-                ),
-                _complete(table, part.rows),
-            )
+            _upsert_one_by_one(conn, part)
+
+
+def _upsert_one_by_one(conn: Any, part: UpsertAdd) -> None:
+    table = part.table
+    rows = _complete(table, part.rows)
+    upsert = sqlite.insert(table)
+    sets: dict[str, Any] = {c: table.c[c] + upsert.excluded[c] for c in part.add}
+    sets |= {
+        c: upsert.excluded[c]
+        for c in rows[0]
+        if c not in part.add and c not in part.conflict and table.c[c].onupdate is not None
+    }
+    if part.limits is None:
+        conn.execute(
+            upsert.on_conflict_do_update(index_elements=list(part.conflict), set_=sets), rows
+        )
+        return
+    (column,) = part.add
+    for row, limit in zip(rows, part.limits, strict=True):
+        if limit is not None and row[column] > limit:
+            raise Contended(part.name)
+        statement = upsert.on_conflict_do_update(
+            index_elements=list(part.conflict),
+            set_=sets,
+            where=None
+            if limit is None
+            else table.c[column] + upsert.excluded[column] <= literal(limit, table.c[column].type),
+        ).returning(*table.primary_key.columns)
+        if conn.execute(statement, row).first() is None:
+            raise Contended(part.name)

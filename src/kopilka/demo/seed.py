@@ -25,6 +25,7 @@ from kopilka.members.models import Member
 from kopilka.members.schemas import Consents, MemberCreate
 from kopilka.members.service import create_member
 from kopilka.program.service import apply_program, parse_program
+from kopilka.purchases import confirmation
 from kopilka.purchases import service as purchases
 from kopilka.purchases.schemas import PurchaseIn, ReturnIn
 from kopilka.reports.jobs import run_rollup
@@ -269,7 +270,7 @@ def _demo_receipt(
     system = Principal(kind="system", id="demo", role="admin")
     with get_db().session() as session:
         try:
-            _, p = purchases.confirm(session, PurchaseIn.model_validate(body), system)
+            _, p = confirmation.confirm(session, PurchaseIn.model_validate(body), system)
             session.commit()
         except Problem:  # e.g. a redemption the member can no longer afford
             session.rollback()

@@ -10,18 +10,18 @@ delivers it afterwards, at least once; receivers drop duplicates by the event ``
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kopilka.core.batch import Batch
 from kopilka.core.db import now
 from kopilka.core.ids import uuid7
+from kopilka.core.plan import Plan, table
+from kopilka.core.write import write
 from kopilka.events.models import OutboxEvent
 
 VERSION = 1
@@ -51,23 +51,15 @@ class OutboxConsumer(Protocol):
     """What consumes the outbox: the rows each new event needs written beside it (webhook
     deliveries), in the event's transaction. ``kopilka.webhooks.service`` is the one."""
 
-    def enqueue(
+    def plan_deliveries(
         self,
+        plan: Plan,
         session: Session,
-        event_id: uuid.UUID,
-        event_type: str,
-        member_id: uuid.UUID | None,
-        created_at: dt.datetime,
-    ) -> int: ...
-
-    def deliveries_of(
-        self,
-        session: Session,
-        event_id: uuid.UUID,
-        event_type: str,
-        member_id: uuid.UUID | None,
-        created_at: dt.datetime,
-    ) -> list[dict[str, Any]]: ...
+        events: Sequence[tuple[uuid.UUID, str, uuid.UUID | None, dt.datetime]],
+    ) -> None:
+        """Add to ``plan`` the rows the new events ``(id, type, member_id, created_at)``
+        need beside them."""
+        ...
 
     def clear_cache(self) -> None: ...
 
@@ -128,23 +120,38 @@ def emit_many(
     return _write(session, [(t, d, m, None) for t, d, m in events])
 
 
-_INSERT = insert(cast(Table, OutboxEvent.__table__))
-
-
 def _write(
     session: Session, events: Sequence[tuple[str, dict[str, Any], uuid.UUID | None, str | None]]
 ) -> list[uuid.UUID]:
-    """The rows, written with a Core statement (the unit of work of the ORM costs more
-    than the insert itself on the purchase's hot path), and their webhook deliveries."""
+    plan = Plan()
+    ids = _plan(plan, session, events)
+    write(session, plan)
+    return ids
+
+
+def plan_events(
+    plan: Plan,
+    session: Session,
+    events: Sequence[tuple[str, dict[str, Any], uuid.UUID | None]],
+) -> list[uuid.UUID]:
+    """Several events ``(type, data, member_id)``, in this order, and their webhook
+    deliveries, as parts of ``plan``: the rows ``emit_many`` writes, in the statement of
+    the change they tell of."""
+    return _plan(plan, session, [(t, d, m, None) for t, d, m in events])
+
+
+def _plan(
+    plan: Plan,
+    session: Session,
+    events: Sequence[tuple[str, dict[str, Any], uuid.UUID | None, str | None]],
+) -> list[uuid.UUID]:
     consumer = _the_consumer()
     if not events:
         return []
-    ids: list[uuid.UUID] = []
-    rows: list[dict[str, Any]] = []
-    for type_, data, member_id, key in events:
-        event_id, at = uuid7(), _created_at()
-        ids.append(event_id)
-        rows.append(
+    made = [(uuid7(), type_, member_id, _created_at()) for type_, _, member_id, _ in events]
+    plan.insert(
+        table(OutboxEvent),
+        [
             {
                 "id": event_id,
                 "type": type_,
@@ -154,67 +161,13 @@ def _write(
                 "data": data,
                 "created_at": at,
             }
-        )
-    session.execute(_INSERT, rows)
-    for (type_, _, member_id, _), event_id, row in zip(events, ids, rows, strict=True):
-        consumer.enqueue(session, event_id, type_, member_id, row["created_at"])
-    return ids
-
-
-def add_events_to_batch(
-    batch: Batch,
-    session: Session,
-    events: Sequence[tuple[str, dict[str, Any], uuid.UUID | None]],
-) -> list[uuid.UUID]:
-    """Several events ``(type, data, member_id)``, in this order, and their webhook
-    deliveries, as parts of ``batch`` (written only with its guard's row): the same rows
-    as ``emit_many``, in the statement of the change they tell of."""
-    consumer = _the_consumer()
-    if not events:
-        return []
-    ids = [uuid7() for _ in events]
-    at = [_created_at() for _ in events]
-    batch.add(
-        "outbox_e",
-        """  INSERT INTO outbox_events (id, type, version, member_id, key, data, created_at)
-  SELECT x.id, x.type, :ev_version, x.member_id, NULL, CAST(x.data AS json), x.created_at
-  FROM {guard}, unnest(CAST(:ev_id AS uuid[]), CAST(:ev_type AS text[]),
-                       CAST(:ev_member AS uuid[]), CAST(:ev_data AS text[]),
-                       CAST(:ev_at AS timestamptz[]))
-    AS x(id, type, member_id, data, created_at)""",
-        {
-            "ev_version": VERSION,
-            "ev_id": ids,
-            "ev_type": [t for t, _, _ in events],
-            "ev_member": [m for _, _, m in events],
-            "ev_data": [json.dumps(d) for _, d, _ in events],
-            "ev_at": at,
-        },
+            for (event_id, type_, member_id, at), (_, data, _, key) in zip(
+                made, events, strict=True
+            )
+        ],
     )
-    rows = [
-        row
-        for (type_, _, member_id), event_id, created in zip(events, ids, at, strict=True)
-        for row in consumer.deliveries_of(session, event_id, type_, member_id, created)
-    ]
-    if rows:
-        batch.add(
-            "outbox_d",
-            """  INSERT INTO webhook_deliveries (id, event_id, endpoint_id, member_id, status,
-                                  attempts, next_attempt_at, created_at)
-  SELECT x.id, x.event_id, x.endpoint_id, x.member_id, 'pending', 0, x.at, x.at
-  FROM {guard}, unnest(CAST(:wd_id AS uuid[]), CAST(:wd_event AS uuid[]),
-                       CAST(:wd_endpoint AS uuid[]), CAST(:wd_member AS uuid[]),
-                       CAST(:wd_at AS timestamptz[]))
-    AS x(id, event_id, endpoint_id, member_id, at)""",
-            {
-                "wd_id": [r["id"] for r in rows],
-                "wd_event": [r["event_id"] for r in rows],
-                "wd_endpoint": [r["endpoint_id"] for r in rows],
-                "wd_member": [r["member_id"] for r in rows],
-                "wd_at": [r["created_at"] for r in rows],
-            },
-        )
-    return ids
+    consumer.plan_deliveries(plan, session, made)
+    return [event_id for event_id, _, _, _ in made]
 
 
 def envelope(event: OutboxEvent) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from kopilka.core.principal import Principal
 from kopilka.core.responses import FastJSONResponse
 from kopilka.core.threads import run_in_thread
 from kopilka.program.service import check_occurred_at
-from kopilka.purchases import service
+from kopilka.purchases import confirmation, service
 from kopilka.purchases.schemas import (
     CalculationOut,
     CancelledOut,
@@ -80,7 +80,7 @@ def _confirm(
 
         def action() -> tuple[int, Any]:
             check_occurred_at(session, body.occurred_at)
-            return service.confirm(session, body, principal)
+            return confirmation.confirm(session, body, principal)
 
         return run_idempotent(
             session,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import json
@@ -25,12 +24,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kopilka.core import pagination
-from kopilka.core.batch import Batch
 from kopilka.core.config import get_settings
 from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_problem
@@ -41,12 +38,9 @@ from kopilka.core.money import (
     fmt,
     plain,
     round_down,
-    to_units,
 )
-from kopilka.core.plan import Contended
 from kopilka.core.principal import Principal
 from kopilka.core.split import allocate, prorate
-from kopilka.core.write import retrying
 from kopilka.coupons import redeem as coupons
 from kopilka.coupons.models import Coupon, CouponPool, CouponUse
 from kopilka.events.service import emit, emit_many
@@ -56,7 +50,7 @@ from kopilka.ledger.models import Entry
 from kopilka.members import service as members
 from kopilka.members.models import Member
 from kopilka.program.service import Program, current_program
-from kopilka.purchases import hooks, hotpath
+from kopilka.purchases import hooks
 from kopilka.purchases.models import (
     LineEarning,
     Purchase,
@@ -67,7 +61,6 @@ from kopilka.purchases.models import (
 from kopilka.purchases.schemas import CommitIn, PurchaseIn, ReturnIn
 from kopilka.rules import engine
 from kopilka.rules import service as rules_service
-from kopilka.rules.models import PurchaseRule
 from kopilka.tiers.service import on_purchase  # up a tier at once if reached
 
 MONEY_PRECISION = 2
@@ -134,7 +127,7 @@ def _precision(program: Program, code: str) -> int:
     return cur.precision if cur else MONEY_PRECISION
 
 
-def _request_hash(body: PurchaseIn) -> str:
+def request_hash(body: PurchaseIn) -> str:
     data = body.model_dump(mode="json", exclude={"quote_id"})
     data["occurred_at"] = body.occurred_at.astimezone(dt.UTC).isoformat()
     for line in data["lines"]:
@@ -634,137 +627,6 @@ def check_quote(body: PurchaseIn, fig: Figures) -> None:
         )
 
 
-def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[int, dict[str, Any]]:
-    """Record a receipt (or hold it). 201 the first time; 200 with the same purchase when
-    the same receipt comes again; 409 ``duplicate_external_id`` when its content differs.
-
-    Campaign budgets are drawn optimistically: the receipt is figured on the spend read
-    without a lock, and the budget is taken by one conditional UPDATE just before commit
-    (so its row lock is held only for the commit, and receipts of one campaign do not queue
-    behind each other's whole transactions). If another receipt spent from the budget
-    meanwhile and this one no longer fits, everything is rolled back and the receipt is
-    recorded again with the budgets' rows locked first and the figures made on them.
-
-    On PostgreSQL an ordinary member's receipt takes ``hotpath`` (the same rows in three
-    round trips); what it does not handle comes back here. A budget drawn or a tier moved
-    by another receipt between the reads and the writes (``Contended``) is the one retry,
-    ``core.write.retrying``: the second attempt takes the general way with the budgets'
-    rows locked first."""
-
-    def attempt(retry: bool) -> tuple[int, dict[str, Any]]:
-        if not retry and hotpath.applies(body) and session.get_bind().dialect.name == "postgresql":
-            try:
-                return hotpath.confirm(
-                    session, body, principal, current_program(session), _request_hash(body)
-                )
-            except hotpath.Fallback as fallback:
-                if fallback.rolled_back:
-                    session.rollback()
-        return _confirm(session, body, principal, lock_budgets=retry)
-
-    return retrying(session, attempt)
-
-
-def _confirm(
-    session: Session, body: PurchaseIn, principal: Principal, lock_budgets: bool
-) -> tuple[int, dict[str, Any]]:
-    body_hash = _request_hash(body)
-    program = current_program(session)
-    if body.member is None:
-        found = existing(session, body.store, body.external_id)
-        if found is not None:
-            session.rollback()
-            return replay(found, body_hash)
-    member, partner = _resolve(session, body, program, principal)
-    if member is not None:
-        # Lock the member's wallets up front (those it may move that exist, and the
-        # programme's first currency's: ledger.lock_member), in account order, before
-        # reading the balance (or whether this receipt is already recorded): concurrent
-        # receipts of one member are serialised, and never deadlock.
-        ledger.lock_member(session, member.id, program.spec, touched(program, body, session))
-        # Under those locks a receipt of this member recorded by another till is visible:
-        # replayed before its figures (a redemption already made must not fail it now).
-        found = existing(session, body.store, body.external_id)
-        if found is not None:
-            session.rollback()
-            return replay(found, body_hash)
-    member_id = member.id if member else None
-    member_ctx = _member_context(session, member, program, body.occurred_at)
-    figures = functools.partial(
-        figure,
-        session,
-        body,
-        program,
-        member_id,
-        partner,
-        strict=True,
-        member_ctx=member_ctx,
-        caller=principal.actor,
-    )
-    fig = figures()
-    if fig.campaign_spend and lock_budgets:
-        # The second try after a budget race: take the budgets' row locks (in code
-        # order) and, if another receipt spent from them meanwhile, figure again.
-        locked = rules_service.campaign_spent(
-            session, fig.rules or compiled_rules(program, session), lock=True
-        )
-        if locked != dict(fig.campaign_spent):
-            fig = figures(campaign_spent=locked)
-    check_quote(body, fig)
-    values, lines, earnings, rule_rows = receipt_rows(body, body_hash, program, fig, principal)
-    at = values["created_at"]
-    if not _insert_receipt(session, values, lines, earnings, rule_rows):
-        session.rollback()
-        found = existing(session, body.store, body.external_id)
-        if found is None:  # pragma: no cover - the conflicting row cannot vanish
-            raise Problem(409, "duplicate_external_id", "the receipt is being recorded")
-        session.rollback()
-        return replay(found, body_hash)
-    purchase = Purchase(**values)
-    pid = purchase.id
-    if fig.rules is not None and fig.applied:
-        rules_service.record_usage(
-            session,
-            member.id if member else None,
-            fig.rules,
-            fig.given,
-            body.occurred_at,
-            program.spec.timezone,
-        )
-    if fig.coupons is not None and fig.coupons.applied:
-        # A hold reserves its codes too: no other receipt can take the last use meanwhile.
-        coupons.consume(session, fig.coupons, pid, member.id if member else None, at)
-    if member is not None and fig.redeemed > 0 and fig.redeem_currency:
-        ledger.debit(
-            session,
-            key=f"purchase:{pid}:redeem",
-            kind="redeem",
-            member_id=member.id,
-            currency=fig.redeem_currency,
-            amount=fig.redeemed,
-            actor=principal.actor,
-            description=f"receipt {body.external_id} at {body.store}",
-            occurred_at=body.occurred_at,
-            counter="held" if body.hold else "redemption",
-            purchase_id=pid,
-            fresh=True,
-        )
-    if not body.hold:
-        _credit_earnings(session, purchase, fig.earned, principal.actor, fresh=True)
-        hooks.settle(session, settled(purchase, fig.earned))
-    _emit_purchase(session, purchase, "purchase.held" if body.hold else "purchase.confirmed")
-    if member is not None and not body.hold:
-        on_purchase(session, member.id, body.occurred_at)
-    # last, so a budget's row lock is held only for the commit
-    if (
-        fig.campaign_spend
-        and fig.rules is not None
-        and not rules_service.draw_budgets(session, fig.rules, fig.campaign_spend)
-    ):
-        raise Contended("campaign budget")
-    return 201, purchase_json(purchase)
-
-
 def receipt_rows(
     body: PurchaseIn, body_hash: str, program: Program, fig: Figures, principal: Principal
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -859,7 +721,7 @@ def _emit_purchase(
     ):
         emit_many(session, batch[:1])  # the receipt's event first, then its codes'
         batch = batch[1:]
-        _emit_coupons(session, p)  # a query only for receipts that carry a code
+        emit_coupons(session, p)  # a query only for receipts that carry a code
     emit_many(session, batch)
 
 
@@ -902,7 +764,7 @@ def purchase_events(
     return events
 
 
-def _emit_coupons(session: Session, p: Purchase) -> None:
+def emit_coupons(session: Session, p: Purchase) -> None:
     """``coupon.redeemed`` for every code the purchase holds (at confirm or commit)."""
     rows = session.execute(
         select(CouponUse, Coupon.code, CouponPool.name)
@@ -945,142 +807,6 @@ def touched(program: Program, body: PurchaseIn, session: Session) -> list[str]:
     if body.redeem is not None:
         codes.add(body.redeem.currency)
     return sorted(codes)
-
-
-_PURCHASE_INSERT = {
-    name: dialect_insert(Purchase)
-    .on_conflict_do_nothing(index_elements=["store", "external_id"])
-    .returning(Purchase.id)
-    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
-
-
-def _purchase_insert(session: Session) -> Any:
-    """INSERT … ON CONFLICT (store, external_id) DO NOTHING RETURNING id, built once."""
-    return _PURCHASE_INSERT[session.get_bind().dialect.name]
-
-
-_LINE_ARRAYS = (
-    "line_no",
-    "sku",
-    "name",
-    "category",
-    "quantity",
-    "unit_price",
-    "amount",
-    "discount",
-    "redeemed",
-    "redeemed_value",
-    "total_due",
-)
-_MONEY_COLUMNS = {
-    "quantity",
-    "unit_price",
-    "amount",
-    "discount",
-    "redeemed",
-    "redeemed_value",
-    "total_due",
-}
-
-
-_PURCHASE_COLUMNS = tuple(Purchase.__table__.columns)
-_LINE_TYPES = {"line_no": "int[]", "sku": "text[]", "name": "text[]", "category": "text[]"}
-_RECEIPT_GUARD = f"""  INSERT INTO purchases ({", ".join(c.name for c in _PURCHASE_COLUMNS)})
-  VALUES ({", ".join(":p_" + c.name for c in _PURCHASE_COLUMNS)})
-  ON CONFLICT (store, external_id) DO NOTHING
-  RETURNING id"""  # noqa: S608 - only the model's column names go into the text
-_RECEIPT_LINES = f"""  INSERT INTO purchase_lines (purchase_id, {", ".join(_LINE_ARRAYS)})
-  SELECT {{guard}}.id, x.* FROM {{guard}}, unnest({
-    ", ".join(f"CAST(:l_{c} AS {_LINE_TYPES.get(c, 'bigint[]')})" for c in _LINE_ARRAYS)
-})
-    AS x"""  # noqa: S608
-_RECEIPT_EARNINGS = """  INSERT INTO purchase_line_earnings (purchase_id, line_no, currency, amount)
-  SELECT {guard}.id, y.* FROM {guard},
-    unnest(CAST(:e_line_no AS int[]), CAST(:e_currency AS text[]), CAST(:e_amount AS bigint[]))
-    AS y"""
-_RECEIPT_RULES = """  INSERT INTO purchase_rules (purchase_id, rule_key, unit, rule_version, effect,
-                              campaign, member_id, period_start, amount, released)
-  SELECT {guard}.id, r.*, false FROM {guard},
-    unnest(CAST(:r_rule_key AS text[]), CAST(:r_unit AS text[]), CAST(:r_rule_version AS int[]),
-           CAST(:r_effect AS text[]), CAST(:r_campaign AS text[]), CAST(:r_member_id AS uuid[]),
-           CAST(:r_period_start AS date[]), CAST(:r_amount AS bigint[]))
-    AS r"""
-RECEIPT_GUARD = "receipt"
-
-
-def receipt_parts(
-    batch: Batch,
-    values: dict[str, Any],
-    lines: list[dict[str, Any]],
-    earnings: list[dict[str, Any]],
-    rule_rows: list[dict[str, Any]],
-) -> None:
-    """``receipt_rows`` as parts of ``batch`` (PostgreSQL), the receipt being its guard
-    (``RECEIPT_GUARD``): inserted unless the store's receipt is already there, and then
-    nothing else is written; the lines, earnings and rules come as arrays, unnested."""
-    batch.add(
-        RECEIPT_GUARD,
-        _RECEIPT_GUARD,
-        {f"p_{c.name}": values[c.name] for c in _PURCHASE_COLUMNS},
-        {f"p_{c.name}": c.type for c in _PURCHASE_COLUMNS},
-    )
-    params: dict[str, Any] = {}
-    for c in _LINE_ARRAYS:
-        column = [ln[c] for ln in lines]
-        params[f"l_{c}"] = [to_units(v) for v in column] if c in _MONEY_COLUMNS else column
-    batch.add("receipt_l", _RECEIPT_LINES, params)
-    if earnings:
-        batch.add(
-            "receipt_e",
-            _RECEIPT_EARNINGS,
-            {
-                "e_line_no": [e["line_no"] for e in earnings],
-                "e_currency": [e["currency"] for e in earnings],
-                "e_amount": [to_units(e["amount"]) for e in earnings],
-            },
-        )
-    if rule_rows:
-        params = {f"r_{c}": [r[c] for r in rule_rows] for c in _RULE_ARRAYS}
-        params["r_amount"] = [to_units(r["amount"]) for r in rule_rows]
-        batch.add("receipt_r", _RECEIPT_RULES, params)
-    batch.output("receipt_id", f"(SELECT id FROM {RECEIPT_GUARD})")  # noqa: S608
-
-
-_RULE_ARRAYS = (
-    "rule_key",
-    "unit",
-    "rule_version",
-    "effect",
-    "campaign",
-    "member_id",
-    "period_start",
-)
-
-
-def _insert_receipt(
-    session: Session,
-    values: dict[str, Any],
-    lines: list[dict[str, Any]],
-    earnings: list[dict[str, Any]],
-    rule_rows: list[dict[str, Any]],
-) -> bool:
-    """Write the receipt, its lines, earnings and the rules that gave them; False if the
-    receipt was already there (then nothing is written)."""
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        batch = Batch(RECEIPT_GUARD)
-        receipt_parts(batch, values, lines, earnings, rule_rows)
-        return batch.run(session).receipt_id is not None
-    if conn.execute(_purchase_insert(session), values).first() is None:
-        return False
-    pid = values["id"]
-    conn.execute(insert(PurchaseLine), [{"purchase_id": pid, **ln} for ln in lines])
-    if earnings:
-        conn.execute(insert(LineEarning), [{"purchase_id": pid, **e} for e in earnings])
-    if rule_rows:
-        conn.execute(insert(PurchaseRule), rule_rows)
-    return True
 
 
 def _credit_earnings(

@@ -24,10 +24,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kopilka.core import dates
-from kopilka.core.batch import Batch
-from kopilka.core.db import Amount, UTCDateTime, now
+from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem
-from kopilka.core.money import fmt, to_units
+from kopilka.core.money import fmt
+from kopilka.core.plan import Plan, table
 from kopilka.members.models import Member
 from kopilka.program.models import ProgramVersion
 from kopilka.program.service import apply_program, current_program, validate_program
@@ -556,18 +556,6 @@ def campaign_spent(
     return {c: found.get(c, ZERO) for c in codes}
 
 
-def _upsert(
-    session: Session, table: Any, values: dict[str, Any], keys: list[str], add: str
-) -> None:
-    dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(**values)
-    session.execute(
-        ins.on_conflict_do_update(
-            index_elements=keys, set_={add: getattr(table, add) + ins.excluded[add]}
-        )
-    )
-
-
 def rule_rows(
     purchase_id: uuid.UUID,
     member_id: uuid.UUID | None,
@@ -607,21 +595,6 @@ def rule_rows(
     return list(rows.values())
 
 
-def record_usage(
-    session: Session,
-    member_id: uuid.UUID | None,
-    compiled: engine.CompiledRules,
-    given: dict[str, tuple[str, Decimal]],
-    occurred_at: dt.datetime,
-    timezone: str,
-) -> None:
-    """Move the per-member caps a purchase drew on (in its transaction; its
-    ``purchase_rules`` rows, from ``rule_rows``, are written with the receipt, and campaign
-    budgets by ``draw_budgets``)."""
-    for row in usage_rows(member_id, compiled, given, occurred_at, timezone):
-        _upsert(session, RuleUsage, row, ["rule_key", "member_id", "period_start"], "amount")
-
-
 def usage_rows(
     member_id: uuid.UUID | None,
     compiled: engine.CompiledRules,
@@ -647,112 +620,40 @@ def usage_rows(
     ]
 
 
-def add_draws_to_batch(
-    batch: Batch,
+def plan_draws(
+    plan: Plan,
     compiled: engine.CompiledRules,
+    given: list[dict[str, Any]],
     usage: list[dict[str, Any]],
     campaign_spend: dict[str, Decimal],
-) -> int:
-    """A purchase's draws on caps and budgets as parts of ``batch`` (written only with
-    its guard's row): ``usage`` (from ``usage_rows``) added to the caps, and what it gives
-    taken from its campaigns' budgets by conditional updates, their rows locked in code
-    order first (as ``draw_budgets`` takes them). Returns how many campaigns it draws on;
-    the batch's output ``budgets_drawn`` is how many budgets took the draw: fewer means
-    one no longer fits, and the caller rolls back (see ``purchases.service.confirm``)."""
-    if usage:
-        batch.add(
-            "rules_u",
-            """  INSERT INTO rule_usage AS u (rule_key, member_id, period_start, unit, amount)
-  SELECT x.* FROM {guard}, unnest(CAST(:ru_key AS text[]), CAST(:ru_member AS uuid[]),
-                                  CAST(:ru_start AS date[]), CAST(:ru_unit AS text[]),
-                                  CAST(:ru_amount AS bigint[])) AS x
-  ON CONFLICT (rule_key, member_id, period_start)
-  DO UPDATE SET amount = u.amount + EXCLUDED.amount""",
-            {
-                "ru_key": [r["rule_key"] for r in usage],
-                "ru_member": [r["member_id"] for r in usage],
-                "ru_start": [r["period_start"] for r in usage],
-                "ru_unit": [r["unit"] for r in usage],
-                "ru_amount": [to_units(r["amount"]) for r in usage],
-            },
-        )
+) -> None:
+    """What a purchase's rules gave and its draws on caps and budgets, as parts of
+    ``plan``: ``given`` (``rule_rows``: which rules gave what), ``usage`` (from
+    ``usage_rows``) added to the per-member caps, and what its rules give taken from their
+    campaigns' budgets, each only while it still fits (a campaign's first draw makes its
+    row), in code order (the order ``campaign_spent(lock=True)`` locks them). A budget
+    that no longer fits (another receipt drew on it after this one read it) is
+    ``Contended("campaign budget")``: the caller's one retry locks the budgets first."""
+    plan.insert(table(PurchaseRule), given)
+    plan.upsert_add(table(RuleUsage), ("rule_key", "member_id", "period_start"), ("amount",), usage)
     spend = {c: a for c, a in sorted(campaign_spend.items()) if a > 0 and c in compiled.campaigns}
-    if not spend:
-        return 0
-    ceilings: list[int | None] = []
-    for code, amount in spend.items():
-        budget = compiled.campaigns[code].budget
-        # spent ≤ budget − amount, in the units of Amount on both sides
-        ceilings.append(None if budget is None else to_units(budget.amount - amount))
-    # One upsert, its rows in code order (so their locks are taken in that order, as
-    # ``draw_budgets`` takes them): a campaign's first draw makes its row; the others add
-    # to it where the budget still fits (re-checked on the row as committed if another
-    # receipt changed it meanwhile). A row that did not fit is not returned.
-    batch.add(
-        "rules_b",
-        """  INSERT INTO campaign_spend AS c (code, currency, spent, updated_at)
-  SELECT d.code, d.currency, d.amount, :rb_at
-  FROM {guard}, unnest(CAST(:rb_code AS text[]), CAST(:rb_currency AS text[]),
-                       CAST(:rb_amount AS bigint[]), CAST(:rb_ceiling AS bigint[]))
-    AS d(code, currency, amount, ceiling)
-  WHERE d.ceiling IS NULL OR d.ceiling >= 0
-  ON CONFLICT (code) DO UPDATE SET spent = c.spent + EXCLUDED.spent,
-                                   updated_at = EXCLUDED.updated_at
-  WHERE c.spent <= COALESCE(
-    (SELECT z.ceiling FROM unnest(CAST(:rb_code AS text[]), CAST(:rb_ceiling AS bigint[]))
-       AS z(code, ceiling) WHERE z.code = c.code),
-    c.spent)
-  RETURNING c.code""",
-        {
-            "rb_at": now(),
-            "rb_code": list(spend),
-            "rb_currency": [compiled.budgeted.get(c, compiled.base_currency) for c in spend],
-            "rb_amount": [to_units(a) for a in spend.values()],
-            "rb_ceiling": ceilings,
-        },
-        {"rb_at": UTCDateTime()},
+    at = now()
+    plan.upsert_add_within(
+        table(CampaignSpend),
+        ("code",),
+        "spent",
+        [
+            {
+                "code": code,
+                "currency": compiled.budgeted.get(code, compiled.base_currency),
+                "spent": amount,
+                "updated_at": at,
+            }
+            for code, amount in spend.items()
+        ],
+        [None if (b := compiled.campaigns[code].budget) is None else b.amount for code in spend],
+        "campaign budget",
     )
-    batch.output("budgets_drawn", "(SELECT count(*) FROM rules_b)")
-    return len(spend)
-
-
-def draw_budgets(
-    session: Session, compiled: engine.CompiledRules, campaign_spend: dict[str, Decimal]
-) -> bool:
-    """Take what a receipt gives from its campaigns' budgets, each with one conditional
-    UPDATE (in code order); False, having changed nothing that will be kept, if one no
-    longer fits (the caller rolls back and figures again with the rows locked)."""
-    spend = {c: a for c, a in campaign_spend.items() if a > 0 and c in compiled.campaigns}
-    for code in sorted(spend):
-        amount = spend[code]
-        camp = compiled.campaigns[code]
-        q = (
-            update(CampaignSpend)
-            .where(CampaignSpend.code == code)
-            .values(spent=CampaignSpend.spent + literal(amount, Amount()), updated_at=now())
-            .execution_options(synchronize_session=False)
-        )
-        if camp.budget is not None:
-            # spent ≤ budget − amount: both sides typed, so compared in the same units
-            q = q.where(CampaignSpend.spent <= literal(camp.budget.amount - amount, Amount()))
-        if session.connection().execute(q).rowcount == 1:
-            continue
-        # no row yet (the campaign's first receipt), or the budget does not fit
-        if session.get(CampaignSpend, code) is not None:
-            return False
-        dialect = session.get_bind().dialect.name
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CampaignSpend)
-        session.execute(
-            ins.values(
-                code=code,
-                currency=compiled.budgeted.get(code, compiled.base_currency),
-                spent=ZERO,
-                updated_at=now(),
-            ).on_conflict_do_nothing(index_elements=["code"])
-        )
-        if session.connection().execute(q).rowcount != 1:
-            return False
-    return True
 
 
 def release(session: Session, purchase_id: uuid.UUID) -> None:

@@ -37,11 +37,11 @@ from sqlalchemy.orm import Session, aliased
 
 from kopilka.audit.service import record
 from kopilka.core import pagination
-from kopilka.core.batch import Batch
-from kopilka.core.db import Amount, UTCDateTime, now
+from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import SCALE, ZERO, fmt
+from kopilka.core.plan import Plan, table
 from kopilka.events.service import emit
 from kopilka.ledger.models import Entry
 from kopilka.members import service as members
@@ -395,6 +395,14 @@ def _lock_member(session: Session, member_id: uuid.UUID) -> Member:
     return member
 
 
+def lock_standing(session: Session, member_id: uuid.UUID) -> None:
+    """Lock the member's row and tier state (what a manual assignment and the
+    re-evaluation lock before they move a tier): a purchase's tier move decided after it
+    cannot be overtaken (a receipt's retry after ``Contended("tier")``)."""
+    _lock_member(session, member_id)
+    _state(session, member_id, lock=True)
+
+
 def _state_for_write(session: Session, member_id: uuid.UUID) -> MemberTier:
     state = _state(session, member_id, lock=True)
     if state is None:
@@ -538,8 +546,8 @@ def contribution(s: Setup, total_due: Decimal, earned: dict[str, Decimal]) -> De
     return Decimal(1)
 
 
-def add_tier_move_to_batch(
-    batch: Batch,
+def plan_move(
+    plan: Plan,
     s: Setup,
     member_id: uuid.UUID,
     before: Standing,
@@ -547,16 +555,14 @@ def add_tier_move_to_batch(
     value: Decimal,
     at: dt.datetime,
 ) -> tuple[str, dict[str, Any], uuid.UUID] | None:
-    """``on_purchase`` as parts of ``batch``, decided on ``before`` (the standing read
+    """``on_purchase`` as parts of ``plan``, decided on ``before`` (the standing read
     under the member's wallet locks, before the purchase) and ``value`` (with the
     purchase): the member's new tier, the tier state, the change row. Returns the
-    ``tier.changed`` event for the caller's outbox part, or None.
+    ``tier.changed`` event for the caller's outbox rows, or None.
 
-    Optimistic: each write is conditional on the tier and state being what was read, and
-    the batch's outputs ``tier_member`` and ``tier_state`` count the rows they took. A
+    Optimistic: each write is conditional on the tier and state being what was read. A
     tier changed meanwhile (a manual assignment, the re-evaluation job, which lock the
-    member's row) leaves one of them 0, and the caller rolls back and confirms again the
-    general way, which decides under the member's row lock (``tier_writes_held``)."""
+    member's row) is ``Contended("tier")``, and the caller's one retry reads it again."""
     at = at.astimezone(dt.UTC)
     d = decide(s.tiers, before.tier, value, before, at, may_lower=False)
     if d is None:
@@ -565,69 +571,52 @@ def add_tier_move_to_batch(
     if not changed and d.grace == before.grace_until:
         return None
     moment = now()
-    state_params: dict[str, Any] = {
-        "ts_member": member_id,
-        "ts_grace": d.grace,
-        "ts_at": at,
-        "ts_now": moment,
-    }
-    state_types: dict[str, Any] = {k: UTCDateTime() for k in ("ts_grace", "ts_at", "ts_now")}
+    state = {"grace_until": d.grace, "evaluated_at": at, "updated_at": moment}
     if has_state:
-        state_params |= {
-            "ts_floor": before.floor_tier,
-            "ts_floor_until": before.floor_until,
-            "ts_old_grace": before.grace_until,
-        }
-        state_types |= {"ts_floor_until": UTCDateTime(), "ts_old_grace": UTCDateTime()}
-        batch.add(
-            "tier_s",
-            """  UPDATE member_tiers AS s
-  SET grace_until = :ts_grace, evaluated_at = :ts_at, updated_at = :ts_now
-  FROM {guard}
-  WHERE s.member_id = :ts_member AND s.floor_tier IS NOT DISTINCT FROM :ts_floor
-    AND s.floor_until IS NOT DISTINCT FROM :ts_floor_until
-    AND s.grace_until IS NOT DISTINCT FROM :ts_old_grace
-  RETURNING s.member_id""",
-            state_params,
-            state_types,
+        plan.update_if_unchanged(
+            table(MemberTier),
+            "member_id",
+            [
+                (
+                    member_id,
+                    {
+                        "floor_tier": before.floor_tier,
+                        "floor_until": before.floor_until,
+                        "grace_until": before.grace_until,
+                    },
+                    state,
+                )
+            ],
+            "tier",
         )
     else:
-        batch.add(
-            "tier_s",
-            """  INSERT INTO member_tiers (member_id, grace_until, evaluated_at, updated_at)
-  SELECT :ts_member, :ts_grace, :ts_at, :ts_now FROM {guard}
-  ON CONFLICT (member_id) DO NOTHING
-  RETURNING member_id""",
-            state_params,
-            state_types,
+        plan.insert_new(
+            table(MemberTier), ("member_id",), [{"member_id": member_id, **state}], "tier"
         )
-    batch.output("tier_state", "(SELECT count(*) FROM tier_s)")
     if not changed:
-        batch.output("tier_member", "1")
         return None
-    batch.add(
-        "tier_m",
-        """  UPDATE members SET tier = :tm_to, updated_at = :tm_now FROM {guard}
-  WHERE members.id = :tm_member AND members.tier IS NOT DISTINCT FROM :tm_from
-  RETURNING members.id""",
-        {"tm_to": d.to, "tm_now": moment, "tm_member": member_id, "tm_from": before.tier},
-        {"tm_now": UTCDateTime()},
+    plan.update_if_unchanged(
+        table(Member),
+        "id",
+        [(member_id, {"tier": before.tier}, {"tier": d.to, "updated_at": moment})],
+        "tier",
     )
-    batch.output("tier_member", "(SELECT count(*) FROM tier_m)")
-    batch.add(
-        "tier_c",
-        """  INSERT INTO tier_changes (id, member_id, from_tier, to_tier, reason, at, actor,
-                            qualifying_value, note, created_at)
-  SELECT :tc_id, :tm_member, :tm_from, :tm_to, :tc_reason, :ts_at, :tc_actor, :tc_value,
-         NULL, :ts_now
-  FROM {guard}""",
-        {
-            "tc_id": uuid7(),
-            "tc_reason": d.reason,
-            "tc_actor": SYSTEM_ACTOR,
-            "tc_value": value,
-        },
-        {"tc_value": Amount()},
+    plan.insert(
+        table(TierChange),
+        [
+            {
+                "id": uuid7(),
+                "member_id": member_id,
+                "from_tier": before.tier,
+                "to_tier": d.to,
+                "reason": d.reason,
+                "at": at,
+                "actor": SYSTEM_ACTOR,
+                "qualifying_value": value,
+                "note": None,
+                "created_at": moment,
+            }
+        ],
     )
     names = {lv.code: lv.name for lv in s.tiers.levels}
     valid_until = before.floor_until if d.reason == "manual" else None
@@ -645,12 +634,6 @@ def add_tier_move_to_batch(
         },
         member_id,
     )
-
-
-def tier_writes_held(row: Any) -> bool:
-    """Whether the tier writes ``add_tier_move_to_batch`` put in a batch took their rows (True
-    when it put none)."""
-    return all(row.get(k, 1) == 1 for k in ("tier_member", "tier_state"))
 
 
 def reevaluate(session: Session, at: dt.datetime | None = None, batch: int = BATCH) -> int:

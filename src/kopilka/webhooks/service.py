@@ -31,6 +31,7 @@ from kopilka.core.config import get_settings
 from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem
 from kopilka.core.ids import uuid7
+from kopilka.core.plan import Plan, table
 from kopilka.events.models import OutboxEvent
 from kopilka.events.service import emit, envelope
 from kopilka.webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
@@ -103,44 +104,34 @@ def clear_cache() -> None:
         _endpoints.clear()
 
 
-def deliveries_of(
+def plan_deliveries(
+    plan: Plan,
     session: Session,
-    event_id: uuid.UUID,
-    event_type: str,
-    member_id: uuid.UUID | None,
-    created_at: dt.datetime,
-) -> list[dict[str, Any]]:
-    """The pending delivery rows the event needs: one per active endpoint subscribed to
-    its type (the endpoints are cached for a moment; see ``clear_cache``)."""
-    return [
-        {
-            "id": uuid7(),
-            "event_id": event_id,
-            "endpoint_id": endpoint_id,
-            "member_id": member_id,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": created_at,
-            "created_at": created_at,
-        }
-        for endpoint_id, events in _active_endpoints(session)
-        if "*" in events or event_type in events
-    ]
-
-
-def enqueue(
-    session: Session,
-    event_id: uuid.UUID,
-    event_type: str,
-    member_id: uuid.UUID | None,
-    created_at: dt.datetime,
-) -> int:
-    """A pending delivery of the event for every active endpoint subscribed to its type
-    (in the caller's transaction); how many."""
-    rows = deliveries_of(session, event_id, event_type, member_id, created_at)
-    for row in rows:
-        session.add(Delivery(**row))
-    return len(rows)
+    events: Sequence[tuple[uuid.UUID, str, uuid.UUID | None, dt.datetime]],
+) -> None:
+    """The pending deliveries new events ``(id, type, member_id, created_at)`` need, as a
+    part of ``plan`` (written in the events' transaction): one per active endpoint
+    subscribed to the event's type (the endpoints are cached for a moment; see
+    ``clear_cache``)."""
+    endpoints = _active_endpoints(session) if events else []
+    plan.insert(
+        table(Delivery),
+        [
+            {
+                "id": uuid7(),
+                "event_id": event_id,
+                "endpoint_id": endpoint_id,
+                "member_id": member_id,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": created_at,
+                "created_at": created_at,
+            }
+            for event_id, event_type, member_id, created_at in events
+            for endpoint_id, subscribed in endpoints
+            if "*" in subscribed or event_type in subscribed
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------- claims

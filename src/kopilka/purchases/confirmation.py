@@ -1,0 +1,495 @@
+"""The confirmation of a receipt: read, figure, plan, write. One path, both databases.
+
+Every receipt takes it: with or without a member (named by card, phone, id, external id
+or the app's rotating code), with coupon codes or without, held or settled at once.
+
+1. **Lock.** The member, found by the reference, and their wallets of the currencies the
+   receipt may move, locked ``FOR UPDATE`` in account order, in one statement
+   (``_member_and_wallets``; the same locks as ``ledger.lock_member``, so receipts,
+   returns and adjustments of one member take turns and never deadlock). A receipt
+   without a member locks nothing.
+2. **Read.** Under those locks, one statement of everything the figures and the plan
+   depend on (``_context``): whether the receipt is already recorded, the member's
+   history and cap usage (``rules.service.context_columns``), the budgets spent, the
+   redeemed wallet's open lots (``ledger.queries.open_lots_columns``; SQLite reads them
+   in a second statement), the tier standing (``tiers.service.standing_columns``) and
+   what the receipt hooks read (``purchases.hooks``).
+3. **Figure.** ``service.figure``, the function ``calculate`` answers with: discounts,
+   coupons, the redemption, the earning.
+4. **Plan.** Every domain adds the rows it writes to one ``core.plan.Plan``: the receipt
+   (``_plan_receipt``), the rules' caps and budgets (``rules.service.plan_draws``), the
+   ledger's entries (``ledger.planner`` via ``_ledger_plans``), the tier move
+   (``tiers.service.plan_move``), the hooks' rows, and the events with their webhook
+   deliveries (``events.service.plan_events``).
+5. **Write.** ``core.write.write``: one statement on PostgreSQL, part by part on SQLite.
+   Coupon codes are taken after it, one conditional update each (``coupons.consume``).
+
+What the plan was made on but does not hold a lock of (a campaign's budget, the member's
+tier, a twin of the receipt sent to another till) is written conditionally; when it
+changed meanwhile the writer raises ``Contended``, and ``core.write.retrying`` rolls back
+and runs the attempt once more, that time locking the budgets and the member's tier
+first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, select, true
+from sqlalchemy.orm import Session
+
+from kopilka.core.batch import RawSelect
+from kopilka.core.db import now
+from kopilka.core.money import ZERO
+from kopilka.core.plan import Plan, table
+from kopilka.core.principal import Principal
+from kopilka.core.write import retrying, write
+from kopilka.coupons import redeem as coupons
+from kopilka.events import service as events_service
+from kopilka.ledger import planner as ledger_planner
+from kopilka.ledger import queries as ledger_queries
+from kopilka.ledger import rows as ledger_rows
+from kopilka.ledger import service as ledger
+from kopilka.ledger.models import Account
+from kopilka.members import service as members
+from kopilka.members.models import Member
+from kopilka.program.service import Program, current_program
+from kopilka.purchases import hooks, service
+from kopilka.purchases.models import LineEarning, Purchase, PurchaseLine
+from kopilka.purchases.schemas import PurchaseIn
+from kopilka.rules import engine
+from kopilka.rules import service as rules_service
+from kopilka.tiers import service as tiers
+
+
+def confirm(session: Session, body: PurchaseIn, principal: Principal) -> tuple[int, dict[str, Any]]:
+    """Record a receipt (or hold it). 201 the first time; 200 with the same purchase when
+    the same receipt comes again; 409 ``duplicate_external_id`` when its content differs.
+    ``Contended`` is retried once (see the module)."""
+    return retrying(session, lambda retry: _attempt(session, body, principal, retry))
+
+
+def _attempt(
+    session: Session, body: PurchaseIn, principal: Principal, retry: bool
+) -> tuple[int, dict[str, Any]]:
+    program = current_program(session)
+    spec = program.spec
+    body_hash = service.request_hash(body)
+    partner = service.check_store(body, program, principal)
+    compiled = service.compiled_rules(program, session)
+
+    # 1. the member and their wallets, locked
+    member, wallets = _lock(session, body, program)
+    service.check_redeem(body, program, member is not None)
+    if member is None:
+        found = service.existing(session, body.store, body.external_id)
+        if found is not None:
+            return _replay(session, body, body_hash)
+    setup = tiers.setup(session)
+    if retry and member is not None and setup is not None:
+        tiers.lock_standing(session, member.id)  # a tier moved meanwhile: decide under it
+
+    # 2. what the figures depend on, read under the locks
+    redeem = body.redeem.currency if body.redeem is not None else None
+    if redeem not in wallets:
+        redeem = None  # nothing to spend: the figures refuse the redemption
+    at = now()
+    row, lots = _context(session, body, program, compiled, setup, member, wallets, redeem, at)
+    if row.existing is not None:
+        return _replay(session, body, body_hash)
+    count, spend, usage, spent = rules_service.read_context(row, compiled)
+    if retry and compiled.budgeted:
+        spent = rules_service.campaign_spent(session, compiled, lock=True)
+
+    # 3. the figures
+    ctx = (
+        rules_service.context_of(member, spec, count, spend, usage) if member is not None else None
+    )
+    spendable = None  # no redemption asked
+    if body.redeem is not None and member is not None:
+        spendable = ledger_planner.available(wallets[redeem], lots, at) if redeem else ZERO
+    fig = service.figure(
+        session,
+        body,
+        program,
+        member.id if member is not None else None,
+        partner,
+        strict=True,
+        member_ctx=ctx,
+        caller=principal.actor,
+        campaign_spent=spent,
+        available=spendable,
+    )
+    service.check_quote(body, fig)
+    if member is not None:
+        # wallets made when value first moves into them (their ids come after those locked)
+        _hold_wallets(
+            session,
+            wallets,
+            member.id,
+            [c for c, a in fig.earned.items() if c not in wallets and sum(a, ZERO) > 0],
+        )
+
+    # 4. the plan: every row of every domain
+    plan = Plan()
+    values, lines, earnings, rule_rows = service.receipt_rows(
+        body, body_hash, program, fig, principal
+    )
+    purchase = Purchase(**values)
+    _plan_receipt(plan, values, lines, earnings)
+    if fig.applied:
+        rules_service.plan_draws(
+            plan,
+            compiled,
+            rule_rows,
+            rules_service.usage_rows(
+                fig.member_id, compiled, fig.given, body.occurred_at, spec.timezone
+            ),
+            fig.campaign_spend,
+        )
+    ledger_rows.add_entries(
+        plan,
+        _ledger_plans(
+            session, body, fig, purchase.id, wallets, lots, at, principal.actor, spec.timezone
+        ),
+    )
+    events = service.purchase_events(
+        purchase, "purchase.held" if body.hold else "purchase.confirmed"
+    )
+    if member is not None and not body.hold:
+        if setup is not None:
+            before, has_state = tiers.read_standing(row)
+            earned = {c: sum(a, ZERO) for c, a in fig.earned.items()}
+            value = before.value + tiers.contribution(setup, values["total_due"], earned)
+            changed = tiers.plan_move(
+                plan, setup, member.id, before, has_state, value, body.occurred_at
+            )
+            if changed is not None:
+                events.append(changed)
+        # what the registered capabilities add (purchases.hooks)
+        hooks.on_settled(service.settled(purchase, fig.earned), row._mapping, plan)
+    with_codes = fig.coupons is not None and bool(fig.coupons.applied)
+    # a receipt's event first, then its codes' (after they are taken; a hold's at its
+    # commit), then its points'
+    later = with_codes and not body.hold
+    events_service.plan_events(plan, session, events[:1] if later else events)
+
+    # 5. the write
+    write(session, plan)
+    if with_codes:
+        assert fig.coupons is not None
+        # A hold reserves its codes too: no other receipt can take the last use meanwhile.
+        coupons.consume(session, fig.coupons, purchase.id, fig.member_id, values["created_at"])
+    if later:
+        service.emit_coupons(session, purchase)
+        events_service.emit_many(session, events[1:])
+    return 201, service.purchase_json(purchase)
+
+
+# ---------------------------------------------------------------------------- 1. lock
+
+
+def _lock(
+    session: Session, body: PurchaseIn, program: Program
+) -> tuple[Any, dict[str, ledger_planner.Wallet]]:
+    """The receipt's member (a row of ``_member_and_wallets``, or None) and their
+    wallets, locked; the anchor wallet made when missing (``ledger.lock_member``)."""
+    if body.member is None:
+        return None, {}
+    spec = program.spec
+    lookup = members.lookup_of(body.member, spec.default_phone_region)
+    if lookup is None:  # the app's rotating code: decoded first
+        found = members.resolve_member(session, body.member, spec.default_phone_region, "member")
+        lookup = (Member.id, found.id, [])
+    column, ref, subjects = lookup
+    codes = ledger.member_lock_codes(spec, service.touched(program, body, session))
+    rows = _read(
+        session,
+        ("lock", column.key),
+        lambda pg: _member_and_wallets(column, pg),
+        {"ref": ref, "codes": codes},
+    )
+    if not rows:
+        raise members.missed(subjects)
+    member = rows[0]
+    service.check_member(member.id, member.status)
+    wallets = {
+        r.w_currency: ledger_planner.Wallet(r.w_id, member.id, r.w_currency, r.w_balance, r.w_debt)
+        for r in rows
+        if r.w_id is not None
+    }
+    anchor = ledger.anchor_currency(spec)
+    if anchor is not None and anchor not in wallets:
+        _hold_wallets(session, wallets, member.id, [anchor])
+    return member, wallets
+
+
+def _member_and_wallets(column: Any, pg: bool) -> Select[Any]:
+    """The member whose ``column`` is ``:ref`` and their wallets of ``:codes``, locked in
+    account order (one row per wallet; one row of NULL wallet columns when the member has
+    none of them yet)."""
+    m = (
+        select(
+            Member.id,
+            Member.status,
+            Member.tier,
+            Member.tags,
+            Member.birth_date,
+            Member.created_at,
+            Member.personal_discount,
+        )
+        .where(column == bindparam("ref"))
+        .cte("m")
+    )
+    codes = (
+        Account.currency == any_(bindparam("codes", type_=ARRAY(String)))
+        if pg
+        else Account.currency.in_(bindparam("codes", expanding=True))
+    )
+    w = (
+        select(Account.id, Account.currency, Account.balance, Account.debt)
+        .where(
+            Account.kind == "member", Account.member_id == select(m.c.id).scalar_subquery(), codes
+        )
+        .order_by(Account.id)
+        .with_for_update()
+        .cte("w")
+    )
+    return select(
+        m,
+        w.c.id.label("w_id"),
+        w.c.currency.label("w_currency"),
+        w.c.balance.label("w_balance"),
+        w.c.debt.label("w_debt"),
+    ).select_from(m.outerjoin(w, true()))
+
+
+def _hold_wallets(
+    session: Session,
+    wallets: dict[str, ledger_planner.Wallet],
+    member_id: uuid.UUID,
+    codes: list[str],
+) -> None:
+    """Make (when missing) and lock the member's wallets of ``codes``, into ``wallets``."""
+    if codes:
+        for (_, c), acc in ledger.lock_wallets(session, [(member_id, c) for c in codes]).items():
+            wallets[c] = ledger_planner.Wallet(acc.id, member_id, c, acc.balance, acc.debt)
+
+
+# ---------------------------------------------------------------------------- 2. read
+
+_lock_statements = threading.Lock()
+_statements: dict[Any, Any] = {}
+
+
+def _read(
+    session: Session, key: Any, build: Callable[[bool], Select[Any]], params: dict[str, Any]
+) -> list[Any]:
+    """Run the statement ``build(pg)`` makes (built once per ``key``): on PostgreSQL on
+    psycopg's raw cursor, prepared (SQLAlchemy's execution layer cost more than the reads
+    themselves); on SQLite through SQLAlchemy."""
+    dialect = session.get_bind().dialect
+    pg = dialect.name == "postgresql"
+    full = (key, pg)
+    with _lock_statements:
+        hit: Any = _statements.get(full)
+    if hit is None:
+        hit = RawSelect(build(pg), dialect) if pg else build(pg)
+        with _lock_statements:
+            if len(_statements) > 64:
+                _statements.clear()
+            _statements[full] = hit
+    if pg:
+        rows: list[Any] = hit.all(session, params)
+        return rows
+    return list(session.execute(hit, params).all())
+
+
+def _context_statement(
+    compiled: engine.CompiledRules, metric: str | None, lots: bool
+) -> Select[Any]:
+    """One row of what the figures and the plan depend on (see the module)."""
+    cols: list[Any] = [
+        select(Purchase.id)
+        .where(Purchase.store == bindparam("p_store"), Purchase.external_id == bindparam("p_ext"))
+        .scalar_subquery()
+        .label("existing"),
+        *rules_service.context_columns(compiled),
+    ]
+    if metric is not None:
+        cols += tiers.standing_columns(metric)
+    if lots:
+        ids, rest, available, expires = ledger_queries.open_lots_columns(
+            bindparam("lots_account"), ledger_queries.at_param("lots_at")
+        )
+        cols += [
+            ids.label("lot_ids"),
+            rest.label("lot_rest"),
+            available.label("lot_available"),
+            expires.label("lot_expires"),
+        ]
+    cols += hooks.columns()
+    return select(*cols)
+
+
+def _context(
+    session: Session,
+    body: PurchaseIn,
+    program: Program,
+    compiled: engine.CompiledRules,
+    setup: tiers.Setup | None,
+    member: Any,
+    wallets: dict[str, ledger_planner.Wallet],
+    redeem: str | None,
+    at: dt.datetime,
+) -> tuple[Any, list[ledger_planner.OpenLot]]:
+    """The context row, and the redeemed wallet's open lots."""
+    metric = setup.tiers.metric if setup is not None and member is not None else None
+    params: dict[str, Any] = {
+        "p_store": body.store,
+        "p_ext": body.external_id,
+        "member_id": member.id if member is not None else None,
+        **rules_service.context_params(
+            compiled, rules_service.local_day(body.occurred_at, program.spec.timezone)
+        ),
+    }
+    if setup is not None and metric is not None:
+        params |= tiers.standing_params(setup, body.occurred_at)
+    pg = session.get_bind().dialect.name == "postgresql"
+    in_row = redeem is not None and pg  # SQLite has no arrays: its lots come apart
+    if in_row:
+        assert redeem is not None
+        params |= {"lots_account": wallets[redeem].id, "lots_at": at}
+    (row,) = _read(
+        session,
+        ("context", id(compiled), metric, in_row, hooks.registered()),
+        lambda _: _context_statement(compiled, metric, in_row),
+        params,
+    )
+    if redeem is None:
+        return row, []
+    if in_row:
+        return row, ledger_queries.lots_of(
+            row.lot_ids, row.lot_rest, row.lot_available, row.lot_expires
+        )
+    return row, ledger.open_lots(session, wallets[redeem].id, at)
+
+
+def _replay(session: Session, body: PurchaseIn, body_hash: str) -> tuple[int, dict[str, Any]]:
+    session.rollback()
+    found = service.existing(session, body.store, body.external_id)
+    if found is None:  # pragma: no cover - the conflicting row cannot vanish
+        raise RuntimeError(f"receipt {body.external_id} at {body.store} conflicted, then vanished")
+    session.rollback()
+    return service.replay(found, body_hash)
+
+
+# ---------------------------------------------------------------------------- 4. plan
+
+
+def _plan_receipt(
+    plan: Plan,
+    values: dict[str, Any],
+    lines: list[dict[str, Any]],
+    earnings: list[dict[str, Any]],
+) -> None:
+    """``service.receipt_rows`` as parts of ``plan``: the receipt first, inserted only if
+    the store's receipt is not there yet (a twin recorded a moment ago by another till
+    is ``Contended``, and the retry replays it), then its lines and earnings (the rules
+    that gave them: ``rules.service.plan_draws``)."""
+    pid = values["id"]
+    plan.insert_new(table(Purchase), ("store", "external_id"), [values], "receipt")
+    plan.insert(table(PurchaseLine), [{"purchase_id": pid, **ln} for ln in lines])
+    plan.insert(table(LineEarning), [{"purchase_id": pid, **e} for e in earnings])
+
+
+def _ledger_plans(
+    session: Session,
+    body: PurchaseIn,
+    fig: service.Figures,
+    pid: uuid.UUID,
+    wallets: dict[str, ledger_planner.Wallet],
+    lots: Sequence[ledger_planner.OpenLot],
+    at: dt.datetime,
+    actor: str,
+    tz: str,
+) -> list[ledger_planner.EntryPlan]:
+    """The receipt's entries: the redemption (held on a hold's account until it is
+    committed), then what each currency earned (not for a hold: at its commit)."""
+    if fig.member_id is None:
+        return []
+
+    def row(wallet: ledger_planner.Wallet, key: str, kind: str, amount: Decimal) -> dict[str, Any]:
+        return ledger.entry_row(
+            key=key,
+            kind=kind,
+            currency=wallet.currency,
+            amount=amount,
+            member_id=wallet.member_id,
+            actor=actor,
+            description=f"receipt {body.external_id} at {body.store}",
+            occurred_at=body.occurred_at,
+            purchase_id=pid,
+        )
+
+    # each wallet's lots as the entries before leave them; read here only for a wallet in
+    # debt that the receipt earns into (an earning repays a debt first), which is rare
+    state = {c: (w, list(lots) if c == fig.redeem_currency else None) for c, w in wallets.items()}
+
+    def lots_of(code: str) -> list[ledger_planner.OpenLot]:
+        wallet, known = state[code]
+        if known is None:
+            known = ledger.open_lots(session, wallet.id, at) if wallet.debt > 0 else []
+            state[code] = (wallet, known)
+        return known
+
+    def planned(code: str, plan: ledger_planner.EntryPlan) -> None:
+        state[code] = ledger_planner.after(state[code][0], lots_of(code), plan)
+        plans.append(plan)
+
+    plans: list[ledger_planner.EntryPlan] = []
+    if fig.redeemed > 0 and fig.redeem_currency:
+        code = fig.redeem_currency
+        cur = ledger.currency_row(session, code)
+        ledger.check_amount(cur, fig.redeemed)
+        wallet = state[code][0]
+        planned(
+            code,
+            ledger_planner.plan_debit(
+                wallet,
+                lots_of(code),
+                ledger.system_account(session, code, "held" if body.hold else "redemption"),
+                row(wallet, f"purchase:{pid}:redeem", "redeem", fig.redeemed),
+                precision=cur.precision,
+                at=at,
+            ),
+        )
+    if body.hold:
+        return plans
+    for code, amounts in fig.earned.items():
+        total = sum(amounts, ZERO)
+        if total <= 0:
+            continue
+        cur = ledger.currency_row(session, code)
+        ledger.check_amount(cur, total)
+        available_at, expires_at = ledger.lot_times(cur, body.occurred_at, tz)
+        wallet = state[code][0]
+        planned(
+            code,
+            ledger_planner.plan_credit(
+                wallet,
+                ledger.system_account(session, code, "issuance"),
+                row(wallet, f"purchase:{pid}:earn:{code}", "earn", total),
+                available_at=available_at,
+                expires_at=expires_at,
+                precision=cur.precision,
+                lots=lots_of(code),
+                at=at,
+            ),
+        )
+    return plans
