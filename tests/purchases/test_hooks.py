@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select
 from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.plan import Plan
-from kopilka.purchases import confirmation, hooks, service
+from kopilka.purchases import confirmation, hooks, returns
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules.models import CampaignSpend
 from tests.purchases.conftest import Enrol, receipt
@@ -75,7 +75,7 @@ def test_a_hook_reads_and_writes_with_each_receipt(
         assert status == 201
         ids.append(uuid.UUID(body["id"]))
     with program.session() as s:
-        service.cancel(s, ids[1], TILL)
+        returns.cancel(s, ids[1], TILL)
         s.commit()
     # then the hook saw the progress before each receipt, and the progress is one
     assert challenge.seen == [("settled", None), ("settled", D(1)), ("cancel", D(2))]

@@ -324,7 +324,7 @@ def test_hold_cancel_releases_the_same_points(
 def test_expired_hold_is_released_by_the_job(
     client: TestClient, till: dict[str, str], enrol: Enrol, program: Database
 ) -> None:
-    from kopilka.purchases.service import release_expired_holds
+    from kopilka.purchases.holds import release_expired_holds
 
     m = enrol("400.00")
     held = client.post(

@@ -200,3 +200,18 @@ def export_csv(db: Database, pool_id: uuid.UUID, batch: int = 10_000) -> Iterato
         yield buf.getvalue().encode()
         if after is None:
             return
+
+
+def used_on(session: Session, purchase_id: uuid.UUID) -> list[tuple[CouponUse, str, str]]:
+    """The codes a purchase holds (uses not released), by code id: each use, its code and
+    its pool's name."""
+    return [
+        (use, code, pool_name)
+        for use, code, pool_name in session.execute(
+            select(CouponUse, Coupon.code, CouponPool.name)
+            .join(Coupon, Coupon.id == CouponUse.coupon_id)
+            .join(CouponPool, CouponPool.id == CouponUse.pool_id)
+            .where(CouponUse.purchase_id == purchase_id, CouponUse.released_at.is_(None))
+            .order_by(CouponUse.coupon_id)
+        ).all()
+    ]

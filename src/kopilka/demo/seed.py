@@ -26,7 +26,7 @@ from kopilka.members.schemas import Consents, MemberCreate
 from kopilka.members.service import create_member
 from kopilka.program.service import apply_program, parse_program
 from kopilka.purchases import confirmation
-from kopilka.purchases import service as purchases
+from kopilka.purchases import returns as purchases
 from kopilka.purchases.schemas import PurchaseIn, ReturnIn
 from kopilka.reports.jobs import run_rollup
 from kopilka.tiers.service import reevaluate

@@ -10,12 +10,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, bindparam, func, or_, select, type_coerce
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Session
 
 from kopilka.core.db import UTCDateTime
 from kopilka.core.money import from_units
-from kopilka.ledger.models import Lot
+from kopilka.ledger.models import Account, Lot
+from kopilka.ledger.models import Entry as Entry  # the type of what entry_with_key answers
 from kopilka.ledger.planner import OpenLot
 
 
@@ -60,3 +74,27 @@ def lots_of(
 def at_param(name: str) -> Any:
     """A bound moment for ``open_lots_columns``."""
     return bindparam(name, type_=UTCDateTime())
+
+
+def wallets_locked(member_id: Any, *, arrays: bool) -> Select[Any]:
+    """The member's wallets of the currencies bound as ``codes`` (``id``, ``currency``,
+    ``balance``, ``debt``), locked ``FOR UPDATE`` in account order, as ``lock_wallets``
+    takes them. ``arrays``: ``codes`` is bound as one array (PostgreSQL's raw cursor),
+    otherwise as an expanding list."""
+    codes = (
+        Account.currency == any_(bindparam("codes", type_=ARRAY(String)))
+        if arrays
+        else Account.currency.in_(bindparam("codes", expanding=True))
+    )
+    columns: list[Any] = [Account.id, Account.currency, Account.balance, Account.debt]
+    return (
+        select(*columns)
+        .where(Account.kind == "member", Account.member_id == member_id, codes)
+        .order_by(Account.id)
+        .with_for_update()
+    )
+
+
+def entry_with_key(session: Session, key: str) -> Entry | None:
+    """The ledger entry written with ``key`` (an entry's key is unique), or None."""
+    return session.execute(select(Entry).where(Entry.key == key)).scalar_one_or_none()

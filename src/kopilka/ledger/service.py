@@ -38,7 +38,7 @@ from kopilka.core.money import ZERO, fits_precision, fmt
 from kopilka.core.plan import Plan
 from kopilka.core.write import write
 from kopilka.events.service import emit
-from kopilka.ledger import planner, rows
+from kopilka.ledger import planner, queries, rows
 from kopilka.ledger.models import Account, Entry, Lot, Posting
 from kopilka.program.models import Currency
 from kopilka.program.service import current_program
@@ -261,7 +261,7 @@ def _as_lots(lots: Iterable[Lot]) -> list[planner.OpenLot]:
 
 
 def _existing(session: Session, key: str) -> Entry | None:
-    return session.execute(select(Entry).where(Entry.key == key)).scalar_one_or_none()
+    return queries.entry_with_key(session, key)
 
 
 def _same_or_conflict(

@@ -31,7 +31,7 @@ from kopilka.ledger import service as ledger
 from kopilka.members import service
 from kopilka.members.cards import new_card_number
 from kopilka.members.models import CHANNELS, PERSONAL, Member
-from kopilka.purchases import service as purchases
+from kopilka.purchases import queries as purchases
 
 Exporter = Callable[[Session, uuid.UUID], Any]
 Eraser = Callable[[Session, uuid.UUID], None]

@@ -15,7 +15,7 @@ from kopilka.core.principal import Principal
 from kopilka.core.responses import FastJSONResponse
 from kopilka.core.threads import run_in_thread
 from kopilka.program.service import check_occurred_at
-from kopilka.purchases import confirmation, service
+from kopilka.purchases import confirmation, figures, holds, queries, returns
 from kopilka.purchases.schemas import (
     CalculationOut,
     CancelledOut,
@@ -55,7 +55,7 @@ async def calculate(body: PurchaseIn, principal: Till) -> JSONResponse:
 def _calculate(body: PurchaseIn, principal: Principal) -> dict[str, Any]:
     with get_db().session() as session:
         check_occurred_at(session, body.occurred_at)
-        return service.calculate(session, body, principal)
+        return figures.calculate(session, body, principal)
 
 
 @router.post(
@@ -104,7 +104,7 @@ def list_purchases(
     """Purchases newest first, by member or store; a cashier sees only its own store."""
     if principal.store is not None:
         store = principal.store
-    items, nxt = service.list_purchases(
+    items, nxt = queries.list_purchases(
         session, member_id=member_id, store=store, cursor=cursor, limit=limit
     )
     return FastJSONResponse({"items": items, "next_cursor": nxt})
@@ -113,7 +113,7 @@ def list_purchases(
 @router.get("/{purchase_id}", response_model=PurchaseOut)
 def get_purchase(purchase_id: uuid.UUID, session: SessionDep, principal: Reader) -> JSONResponse:
     return FastJSONResponse(
-        service.purchase_json(service.get_purchase(session, purchase_id, principal))
+        confirmation.purchase_json(queries.get_purchase(session, purchase_id, principal))
     )
 
 
@@ -129,7 +129,7 @@ def commit(
     data = body or CommitIn()
 
     def action() -> tuple[int, Any]:
-        return 200, service.commit(session, purchase_id, data, principal)
+        return 200, holds.commit(session, purchase_id, data, principal)
 
     status, payload = run_idempotent(
         session,
@@ -149,7 +149,7 @@ def cancel(
     """Release a hold, or reverse a confirmed purchase entirely. Idempotent."""
 
     def action() -> tuple[int, Any]:
-        return 200, service.cancel(session, purchase_id, principal)
+        return 200, returns.cancel(session, purchase_id, principal)
 
     status, payload = run_idempotent(
         session,
@@ -179,7 +179,7 @@ def create_return(
     proportion, so that returning everything reverses the purchase exactly."""
 
     def action() -> tuple[int, Any]:
-        return service.create_return(session, purchase_id, body, principal)
+        return returns.create_return(session, purchase_id, body, principal)
 
     status, payload = run_idempotent(
         session,

@@ -10,17 +10,17 @@ or the app's rotating code), with coupon codes or without, held or settled at on
    without a member locks nothing.
 2. **Read.** Under those locks, one statement of everything the figures and the plan
    depend on (``_context``): whether the receipt is already recorded, the member's
-   history and cap usage (``rules.service.context_columns``), the budgets spent, the
+   history and cap usage (``rules.None.context_columns``), the budgets spent, the
    redeemed wallet's open lots (``ledger.queries.open_lots_columns``; SQLite reads them
-   in a second statement), the tier standing (``tiers.service.standing_columns``) and
+   in a second statement), the tier standing (``tiers.None.standing_columns``) and
    what the receipt hooks read (``purchases.hooks``).
-3. **Figure.** ``service.figure``, the function ``calculate`` answers with: discounts,
+3. **Figure.** ``figures.figure``, the function ``calculate`` answers with: discounts,
    coupons, the redemption, the earning.
 4. **Plan.** Every domain adds the rows it writes to one ``core.plan.Plan``: the receipt
-   (``_plan_receipt``), the rules' caps and budgets (``rules.service.plan_draws``), the
+   (``_plan_receipt``), the rules' caps and budgets (``rules.None.plan_draws``), the
    ledger's entries (``ledger.planner`` via ``_ledger_plans``), the tier move
-   (``tiers.service.plan_move``), the hooks' rows, and the events with their webhook
-   deliveries (``events.service.plan_events``).
+   (``tiers.None.plan_move``), the hooks' rows, and the events with their webhook
+   deliveries (``events.None.plan_events``).
 5. **Write.** ``core.write.write``: one statement on PostgreSQL, part by part on SQLite.
    Coupon codes are taken after it, one conditional update each (``coupons.consume``).
 
@@ -40,27 +40,38 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, Select, String, any_, bindparam, select, true
+from sqlalchemy import Select, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from kopilka.core.batch import RawSelect
 from kopilka.core.db import now
-from kopilka.core.money import ZERO
+from kopilka.core.errors import Problem, field_error
+from kopilka.core.ids import uuid7
+from kopilka.core.money import (
+    ZERO,
+    fmt,
+)
 from kopilka.core.plan import Plan, table
 from kopilka.core.principal import Principal
 from kopilka.core.write import retrying, write
+from kopilka.coupons import queries as coupon_queries
 from kopilka.coupons import redeem as coupons
 from kopilka.events import service as events_service
+from kopilka.events.service import emit, emit_many
 from kopilka.ledger import planner as ledger_planner
 from kopilka.ledger import queries as ledger_queries
 from kopilka.ledger import rows as ledger_rows
 from kopilka.ledger import service as ledger
-from kopilka.ledger.models import Account
+from kopilka.members import queries as member_queries
 from kopilka.members import service as members
-from kopilka.members.models import Member
+from kopilka.members.schemas import MemberRef
 from kopilka.program.service import Program, current_program
-from kopilka.purchases import hooks, service
-from kopilka.purchases.models import LineEarning, Purchase, PurchaseLine
+from kopilka.purchases import figures, hooks
+from kopilka.purchases.models import (
+    LineEarning,
+    Purchase,
+    PurchaseLine,
+)
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import engine
 from kopilka.rules import service as rules_service
@@ -79,15 +90,15 @@ def _attempt(
 ) -> tuple[int, dict[str, Any]]:
     program = current_program(session)
     spec = program.spec
-    body_hash = service.request_hash(body)
-    partner = service.check_store(body, program, principal)
-    compiled = service.compiled_rules(program, session)
+    body_hash = figures.request_hash(body)
+    partner = figures.check_store(body, program, principal)
+    compiled = figures.compiled_rules(program, session)
 
     # 1. the member and their wallets, locked
     member, wallets = _lock(session, body, program)
-    service.check_redeem(body, program, member is not None)
+    figures.check_redeem(body, program, member is not None)
     if member is None:
-        found = service.existing(session, body.store, body.external_id)
+        found = existing(session, body.store, body.external_id)
         if found is not None:
             return _replay(session, body, body_hash)
     setup = tiers.setup(session)
@@ -113,7 +124,7 @@ def _attempt(
     spendable = None  # no redemption asked
     if body.redeem is not None and member is not None:
         spendable = ledger_planner.available(wallets[redeem], lots, at) if redeem else ZERO
-    fig = service.figure(
+    fig = figures.figure(
         session,
         body,
         program,
@@ -125,7 +136,7 @@ def _attempt(
         campaign_spent=spent,
         available=spendable,
     )
-    service.check_quote(body, fig)
+    figures.check_quote(body, fig)
     if member is not None:
         # wallets made when value first moves into them (their ids come after those locked)
         _hold_wallets(
@@ -137,9 +148,7 @@ def _attempt(
 
     # 4. the plan: every row of every domain
     plan = Plan()
-    values, lines, earnings, rule_rows = service.receipt_rows(
-        body, body_hash, program, fig, principal
-    )
+    values, lines, earnings, rule_rows = receipt_rows(body, body_hash, program, fig, principal)
     purchase = Purchase(**values)
     _plan_receipt(plan, values, lines, earnings)
     if fig.applied:
@@ -158,9 +167,7 @@ def _attempt(
             session, body, fig, purchase.id, wallets, lots, at, principal.actor, spec.timezone
         ),
     )
-    events = service.purchase_events(
-        purchase, "purchase.held" if body.hold else "purchase.confirmed"
-    )
+    events = purchase_events(purchase, "purchase.held" if body.hold else "purchase.confirmed")
     if member is not None and not body.hold:
         if setup is not None:
             before, has_state = tiers.read_standing(row)
@@ -172,7 +179,7 @@ def _attempt(
             if changed is not None:
                 events.append(changed)
         # what the registered capabilities add (purchases.hooks)
-        hooks.on_settled(service.settled(purchase, fig.earned), row._mapping, plan)
+        hooks.on_settled(settled(purchase, fig.earned), row._mapping, plan)
     with_codes = fig.coupons is not None and bool(fig.coupons.applied)
     # a receipt's event first, then its codes' (after they are taken; a hold's at its
     # commit), then its points'
@@ -186,9 +193,9 @@ def _attempt(
         # A hold reserves its codes too: no other receipt can take the last use meanwhile.
         coupons.consume(session, fig.coupons, purchase.id, fig.member_id, values["created_at"])
     if later:
-        service.emit_coupons(session, purchase)
+        emit_coupons(session, purchase)
         events_service.emit_many(session, events[1:])
-    return 201, service.purchase_json(purchase)
+    return 201, purchase_json(purchase)
 
 
 # ---------------------------------------------------------------------------- 1. lock
@@ -205,9 +212,10 @@ def _lock(
     lookup = members.lookup_of(body.member, spec.default_phone_region)
     if lookup is None:  # the app's rotating code: decoded first
         found = members.resolve_member(session, body.member, spec.default_phone_region, "member")
-        lookup = (Member.id, found.id, [])
+        lookup = members.lookup_of(MemberRef(id=found.id), spec.default_phone_region)
+        assert lookup is not None
     column, ref, subjects = lookup
-    codes = ledger.member_lock_codes(spec, service.touched(program, body, session))
+    codes = ledger.member_lock_codes(spec, figures.touched(program, body, session))
     rows = _read(
         session,
         ("lock", column.key),
@@ -217,7 +225,7 @@ def _lock(
     if not rows:
         raise members.missed(subjects)
     member = rows[0]
-    service.check_member(member.id, member.status)
+    figures.check_member(member.id, member.status)
     wallets = {
         r.w_currency: ledger_planner.Wallet(r.w_id, member.id, r.w_currency, r.w_balance, r.w_debt)
         for r in rows
@@ -233,33 +241,8 @@ def _member_and_wallets(column: Any, pg: bool) -> Select[Any]:
     """The member whose ``column`` is ``:ref`` and their wallets of ``:codes``, locked in
     account order (one row per wallet; one row of NULL wallet columns when the member has
     none of them yet)."""
-    m = (
-        select(
-            Member.id,
-            Member.status,
-            Member.tier,
-            Member.tags,
-            Member.birth_date,
-            Member.created_at,
-            Member.personal_discount,
-        )
-        .where(column == bindparam("ref"))
-        .cte("m")
-    )
-    codes = (
-        Account.currency == any_(bindparam("codes", type_=ARRAY(String)))
-        if pg
-        else Account.currency.in_(bindparam("codes", expanding=True))
-    )
-    w = (
-        select(Account.id, Account.currency, Account.balance, Account.debt)
-        .where(
-            Account.kind == "member", Account.member_id == select(m.c.id).scalar_subquery(), codes
-        )
-        .order_by(Account.id)
-        .with_for_update()
-        .cte("w")
-    )
+    m = member_queries.for_receipt(column).cte("m")
+    w = ledger_queries.wallets_locked(select(m.c.id).scalar_subquery(), arrays=pg).cte("w")
     return select(
         m,
         w.c.id.label("w_id"),
@@ -382,11 +365,11 @@ def _context(
 
 def _replay(session: Session, body: PurchaseIn, body_hash: str) -> tuple[int, dict[str, Any]]:
     session.rollback()
-    found = service.existing(session, body.store, body.external_id)
+    found = existing(session, body.store, body.external_id)
     if found is None:  # pragma: no cover - the conflicting row cannot vanish
         raise RuntimeError(f"receipt {body.external_id} at {body.store} conflicted, then vanished")
     session.rollback()
-    return service.replay(found, body_hash)
+    return replay(found, body_hash)
 
 
 # ---------------------------------------------------------------------------- 4. plan
@@ -398,10 +381,10 @@ def _plan_receipt(
     lines: list[dict[str, Any]],
     earnings: list[dict[str, Any]],
 ) -> None:
-    """``service.receipt_rows`` as parts of ``plan``: the receipt first, inserted only if
+    """``receipt_rows`` as parts of ``plan``: the receipt first, inserted only if
     the store's receipt is not there yet (a twin recorded a moment ago by another till
     is ``Contended``, and the retry replays it), then its lines and earnings (the rules
-    that gave them: ``rules.service.plan_draws``)."""
+    that gave them: ``rules.None.plan_draws``)."""
     pid = values["id"]
     plan.insert_new(table(Purchase), ("store", "external_id"), [values], "receipt")
     plan.insert(table(PurchaseLine), [{"purchase_id": pid, **ln} for ln in lines])
@@ -411,7 +394,7 @@ def _plan_receipt(
 def _ledger_plans(
     session: Session,
     body: PurchaseIn,
-    fig: service.Figures,
+    fig: figures.Figures,
     pid: uuid.UUID,
     wallets: dict[str, ledger_planner.Wallet],
     lots: Sequence[ledger_planner.OpenLot],
@@ -493,3 +476,192 @@ def _ledger_plans(
             ),
         )
     return plans
+
+
+# ---------------------------------------------------------------------------- rows, events
+
+
+def existing(session: Session, store: str, external_id: str) -> Purchase | None:
+    return session.execute(
+        select(Purchase).where(Purchase.store == store, Purchase.external_id == external_id)
+    ).scalar_one_or_none()
+
+
+def replay(found: Purchase, body_hash: str) -> tuple[int, dict[str, Any]]:
+    if found.request_hash != body_hash:
+        raise Problem(
+            409,
+            "duplicate_external_id",
+            f"receipt {found.external_id!r} of store {found.store!r} was recorded with "
+            "other content",
+            errors=[field_error("external_id", "already used for another receipt", "duplicate")],
+            extra={"purchase_id": str(found.id)},
+        )
+    return 200, purchase_json(found)
+
+
+def purchase_json(p: Purchase) -> dict[str, Any]:
+    return {
+        "id": str(p.id),
+        "status": p.status,
+        **p.figures,
+        "hold_expires_at": p.hold_expires_at.isoformat() if p.hold_expires_at else None,
+        "receipt_number": p.receipt_number,
+        "created_at": p.created_at.isoformat(),
+    }
+
+
+def receipt_rows(
+    body: PurchaseIn, body_hash: str, program: Program, fig: figures.Figures, principal: Principal
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows a confirmation writes beside the ledger: the receipt, its lines, what
+    each line earned and the rules that gave something. Pure."""
+    at = now()
+    values: dict[str, Any] = {
+        "id": uuid7(),
+        "store": body.store,
+        "external_id": body.external_id,
+        "channel": body.channel,
+        "member_id": fig.member_id,
+        "occurred_at": body.occurred_at,
+        "status": "held" if body.hold else "confirmed",
+        "request_hash": body_hash,
+        "program_version": program.version,
+        "subtotal": Decimal(fig.json["subtotal"]),
+        "discount": Decimal(fig.json["discount"]),
+        "total_due": Decimal(fig.json["total_due"]),
+        "redeem_currency": fig.redeem_currency if fig.redeemed > 0 else None,
+        "redeemed": fig.redeemed,
+        "redeemed_value": fig.redeemed_value,
+        "hold_expires_at": at + dt.timedelta(minutes=program.spec.hold_minutes)
+        if body.hold
+        else None,
+        "receipt_number": None,
+        "figures": fig.json,
+        "created_at": at,
+        "settled_at": None if body.hold else at,
+        "cancelled_at": None,
+        "created_by": principal.actor,
+    }
+    # The first write. A receipt already recorded (a replay, or a twin that committed a
+    # moment ago) is found by the unique index; nothing else has been written yet.
+    lines = [
+        {
+            "line_no": ln.line_no,
+            "sku": ln.sku,
+            "name": ln.name,
+            "category": ln.category,
+            "quantity": ln.quantity,
+            "unit_price": ln.unit_price,
+            "amount": ln.amount,
+            "discount": fig.discounts[i],
+            "redeemed": fig.line_redeemed[i],
+            "redeemed_value": fig.line_redeemed_value[i],
+            "total_due": fig.line_due[i],
+        }
+        for i, ln in enumerate(fig.lines)
+    ]
+    earnings = [
+        {"line_no": i + 1, "currency": c, "amount": a}
+        for c, amounts in fig.earned.items()
+        for i, a in enumerate(amounts)
+        if a > 0
+    ]
+    rule_rows = (
+        rules_service.rule_rows(
+            values["id"],
+            fig.member_id,
+            fig.rules,
+            fig.applied,
+            body.occurred_at,
+            program.spec.timezone,
+        )
+        if fig.rules is not None and fig.applied
+        else []
+    )
+    return values, lines, earnings, rule_rows
+
+
+def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
+    """What the receipt hooks are told of a settled receipt."""
+    return hooks.Settled(
+        p.id,
+        p.member_id,
+        p.store,
+        p.occurred_at,
+        p.total_due,
+        {c: sum(a, ZERO) for c, a in earned.items()},
+    )
+
+
+def emit_purchase(
+    session: Session, p: Purchase, type_: str, extra: dict[str, Any] | None = None
+) -> None:
+    """The purchase's event, and the points it moved, in the purchase's transaction (one
+    statement unless the receipt carries coupon codes)."""
+    batch = purchase_events(p, type_, extra)
+    if type_ == "purchase.confirmed" and any(
+        c.get("status") == "applied" for c in p.figures["coupons"]
+    ):
+        emit_many(session, batch[:1])  # the receipt's event first, then its codes'
+        batch = batch[1:]
+        emit_coupons(session, p)  # a query only for receipts that carry a code
+    emit_many(session, batch)
+
+
+def purchase_events(
+    p: Purchase, type_: str, extra: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any], uuid.UUID | None]]:
+    """The purchase's event ``(type, data, member_id)`` and, when it is confirmed, the
+    ``points.earned`` and ``points.redeemed`` of its member, in this order. Pure."""
+    f = p.figures
+    events: list[tuple[str, dict[str, Any], uuid.UUID | None]] = [
+        (
+            type_,
+            {
+                "purchase_id": str(p.id),
+                "store": p.store,
+                "external_id": p.external_id,
+                "channel": p.channel,
+                "member_id": str(p.member_id) if p.member_id else None,
+                "occurred_at": p.occurred_at.isoformat(),
+                "subtotal": f["subtotal"],
+                "discount": f["discount"],
+                "total_due": f["total_due"],
+                "redeemed": f["redeemed"],
+                "earned": f["earned"],
+                **(extra or {}),
+            },
+            p.member_id,
+        )
+    ]
+    if p.member_id is not None and type_ == "purchase.confirmed":
+        mid = str(p.member_id)
+        events += [
+            ("points.earned", {"member_id": mid, "purchase_id": str(p.id), **e}, p.member_id)
+            for e in f["earned"]
+        ]
+        events += [
+            ("points.redeemed", {"member_id": mid, "purchase_id": str(p.id), **r}, p.member_id)
+            for r in f["redeemed"]
+        ]
+    return events
+
+
+def emit_coupons(session: Session, p: Purchase) -> None:
+    """``coupon.redeemed`` for every code the purchase holds (at confirm or commit)."""
+    for use, code, pool_name in coupon_queries.used_on(session, p.id):
+        emit(
+            session,
+            "coupon.redeemed",
+            {
+                "member_id": str(p.member_id) if p.member_id else None,
+                "coupon_id": use.coupon_id,
+                "code": code,
+                "pool": pool_name,
+                "pool_id": str(use.pool_id),
+                "purchase_id": str(p.id),
+                "discount": fmt(use.discount, figures.MONEY_PRECISION),
+            },
+            member_id=p.member_id,
+        )

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from kopilka.core.jobs import job
-from kopilka.purchases.service import release_expired_holds
+from kopilka.purchases.holds import release_expired_holds
 
 
 @job("purchases.release_holds", every_seconds=30)

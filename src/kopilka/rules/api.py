@@ -18,7 +18,7 @@ from kopilka.core.errors import Problem, validation_errors
 from kopilka.core.idempotency import run_idempotent
 from kopilka.core.principal import Principal
 from kopilka.program.service import Program, canonical, digest_of, validate_program
-from kopilka.purchases import service as purchases
+from kopilka.purchases import figures as purchases
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import engine, service
 from kopilka.rules.schemas import (

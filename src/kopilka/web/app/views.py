@@ -37,7 +37,8 @@ from kopilka.memberapp import service as app_service
 from kopilka.memberapp.lang import LANG_COOKIE, LANGS, pick_lang
 from kopilka.members import service as members
 from kopilka.program.service import current_program
-from kopilka.purchases.service import get_purchase, purchase_json
+from kopilka.purchases.confirmation import purchase_json
+from kopilka.purchases.queries import get_purchase
 from kopilka.security.middleware import CSP
 from kopilka.spec.program import BrandingSpec, ProgramSpec
 from kopilka.tiers.service import progress

@@ -28,7 +28,7 @@ from kopilka.memberapp import service as memberapp
 from kopilka.members import service as members_service
 from kopilka.members.cards import is_valid_card
 from kopilka.program.service import current_program
-from kopilka.purchases import service as purchases
+from kopilka.purchases import queries as purchases
 from kopilka.purchases.queries import returns_by_purchase
 from kopilka.tiers import service as tiers
 from kopilka.web.admin import i18n

@@ -1,0 +1,25 @@
+"""What other domains read of the members' table in their own statements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, bindparam, select
+
+from kopilka.members.models import Member as Member  # the type other domains are handed
+
+
+def for_receipt(column: Any) -> Select[Any]:
+    """The member whose ``column`` (from ``service.lookup_of``) is bound as ``ref``, with
+    what a receipt's rules know of them: ``id``, ``status``, ``tier``, ``tags``,
+    ``birth_date``, ``created_at``, ``personal_discount``."""
+    columns: list[Any] = [
+        Member.id,
+        Member.status,
+        Member.tier,
+        Member.tags,
+        Member.birth_date,
+        Member.created_at,
+        Member.personal_discount,
+    ]
+    return select(*columns).where(column == bindparam("ref"))
