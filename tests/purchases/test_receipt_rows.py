@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pprint
 import uuid
 from decimal import Decimal as D
 from typing import Any
@@ -29,6 +30,7 @@ from kopilka.coupons.models import Coupon, CouponUse
 from kopilka.events.models import OutboxEvent
 from kopilka.ledger import service as ledger
 from kopilka.ledger.models import Account, Entry, Lot, Posting
+from kopilka.ledger.verify import verify
 from kopilka.members.models import Member
 from kopilka.program import service as program_service
 from kopilka.purchases.models import (
@@ -179,6 +181,22 @@ def _seed(
         s.commit()
 
 
+def _named(data: Any, names: dict[Any, str]) -> Any:
+    """An event's data with a coupon's id named, and moments of writing as ``NOW``."""
+    if isinstance(data, dict):
+        return {
+            k: NOW
+            if k == "created_at"
+            else names.get(("coupon", v), v)
+            if k == "coupon_id"
+            else _named(v, names)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_named(v, names) for v in data]
+    return data
+
+
 def _rows(db: Database, clock: Clock, member: dict[str, Any] | None, *receipts: str) -> Any:
     """Every row the receipts ``receipts`` (of store msk-01) and the member's operations
     wrote, by table, with ids and moments of writing replaced by what they stand for:
@@ -285,6 +303,11 @@ def _rows(db: Database, clock: Clock, member: dict[str, Any] | None, *receipts: 
             .scalars()
             .all()
         )
+        for c in s.execute(select(Coupon)).scalars():
+            names[("coupon", c.id)] = f"coupon:{c.code}"
+            names[c.pool_id] = "pool"
+        # and whatever the receipts wrote, the ledger still adds up
+        assert verify(s, stop_at_first=False) == []
         # the member's enrolment is not a receipt's (and carries a random card number)
         events = [ev for ev in events if ev.type != "member.created"]
         for ev in events:
@@ -312,7 +335,7 @@ def _rows(db: Database, clock: Clock, member: dict[str, Any] | None, *receipts: 
                 )
                 for p in purchases
             ],
-            "lines": [
+            "lines": sorted(
                 (
                     name(ln.purchase_id),
                     ln.line_no,
@@ -325,11 +348,9 @@ def _rows(db: Database, clock: Clock, member: dict[str, Any] | None, *receipts: 
                     ln.total_due,
                 )
                 for ln in s.execute(
-                    select(PurchaseLine)
-                    .where(PurchaseLine.purchase_id.in_(pids))
-                    .order_by(PurchaseLine.purchase_id, PurchaseLine.line_no)
+                    select(PurchaseLine).where(PurchaseLine.purchase_id.in_(pids))
                 ).scalars()
-            ],
+            ),
             "earnings": sorted(
                 (name(e.purchase_id), e.line_no, e.currency, e.amount)
                 for e in s.execute(
@@ -365,7 +386,7 @@ def _rows(db: Database, clock: Clock, member: dict[str, Any] | None, *receipts: 
                 )
                 for e in entries
             ],
-            "postings": sorted(
+            "postings": [
                 (
                     names[p.entry_id],
                     *account(p.account_id),
@@ -373,7 +394,7 @@ def _rows(db: Database, clock: Clock, member: dict[str, Any] | None, *receipts: 
                     names.get(("lot", p.lot_id)) if p.lot_id is not None else None,
                 )
                 for p in postings
-            ),
+            ],
             "lots": sorted(
                 (
                     names[("lot", lot.id)],
@@ -414,7 +435,8 @@ def _rows(db: Database, clock: Clock, member: dict[str, Any] | None, *receipts: 
                 ).scalars()
             ],
             "events": [
-                (ev.type, name(ev.member_id), json.loads(key(json.dumps(ev.data)))) for ev in events
+                (ev.type, name(ev.member_id), _named(json.loads(key(json.dumps(ev.data))), names))
+                for ev in events
             ],
             "returns": [
                 (r.external_id, name(r.purchase_id), r.refund_due, at(r.created_at))
@@ -475,12 +497,18 @@ def _same(actual: dict[str, Any], expected: dict[str, Any]) -> None:
     """Table by table, so that a failure names every table that differs."""
     expected = {**EMPTY, **expected}
     assert set(actual) == set(expected)
+    for both in (actual, expected):  # postings in no order that matters
+        both["postings"] = sorted(both["postings"], key=_posting_order)
     differ = {
         k: {"actual": actual[k], "expected": expected[k]}
         for k in expected
         if actual[k] != expected[k]
     }
-    assert differ == {}
+    assert not differ, pprint.pformat(differ, width=100)
+
+
+def _posting_order(row: tuple[Any, ...]) -> str:
+    return repr(tuple(v.normalize() if isinstance(v, D) else v for v in row))
 
 
 def utc(*a: int) -> dt.datetime:
@@ -494,6 +522,9 @@ OCCURRED = utc(2026, 12, 5, 11)
 AVAILABLE = utc(2026, 12, 12, 11)
 EXPIRES = utc(2027, 1, 11, 21)
 EARNED_AT = "2026-12-12T14:00:00+03:00"
+# The receipt's moment in the events of a later operation (commit, cancel, return), read
+# back from the database: in UTC, where the confirmation's events carry the till's offset.
+STORED = "2026-12-05T11:00:00+00:00"
 
 
 def _earned(amount: str, available_at: str = EARNED_AT) -> list[dict[str, str]]:
@@ -728,3 +759,817 @@ def test_a_redemption_spends_the_lot_that_expires_first(
             ],
         },
     )
+
+
+def _redeemed(amount: str) -> list[dict[str, str]]:
+    return [{"currency": "BONUS", "amount": amount, "value": amount}]
+
+
+def _points_redeemed(receipt: str, amount: str) -> Any:
+    return (
+        "points.redeemed",
+        "M",
+        {"member_id": "M", "purchase_id": receipt, **_redeemed(amount)[0]},
+    )
+
+
+def test_a_debt_is_repaid_first_from_the_lot_a_receipt_earns(
+    rows_program: Database,
+    client: TestClient,
+    admin: dict[str, str],
+    till: dict[str, str],
+    clock: Clock,
+) -> None:
+    # given a member who was given 40.00, spent them, had the gift reversed (a debt of
+    # 40.00), then was given 25.00 that repaid part of it: 15.00 owed, no lot open
+    m = _enrol(client, admin)
+    mid = uuid.UUID(m["id"])
+    _seed(rows_program, m, "gift", "40.00")
+    with rows_program.session() as s:
+        ledger.debit(s, key="spend", kind="adjust", member_id=mid, currency="BONUS",
+                     amount=D("40.00"), actor="test")  # fmt: skip
+        gift = s.execute(select(Entry.id).where(Entry.key == "gift")).scalar_one()
+        ledger.reverse(s, gift, key="undo", actor="test")
+        s.commit()
+    _seed(rows_program, m, "again", "25.00")
+    # when the member buys 200.00 on 20 November (the lot of 20.00 it earns is open from
+    # 27 November 07:00 UTC, before the pinned clock)
+    _post(
+        client,
+        till,
+        _receipt("R3", m, [_line("CHEESE", "200.00")], occurred_at="2026-11-20T10:00:00+03:00"),
+    )
+    # then 15.00 of the new lot repays the debt at once (a posting without a lot): the
+    # debt is 0 and 5.00 of the lot is left; it expires at the start of 28 December Moscow
+    earned = _earned("20.00", "2026-11-27T10:00:00+03:00")
+    lot = "lot:purchase:R3:earn:BONUS"
+    _same(
+        _rows(rows_program, clock, m, "R3"),
+        {
+            "purchases": [
+                (
+                    "R3",
+                    "M",
+                    "confirmed",
+                    D(200),
+                    D(0),
+                    D(200),
+                    None,
+                    D(0),
+                    D(0),
+                    earned,
+                    [],
+                    [],
+                    None,
+                    None,
+                    NOW,
+                    NOW,
+                    None,
+                ),
+            ],
+            "lines": [("R3", 1, "CHEESE", D(1), D(200), D(0), D(0), D(0), D(200))],
+            "earnings": [("R3", 1, "BONUS", D(20))],
+            "rules": [("R3", "base", "BONUS", "earn", None, "M", None, D(20), False)],
+            "entries": [
+                ("again", "adjust", "BONUS", D(25), "M", None, None, NOW),
+                ("gift", "adjust", "BONUS", D(40), "M", None, None, NOW),
+                (
+                    "purchase:R3:earn:BONUS",
+                    "earn",
+                    "BONUS",
+                    D(20),
+                    "M",
+                    "R3",
+                    None,
+                    utc(2026, 11, 20, 7),
+                ),
+                ("spend", "adjust", "BONUS", D(40), "M", None, None, NOW),
+                ("undo", "reversal", "BONUS", D(40), "M", None, "gift", NOW),
+            ],
+            "postings": [
+                ("again", "issuance", "BONUS", None, D(-25), None),
+                ("again", "member", "BONUS", "M", D(-25), "lot:again"),
+                ("again", "member", "BONUS", "M", D(25), None),
+                ("again", "member", "BONUS", "M", D(25), "lot:again"),
+                ("gift", "issuance", "BONUS", None, D(-40), None),
+                ("gift", "member", "BONUS", "M", D(40), "lot:gift"),
+                ("purchase:R3:earn:BONUS", "issuance", "BONUS", None, D(-20), None),
+                ("purchase:R3:earn:BONUS", "member", "BONUS", "M", D(-15), lot),
+                ("purchase:R3:earn:BONUS", "member", "BONUS", "M", D(15), None),
+                ("purchase:R3:earn:BONUS", "member", "BONUS", "M", D(20), lot),
+                ("spend", "member", "BONUS", "M", D(-40), "lot:gift"),
+                ("spend", "redemption", "BONUS", None, D(40), None),
+                ("undo", "issuance", "BONUS", None, D(40), None),
+                ("undo", "member", "BONUS", "M", D(-40), None),
+            ],
+            "lots": [
+                ("lot:again", D(25), D(0), utc(2026, 1, 1), None),
+                ("lot:gift", D(40), D(0), utc(2026, 1, 1), None),
+                (lot, D(20), D(5), utc(2026, 11, 27, 7), utc(2026, 12, 27, 21)),
+            ],
+            "accounts": [
+                ("issuance", "BONUS", None, D(0), D(0)),
+                ("member", "BONUS", "M", D(5), D(0)),
+                ("redemption", "BONUS", None, D(0), D(0)),
+            ],
+            "events": [
+                _purchase_event(
+                    "purchase.confirmed",
+                    "R3",
+                    "200.00",
+                    "200.00",
+                    earned,
+                    occurred_at="2026-11-20T10:00:00+03:00",
+                ),
+                _points_earned("R3", "20.00", "2026-11-27T10:00:00+03:00"),
+            ],
+        },
+    )
+
+
+def test_a_receipt_without_a_member(
+    rows_program: Database, client: TestClient, till: dict[str, str], clock: Clock
+) -> None:
+    # when the till confirms a receipt with no member
+    _post(client, till, _receipt("R4", None, [_line("MILK", "100.00")]))
+    # then the receipt and its line are written, nothing is earned, the ledger is untouched
+    _same(
+        _rows(rows_program, clock, None, "R4"),
+        {
+            "purchases": [
+                (
+                    "R4",
+                    None,
+                    "confirmed",
+                    D(100),
+                    D(0),
+                    D(100),
+                    None,
+                    D(0),
+                    D(0),
+                    [],
+                    [],
+                    [],
+                    None,
+                    None,
+                    NOW,
+                    NOW,
+                    None,
+                ),
+            ],
+            "lines": [("R4", 1, "MILK", D(1), D(100), D(0), D(0), D(0), D(100))],
+            "events": [
+                _purchase_event("purchase.confirmed", "R4", "100.00", "100.00", [], member=None)
+            ],
+        },
+    )
+
+
+def test_a_receipt_with_a_coupon_code(
+    rows_program: Database,
+    client: TestClient,
+    admin: dict[str, str],
+    till: dict[str, str],
+    clock: Clock,
+) -> None:
+    # given a pool of single-use codes worth 10.00 off, with one code, and a member
+    m = _enrol(client, admin)
+    r = client.post(
+        "/api/v1/coupon-pools",
+        json={"name": "Ten off", "reward": {"kind": "fixed", "value": "10.00"}, "uses_per_code": 1},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    r = client.post(
+        f"/api/v1/coupon-pools/{r.json()['id']}/codes/import",
+        json={"codes": ["ROWS-0001"]},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    # when the member's receipt of 100.00 carries the code
+    _post(client, till, _receipt("R5", m, [_line("MILK", "100.00")], coupons=["ROWS-0001"]))
+    # then 10.00 is taken off the line, 10 % of the 90.00 paid is earned, the code has
+    # one use, held by this receipt
+    _same(
+        _rows(rows_program, clock, m, "R5"),
+        {
+            "purchases": [
+                (
+                    "R5",
+                    "M",
+                    "confirmed",
+                    D(100),
+                    D(10),
+                    D(90),
+                    None,
+                    D(0),
+                    D(0),
+                    _earned("9.00"),
+                    [],
+                    [("ROWS-0001", "applied")],
+                    None,
+                    None,
+                    NOW,
+                    NOW,
+                    None,
+                ),
+            ],
+            "lines": [("R5", 1, "MILK", D(1), D(100), D(10), D(0), D(0), D(90))],
+            "earnings": [("R5", 1, "BONUS", D(9))],
+            "rules": [("R5", "base", "BONUS", "earn", None, "M", None, D(9), False)],
+            "entries": [
+                ("purchase:R5:earn:BONUS", "earn", "BONUS", D(9), "M", "R5", None, OCCURRED)
+            ],
+            "postings": [
+                ("purchase:R5:earn:BONUS", "issuance", "BONUS", None, D(-9), None),
+                (
+                    "purchase:R5:earn:BONUS",
+                    "member",
+                    "BONUS",
+                    "M",
+                    D(9),
+                    "lot:purchase:R5:earn:BONUS",
+                ),
+            ],
+            "lots": [("lot:purchase:R5:earn:BONUS", D(9), D(9), AVAILABLE, EXPIRES)],
+            "accounts": [
+                ("issuance", "BONUS", None, D(0), D(0)),
+                ("member", "BONUS", "M", D(9), D(0)),
+            ],
+            "coupons": [("ROWS-0001", 1)],
+            "coupon_uses": [("ROWS-0001", "R5", "M", D(10), None)],
+            "events": [
+                _purchase_event(
+                    "purchase.confirmed", "R5", "100.00", "90.00", _earned("9.00"), discount="10.00"
+                ),
+                (
+                    "coupon.redeemed",
+                    "M",
+                    {
+                        "member_id": "M",
+                        "coupon_id": "coupon:ROWS-0001",
+                        "code": "ROWS-0001",
+                        "pool": "Ten off",
+                        "pool_id": "pool",
+                        "purchase_id": "R5",
+                        "discount": "10.00",
+                    },
+                ),
+                _points_earned("R5", "9.00"),
+            ],
+        },
+    )
+
+
+def test_a_held_receipt_then_its_commit(
+    rows_program: Database,
+    client: TestClient,
+    admin: dict[str, str],
+    till: dict[str, str],
+    clock: Clock,
+) -> None:
+    # given a member holding 50.00
+    m = _enrol(client, admin)
+    _seed(rows_program, m, "seed", "50.00")
+    # when the till holds a receipt of 100.00 paying 20.00 with points
+    held = _post(
+        client,
+        till,
+        _receipt("R6", m, [_line("MILK", "100.00")], hold=True,
+                 redeem={"currency": "BONUS", "amount": "20.00"}),
+    )  # fmt: skip
+    # then the points are reserved (moved to the held account), nothing is earned yet
+    # (what will be earned is recorded per line), the hold lasts the programme's 15 minutes
+    figures = ("R6", "M")
+    common = {
+        "lines": [("R6", 1, "MILK", D(1), D(100), D(0), D(20), D(20), D(80))],
+        "earnings": [("R6", 1, "BONUS", D(8))],
+        "rules": [("R6", "base", "BONUS", "earn", None, "M", None, D(8), False)],
+    }
+    seed = [
+        ("seed", "issuance", "BONUS", None, D(-50), None),
+        ("seed", "member", "BONUS", "M", D(50), "lot:seed"),
+    ]
+    redeem = [
+        ("purchase:R6:redeem", "held", "BONUS", None, D(20), None),
+        ("purchase:R6:redeem", "member", "BONUS", "M", D(-20), "lot:seed"),
+    ]
+    _same(
+        _rows(rows_program, clock, m, "R6"),
+        {
+            **common,
+            "purchases": [
+                (
+                    *figures,
+                    "held",
+                    D(100),
+                    D(0),
+                    D(80),
+                    "BONUS",
+                    D(20),
+                    D(20),
+                    _earned("8.00"),
+                    _redeemed("20.00"),
+                    [],
+                    dt.timedelta(minutes=15),
+                    None,
+                    NOW,
+                    None,
+                    None,
+                ),
+            ],
+            "entries": [
+                ("purchase:R6:redeem", "redeem", "BONUS", D(20), "M", "R6", None, OCCURRED),
+                ("seed", "adjust", "BONUS", D(50), "M", None, None, NOW),
+            ],
+            "postings": redeem + seed,
+            "lots": [("lot:seed", D(50), D(30), utc(2026, 1, 1), None)],
+            "accounts": [
+                ("held", "BONUS", None, D(0), D(0)),
+                ("issuance", "BONUS", None, D(0), D(0)),
+                ("member", "BONUS", "M", D(30), D(0)),
+            ],
+            "events": [
+                _purchase_event(
+                    "purchase.held", "R6", "100.00", "80.00", _earned("8.00"), _redeemed("20.00")
+                ),
+            ],
+        },
+    )
+    # when the fiscal receipt prints and the till commits the hold
+    r = client.post(
+        f"/api/v1/purchases/{held['id']}/commit", json={"receipt_number": "FN-1"}, headers=till
+    )
+    assert r.status_code == 200, r.text
+    # then the reserved points move from held to redeemed, 8.00 is earned as a lot
+    _same(
+        _rows(rows_program, clock, m, "R6"),
+        {
+            **common,
+            "purchases": [
+                (
+                    *figures,
+                    "confirmed",
+                    D(100),
+                    D(0),
+                    D(80),
+                    "BONUS",
+                    D(20),
+                    D(20),
+                    _earned("8.00"),
+                    _redeemed("20.00"),
+                    [],
+                    dt.timedelta(minutes=15),
+                    "FN-1",
+                    NOW,
+                    NOW,
+                    None,
+                ),
+            ],
+            "entries": [
+                ("purchase:R6:earn:BONUS", "earn", "BONUS", D(8), "M", "R6", None, OCCURRED),
+                ("purchase:R6:redeem", "redeem", "BONUS", D(20), "M", "R6", None, OCCURRED),
+                ("purchase:R6:settle", "settle", "BONUS", D(20), "M", "R6", None, NOW),
+                ("seed", "adjust", "BONUS", D(50), "M", None, None, NOW),
+            ],
+            "postings": (
+                redeem
+                + seed
+                + [
+                    ("purchase:R6:earn:BONUS", "issuance", "BONUS", None, D(-8), None),
+                    (
+                        "purchase:R6:earn:BONUS",
+                        "member",
+                        "BONUS",
+                        "M",
+                        D(8),
+                        "lot:purchase:R6:earn:BONUS",
+                    ),
+                    ("purchase:R6:settle", "held", "BONUS", None, D(-20), None),
+                    ("purchase:R6:settle", "redemption", "BONUS", None, D(20), None),
+                ]
+            ),
+            "lots": [
+                ("lot:purchase:R6:earn:BONUS", D(8), D(8), AVAILABLE, EXPIRES),
+                ("lot:seed", D(50), D(30), utc(2026, 1, 1), None),
+            ],
+            "accounts": [
+                ("held", "BONUS", None, D(0), D(0)),
+                ("issuance", "BONUS", None, D(0), D(0)),
+                ("member", "BONUS", "M", D(38), D(0)),
+                ("redemption", "BONUS", None, D(0), D(0)),
+            ],
+            "events": [
+                _purchase_event(
+                    "purchase.held", "R6", "100.00", "80.00", _earned("8.00"), _redeemed("20.00")
+                ),
+                _purchase_event(
+                    "purchase.confirmed",
+                    "R6",
+                    "100.00",
+                    "80.00",
+                    _earned("8.00"),
+                    _redeemed("20.00"),
+                    occurred_at=STORED,
+                ),
+                _points_earned("R6", "8.00"),
+                _points_redeemed("R6", "20.00"),
+            ],
+        },
+    )
+
+
+def test_a_confirmed_receipt_cancelled(
+    rows_program: Database,
+    client: TestClient,
+    admin: dict[str, str],
+    till: dict[str, str],
+    clock: Clock,
+) -> None:
+    # given a member's confirmed receipt of 100.00 that earned 10.00 (still pending)
+    m = _enrol(client, admin)
+    p = _post(client, till, _receipt("R7", m, [_line("MILK", "100.00")]))
+    # when the till cancels it
+    r = client.post(f"/api/v1/purchases/{p['id']}/cancel", headers=till)
+    assert r.status_code == 200, r.text
+    # then the earning is reversed from its own lot, the rules' draws are released, the
+    # receipt is cancelled and 100.00 is due back
+    lot = "lot:purchase:R7:earn:BONUS"
+    _same(
+        _rows(rows_program, clock, m, "R7"),
+        {
+            "purchases": [
+                (
+                    "R7",
+                    "M",
+                    "cancelled",
+                    D(100),
+                    D(0),
+                    D(100),
+                    None,
+                    D(0),
+                    D(0),
+                    _earned("10.00"),
+                    [],
+                    [],
+                    None,
+                    None,
+                    NOW,
+                    NOW,
+                    NOW,
+                ),
+            ],
+            "lines": [("R7", 1, "MILK", D(1), D(100), D(0), D(0), D(0), D(100))],
+            "earnings": [("R7", 1, "BONUS", D(10))],
+            "rules": [("R7", "base", "BONUS", "earn", None, "M", None, D(10), True)],
+            "entries": [
+                (
+                    "purchase:R7:cancel:revoke:BONUS",
+                    "cancel",
+                    "BONUS",
+                    D(10),
+                    "M",
+                    "R7",
+                    "purchase:R7:earn:BONUS",
+                    NOW,
+                ),
+                ("purchase:R7:earn:BONUS", "earn", "BONUS", D(10), "M", "R7", None, OCCURRED),
+            ],
+            "postings": [
+                ("purchase:R7:cancel:revoke:BONUS", "issuance", "BONUS", None, D(10), None),
+                ("purchase:R7:cancel:revoke:BONUS", "member", "BONUS", "M", D(-10), lot),
+                ("purchase:R7:earn:BONUS", "issuance", "BONUS", None, D(-10), None),
+                ("purchase:R7:earn:BONUS", "member", "BONUS", "M", D(10), lot),
+            ],
+            "lots": [(lot, D(10), D(0), AVAILABLE, EXPIRES)],
+            "accounts": [
+                ("issuance", "BONUS", None, D(0), D(0)),
+                ("member", "BONUS", "M", D(0), D(0)),
+            ],
+            "events": [
+                _purchase_event("purchase.confirmed", "R7", "100.00", "100.00", _earned("10.00")),
+                _points_earned("R7", "10.00"),
+                _purchase_event(
+                    "purchase.cancelled",
+                    "R7",
+                    "100.00",
+                    "100.00",
+                    _earned("10.00"),
+                    refund_due="100.00",
+                    occurred_at=STORED,
+                ),
+            ],
+        },
+    )
+
+
+def test_a_partial_return(
+    rows_program: Database,
+    client: TestClient,
+    admin: dict[str, str],
+    till: dict[str, str],
+    clock: Clock,
+) -> None:
+    # given a member's receipt of 2 × 50.00 milk and 50.00 bread, 15.00 earned
+    m = _enrol(client, admin)
+    p = _post(
+        client, till, _receipt("R8", m, [_line("MILK", "50.00", "2"), _line("BREAD", "50.00")])
+    )
+    # when one of the two milks is returned
+    r = client.post(
+        f"/api/v1/purchases/{p['id']}/returns",
+        json={"external_id": "RET1", "lines": [{"line_no": 1, "quantity": "1"}]},
+        headers=till,
+    )
+    assert r.status_code == 201, r.text
+    # then 50.00 is refunded and half of line 1's 10.00 (5.00) is taken back from the lot;
+    # the receipt stays confirmed and its rules' draws are kept
+    lot = "lot:purchase:R8:earn:BONUS"
+    earned = _earned("15.00")
+    _same(
+        _rows(rows_program, clock, m, "R8"),
+        {
+            "purchases": [
+                (
+                    "R8",
+                    "M",
+                    "confirmed",
+                    D(150),
+                    D(0),
+                    D(150),
+                    None,
+                    D(0),
+                    D(0),
+                    earned,
+                    [],
+                    [],
+                    None,
+                    None,
+                    NOW,
+                    NOW,
+                    None,
+                ),
+            ],
+            "lines": [
+                ("R8", 1, "MILK", D(2), D(100), D(0), D(0), D(0), D(100)),
+                ("R8", 2, "BREAD", D(1), D(50), D(0), D(0), D(0), D(50)),
+            ],
+            "earnings": [("R8", 1, "BONUS", D(10)), ("R8", 2, "BONUS", D(5))],
+            "rules": [("R8", "base", "BONUS", "earn", None, "M", None, D(15), False)],
+            "entries": [
+                ("purchase:R8:earn:BONUS", "earn", "BONUS", D(15), "M", "R8", None, OCCURRED),
+                (
+                    "return:RET1:revoke:BONUS",
+                    "return",
+                    "BONUS",
+                    D(5),
+                    "M",
+                    "R8",
+                    "purchase:R8:earn:BONUS",
+                    NOW,
+                ),
+            ],
+            "postings": [
+                ("purchase:R8:earn:BONUS", "issuance", "BONUS", None, D(-15), None),
+                ("purchase:R8:earn:BONUS", "member", "BONUS", "M", D(15), lot),
+                ("return:RET1:revoke:BONUS", "issuance", "BONUS", None, D(5), None),
+                ("return:RET1:revoke:BONUS", "member", "BONUS", "M", D(-5), lot),
+            ],
+            "lots": [(lot, D(15), D(10), AVAILABLE, EXPIRES)],
+            "accounts": [
+                ("issuance", "BONUS", None, D(0), D(0)),
+                ("member", "BONUS", "M", D(10), D(0)),
+            ],
+            "returns": [("RET1", "R8", D(50), NOW)],
+            "return_lines": [("RET1", 1, D(1), D(50), D(0))],
+            "events": [
+                _purchase_event("purchase.confirmed", "R8", "150.00", "150.00", earned),
+                _points_earned("R8", "15.00"),
+                _purchase_event(
+                    "purchase.returned",
+                    "R8",
+                    "150.00",
+                    "150.00",
+                    earned,
+                    occurred_at=STORED,
+                    **{
+                        "return": {
+                            "id": "RET1",
+                            "purchase_id": "R8",
+                            "external_id": "RET1",
+                            "created_at": NOW,
+                            "refund_due": "50.00",
+                            "points_restored": [],
+                            "points_revoked": [{"currency": "BONUS", "amount": "5.00"}],
+                            "lines": [
+                                {
+                                    "line_no": 1,
+                                    "quantity": "1",
+                                    "refund": "50.00",
+                                    "points_restored": "0.00",
+                                    "points_revoked": [{"currency": "BONUS", "amount": "5.00"}],
+                                }
+                            ],
+                        }
+                    },
+                ),
+            ],
+        },
+    )
+
+
+def test_a_capped_rule_and_a_campaign_budget(
+    rows_program: Database,
+    client: TestClient,
+    admin: dict[str, str],
+    till: dict[str, str],
+    clock: Clock,
+) -> None:
+    # given a member
+    m = _enrol(client, admin)
+    # when the member buys 5 coffees at 10.00 and a bread at 40.00 on Saturday 5 December
+    _post(
+        client,
+        till,
+        _receipt(
+            "R9", m, [_line("COFFEE", "10.00", "5", "cafe"), _line("BREAD", "40.00", "1", "bakery")]
+        ),
+    )
+    # then the base rule gives 10 % (5.00 + 4.00), the cup rule 1 a cup cut to its cap of
+    # 3 a week (the week from Monday 30 November), drawn on the member's usage, and the
+    # bread rule 5 % of 40.00 (2.00), drawn on its campaign's budget
+    week = dt.date(2026, 11, 30)
+    _same(
+        _rows(rows_program, clock, m, "R9"),
+        {
+            "purchases": [
+                (
+                    "R9",
+                    "M",
+                    "confirmed",
+                    D(90),
+                    D(0),
+                    D(90),
+                    None,
+                    D(0),
+                    D(0),
+                    _earned("14.00"),
+                    [],
+                    [],
+                    None,
+                    None,
+                    NOW,
+                    NOW,
+                    None,
+                ),
+            ],
+            "lines": [
+                ("R9", 1, "COFFEE", D(5), D(50), D(0), D(0), D(0), D(50)),
+                ("R9", 2, "BREAD", D(1), D(40), D(0), D(0), D(0), D(40)),
+            ],
+            "earnings": [("R9", 1, "BONUS", D(8)), ("R9", 2, "BONUS", D(6))],
+            "rules": [
+                ("R9", "base", "BONUS", "earn", None, "M", None, D(9), False),
+                ("R9", "bread-bonus", "BONUS", "earn", "bread-week", "M", None, D(2), False),
+                ("R9", "cup-points", "BONUS", "earn", None, "M", week, D(3), False),
+            ],
+            "usage": [("cup-points", "M", week, "BONUS", D(3))],
+            "budgets": [("bread-week", "BONUS", D(2))],
+            "entries": [
+                ("purchase:R9:earn:BONUS", "earn", "BONUS", D(14), "M", "R9", None, OCCURRED)
+            ],
+            "postings": [
+                ("purchase:R9:earn:BONUS", "issuance", "BONUS", None, D(-14), None),
+                (
+                    "purchase:R9:earn:BONUS",
+                    "member",
+                    "BONUS",
+                    "M",
+                    D(14),
+                    "lot:purchase:R9:earn:BONUS",
+                ),
+            ],
+            "lots": [("lot:purchase:R9:earn:BONUS", D(14), D(14), AVAILABLE, EXPIRES)],
+            "accounts": [
+                ("issuance", "BONUS", None, D(0), D(0)),
+                ("member", "BONUS", "M", D(14), D(0)),
+            ],
+            "events": [
+                _purchase_event("purchase.confirmed", "R9", "90.00", "90.00", _earned("14.00")),
+                _points_earned("R9", "14.00"),
+            ],
+        },
+    )
+
+
+def test_a_receipt_that_moves_the_member_up_a_tier(
+    db: Database,
+    client: TestClient,
+    admin: dict[str, str],
+    till: dict[str, str],
+    clock: Clock,
+) -> None:
+    # given the programme with tiers (gold from 500.00 spent in a year) and a new member
+    _apply(db, PROGRAM + TIERS)
+    m = _enrol(client, admin)
+    # when the member spends 600.00
+    _post(client, till, _receipt("R10", m, [_line("CHEESE", "600.00")]))
+    # then the member is gold (from no tier: a new member has none until a receipt is
+    # evaluated, even with a level from 0), the change is recorded at the receipt's moment
+    # with what qualified it, and ``tier.changed`` is written after the receipt's events
+    _same(
+        _rows(db, clock, m, "R10"),
+        {
+            "purchases": [
+                (
+                    "R10",
+                    "M",
+                    "confirmed",
+                    D(600),
+                    D(0),
+                    D(600),
+                    None,
+                    D(0),
+                    D(0),
+                    _earned("60.00"),
+                    [],
+                    [],
+                    None,
+                    None,
+                    NOW,
+                    NOW,
+                    None,
+                ),
+            ],
+            "lines": [("R10", 1, "CHEESE", D(1), D(600), D(0), D(0), D(0), D(600))],
+            "earnings": [("R10", 1, "BONUS", D(60))],
+            "rules": [("R10", "base", "BONUS", "earn", None, "M", None, D(60), False)],
+            "entries": [
+                ("purchase:R10:earn:BONUS", "earn", "BONUS", D(60), "M", "R10", None, OCCURRED)
+            ],
+            "postings": [
+                ("purchase:R10:earn:BONUS", "issuance", "BONUS", None, D(-60), None),
+                (
+                    "purchase:R10:earn:BONUS",
+                    "member",
+                    "BONUS",
+                    "M",
+                    D(60),
+                    "lot:purchase:R10:earn:BONUS",
+                ),
+            ],
+            "lots": [("lot:purchase:R10:earn:BONUS", D(60), D(60), AVAILABLE, EXPIRES)],
+            "accounts": [
+                ("issuance", "BONUS", None, D(0), D(0)),
+                ("member", "BONUS", "M", D(60), D(0)),
+            ],
+            "tier": "gold",
+            "member_tiers": [(None, None, None, OCCURRED)],
+            "tier_changes": [(None, "gold", "upgrade", OCCURRED, "system:tiers", D(600), None)],
+            "events": [
+                _purchase_event("purchase.confirmed", "R10", "600.00", "600.00", _earned("60.00")),
+                _points_earned("R10", "60.00"),
+                (
+                    "tier.changed",
+                    "M",
+                    {
+                        "member_id": "M",
+                        "from": None,
+                        "from_name": None,
+                        "to": "gold",
+                        "to_name": "Gold",
+                        "reason": "upgrade",
+                        "at": "2026-12-05T11:00:00+00:00",
+                        "valid_until": None,
+                    },
+                ),
+            ],
+        },
+    )
+
+
+def test_the_same_receipt_twice_writes_nothing_more(
+    rows_program: Database,
+    client: TestClient,
+    admin: dict[str, str],
+    till: dict[str, str],
+    clock: Clock,
+) -> None:
+    # given a member's receipt that spent all their 10.00 and earned 9.00
+    m = _enrol(client, admin)
+    _seed(rows_program, m, "seed", "10.00")
+    body = _receipt(
+        "R11", m, [_line("MILK", "100.00")], redeem={"currency": "BONUS", "amount": "10.00"}
+    )
+    first = _post(client, till, body)
+    before = _rows(rows_program, clock, m, "R11")
+    assert before["entries"] == [
+        ("purchase:R11:earn:BONUS", "earn", "BONUS", D(9), "M", "R11", None, OCCURRED),
+        ("purchase:R11:redeem", "redeem", "BONUS", D(10), "M", "R11", None, OCCURRED),
+        ("seed", "adjust", "BONUS", D(10), "M", None, None, NOW),
+    ]
+    # when the till sends it again (the points are gone now)
+    again = _post(client, till, body, status=200)
+    # then it answers the first purchase and not one row more is written
+    assert again == first
+    _same(_rows(rows_program, clock, m, "R11"), before)
