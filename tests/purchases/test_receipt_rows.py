@@ -1519,26 +1519,39 @@ def test_a_receipt_that_moves_the_member_up_a_tier(
     )
 
 
+@pytest.mark.parametrize("kind", ["member", "hold", "no member"])
 def test_the_same_receipt_twice_writes_nothing_more(
     rows_program: Database,
     client: TestClient,
     admin: dict[str, str],
     till: dict[str, str],
     clock: Clock,
+    kind: str,
 ) -> None:
-    # given a member's receipt that spent all their 10.00 and earned 9.00
+    # given a receipt of 100.00 recorded once: a member's that spent all their 10.00 and
+    # earned 9.00 (on PostgreSQL, the hot path's), the same held, or one without a member
     m = _enrol(client, admin)
     _seed(rows_program, m, "seed", "10.00")
-    body = _receipt(
-        "R11", m, [_line("MILK", "100.00")], redeem={"currency": "BONUS", "amount": "10.00"}
-    )
+    redeem = {"currency": "BONUS", "amount": "10.00"}
+    body = {
+        "member": _receipt("R11", m, [_line("MILK", "100.00")], redeem=redeem),
+        "hold": _receipt("R11", m, [_line("MILK", "100.00")], redeem=redeem, hold=True),
+        "no member": _receipt("R11", None, [_line("MILK", "100.00")]),
+    }[kind]
     first = _post(client, till, body)
     before = _rows(rows_program, clock, m, "R11")
-    assert before["entries"] == [
-        ("purchase:R11:earn:BONUS", "earn", "BONUS", D(9), "M", "R11", None, OCCURRED),
-        ("purchase:R11:redeem", "redeem", "BONUS", D(10), "M", "R11", None, OCCURRED),
-        ("seed", "adjust", "BONUS", D(10), "M", None, None, NOW),
-    ]
+    seed = ("seed", "adjust", "BONUS", D(10), "M", None, None, NOW)
+    earn = ("purchase:R11:earn:BONUS", "earn", "BONUS", D(9), "M", "R11", None, OCCURRED)
+    redeemed = ("purchase:R11:redeem", "redeem", "BONUS", D(10), "M", "R11", None, OCCURRED)
+    assert (
+        before["entries"]
+        == {
+            "member": [earn, redeemed, seed],
+            "hold": [redeemed, seed],
+            "no member": [seed],
+        }[kind]
+    )
+    assert [p[2] for p in before["purchases"]] == ["held" if kind == "hold" else "confirmed"]
     # when the till sends it again (the points are gone now)
     again = _post(client, till, body, status=200)
     # then it answers the first purchase and not one row more is written
