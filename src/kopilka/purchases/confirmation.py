@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -110,7 +110,7 @@ def _attempt(
     if redeem not in wallets:
         redeem = None  # nothing to spend: the figures refuse the redemption
     at = now()
-    row, lots = _context(session, body, program, compiled, setup, member, wallets, redeem, at)
+    row, read_lots = _context(session, body, program, compiled, setup, member, wallets, redeem, at)
     if row.existing is not None:
         return _replay(session, body, body_hash)
     count, spend, usage, spent = rules_service.read_context(row, compiled)
@@ -123,7 +123,7 @@ def _attempt(
     )
     spendable = None  # no redemption asked
     if body.redeem is not None and member is not None:
-        spendable = ledger_planner.available(wallets[redeem], lots, at) if redeem else ZERO
+        spendable = ledger_planner.available(wallets[redeem], read_lots, at) if redeem else ZERO
     fig = figures.figure(
         session,
         body,
@@ -161,40 +161,41 @@ def _attempt(
             ),
             fig.campaign_spend,
         )
-    ledger_rows.add_entries(
-        plan,
-        _ledger_plans(
-            session, body, fig, purchase.id, wallets, lots, at, principal.actor, spec.timezone
-        ),
-    )
-    events = purchase_events(purchase, "purchase.held" if body.hold else "purchase.confirmed")
-    if member is not None and not body.hold:
-        if setup is not None:
-            before, has_state = tiers.read_standing(row)
-            earned = {c: sum(a, ZERO) for c, a in fig.earned.items()}
-            value = before.value + tiers.contribution(setup, values["total_due"], earned)
-            changed = tiers.plan_move(
-                plan, setup, member.id, before, has_state, value, body.occurred_at
-            )
-            if changed is not None:
-                events.append(changed)
-        # what the registered capabilities add (purchases.hooks)
-        hooks.on_settled(settled(purchase, fig.earned), row._mapping, plan)
-    with_codes = fig.coupons is not None and bool(fig.coupons.applied)
-    # a receipt's event first, then its codes' (after they are taken; a hold's at its
-    # commit), then its points'
-    later = with_codes and not body.hold
-    events_service.plan_events(plan, session, events[:1] if later else events)
+    lots = _Lots(session, wallets, {redeem: list(read_lots)} if redeem else {}, at)
+    if fig.redeemed > 0 and fig.redeem_currency:
+        _plan_redemption(plan, session, purchase, fig, lots, principal.actor, body.hold)
+    if body.hold:
+        events = purchase_events(purchase, "purchase.held")
+    else:
+        standing = tiers.read_standing(row) if setup is not None and member is not None else None
+        events = _plan_settled(
+            plan,
+            session,
+            purchase,
+            fig.earned,
+            lots,
+            principal.actor,
+            setup,
+            standing,
+            row._mapping,
+        )
 
     # 5. the write
-    write(session, plan)
-    if with_codes:
-        assert fig.coupons is not None
-        # A hold reserves its codes too: no other receipt can take the last use meanwhile.
-        coupons.consume(session, fig.coupons, purchase.id, fig.member_id, values["created_at"])
-    if later:
-        emit_coupons(session, purchase)
-        events_service.emit_many(session, events[1:])
+    outcome = fig.coupons if fig.coupons is not None and fig.coupons.applied else None
+
+    def take_codes() -> None:
+        # A hold takes its codes too: no other receipt can take the last use meanwhile.
+        assert outcome is not None
+        coupons.consume(session, outcome, purchase.id, fig.member_id, values["created_at"])
+
+    _write_with_events(
+        session,
+        plan,
+        purchase,
+        events,
+        codes_later=outcome is not None and not body.hold,
+        take_codes=take_codes if outcome is not None else None,
+    )
     return 201, purchase_json(purchase)
 
 
@@ -391,91 +392,199 @@ def _plan_receipt(
     plan.insert(table(LineEarning), [{"purchase_id": pid, **e} for e in earnings])
 
 
-def _ledger_plans(
-    session: Session,
-    body: PurchaseIn,
-    fig: figures.Figures,
-    pid: uuid.UUID,
-    wallets: dict[str, ledger_planner.Wallet],
-    lots: Sequence[ledger_planner.OpenLot],
-    at: dt.datetime,
-    actor: str,
-    tz: str,
-) -> list[ledger_planner.EntryPlan]:
-    """The receipt's entries: the redemption (held on a hold's account until it is
-    committed), then what each currency earned (not for a hold: at its commit)."""
-    if fig.member_id is None:
-        return []
+class _Lots:
+    """The wallets a receipt moves and their open lots as the entries planned before leave
+    them (read only for a wallet that needs them: the redeemed one, read with the context,
+    or one in debt that the receipt earns into, which is rare); the entries planned."""
 
-    def row(wallet: ledger_planner.Wallet, key: str, kind: str, amount: Decimal) -> dict[str, Any]:
-        return ledger.entry_row(
-            key=key,
-            kind=kind,
-            currency=wallet.currency,
-            amount=amount,
-            member_id=wallet.member_id,
-            actor=actor,
-            description=f"receipt {body.external_id} at {body.store}",
-            occurred_at=body.occurred_at,
-            purchase_id=pid,
-        )
+    def __init__(
+        self,
+        session: Session,
+        wallets: dict[str, ledger_planner.Wallet],
+        known: dict[str, list[ledger_planner.OpenLot]],
+        at: dt.datetime,
+    ) -> None:
+        self.session = session
+        self.at = at
+        self.state: dict[str, tuple[ledger_planner.Wallet, list[ledger_planner.OpenLot] | None]]
+        self.state = {c: (w, known.get(c)) for c, w in wallets.items()}
+        self.entries: list[ledger_planner.EntryPlan] = []
 
-    # each wallet's lots as the entries before leave them; read here only for a wallet in
-    # debt that the receipt earns into (an earning repays a debt first), which is rare
-    state = {c: (w, list(lots) if c == fig.redeem_currency else None) for c, w in wallets.items()}
+    def wallet(self, code: str) -> ledger_planner.Wallet:
+        return self.state[code][0]
 
-    def lots_of(code: str) -> list[ledger_planner.OpenLot]:
-        wallet, known = state[code]
+    def lots(self, code: str) -> list[ledger_planner.OpenLot]:
+        wallet, known = self.state[code]
         if known is None:
-            known = ledger.open_lots(session, wallet.id, at) if wallet.debt > 0 else []
-            state[code] = (wallet, known)
+            known = ledger.open_lots(self.session, wallet.id, self.at) if wallet.debt > 0 else []
+            self.state[code] = (wallet, known)
         return known
 
-    def planned(code: str, plan: ledger_planner.EntryPlan) -> None:
-        state[code] = ledger_planner.after(state[code][0], lots_of(code), plan)
-        plans.append(plan)
+    def planned(self, code: str, entry: ledger_planner.EntryPlan) -> None:
+        self.state[code] = ledger_planner.after(self.wallet(code), self.lots(code), entry)
+        self.entries.append(entry)
 
-    plans: list[ledger_planner.EntryPlan] = []
-    if fig.redeemed > 0 and fig.redeem_currency:
-        code = fig.redeem_currency
-        cur = ledger.currency_row(session, code)
-        ledger.check_amount(cur, fig.redeemed)
-        wallet = state[code][0]
-        planned(
-            code,
-            ledger_planner.plan_debit(
-                wallet,
-                lots_of(code),
-                ledger.system_account(session, code, "held" if body.hold else "redemption"),
-                row(wallet, f"purchase:{pid}:redeem", "redeem", fig.redeemed),
-                precision=cur.precision,
-                at=at,
-            ),
-        )
-    if body.hold:
-        return plans
-    for code, amounts in fig.earned.items():
+
+def _entry_row(
+    p: Purchase, wallet: ledger_planner.Wallet, key: str, kind: str, amount: Decimal, actor: str
+) -> dict[str, Any]:
+    return ledger.entry_row(
+        key=key,
+        kind=kind,
+        currency=wallet.currency,
+        amount=amount,
+        member_id=wallet.member_id,
+        actor=actor,
+        description=f"receipt {p.external_id} at {p.store}",
+        occurred_at=p.occurred_at,
+        purchase_id=p.id,
+    )
+
+
+def _plan_redemption(
+    plan: Plan,
+    session: Session,
+    p: Purchase,
+    fig: figures.Figures,
+    lots: _Lots,
+    actor: str,
+    hold: bool,
+) -> None:
+    """The points redeemed on the receipt, spent from the wallet's lots (oldest expiry
+    first: ``ledger.planner``) into the redemption account, or a hold's account until it
+    is committed."""
+    code = fig.redeem_currency
+    assert code is not None
+    cur = ledger.currency_row(session, code)
+    ledger.check_amount(cur, fig.redeemed)
+    wallet = lots.wallet(code)
+    entry = ledger_planner.plan_debit(
+        wallet,
+        lots.lots(code),
+        ledger.system_account(session, code, "held" if hold else "redemption"),
+        _entry_row(p, wallet, f"purchase:{p.id}:redeem", "redeem", fig.redeemed, actor),
+        precision=cur.precision,
+        at=lots.at,
+    )
+    lots.planned(code, entry)
+    ledger_rows.add_entries(plan, [entry])
+
+
+def _plan_settled(
+    plan: Plan,
+    session: Session,
+    p: Purchase,
+    earned: dict[str, list[Decimal]],
+    lots: _Lots,
+    actor: str,
+    setup: tiers.Setup | None,
+    standing: tuple[tiers.Standing, bool] | None,
+    read: Mapping[str, Any],
+) -> list[tuple[str, dict[str, Any], uuid.UUID | None]]:
+    """What a settled receipt (confirmed at once, or a hold committed) adds to ``plan``:
+    what each currency earned, credited (a debt repaid first: ``ledger.planner``); the tier
+    move on ``standing`` (the member's standing before the receipt, and whether they have
+    a tier state row); the rows of the registered hooks (``purchases.hooks``, on
+    ``read``). Its events: ``purchase.confirmed``, the points', a tier's change."""
+    tz = current_program(session).spec.timezone
+    entries = []
+    for code, amounts in earned.items():
         total = sum(amounts, ZERO)
-        if total <= 0:
+        if total <= 0 or p.member_id is None:
             continue
         cur = ledger.currency_row(session, code)
         ledger.check_amount(cur, total)
-        available_at, expires_at = ledger.lot_times(cur, body.occurred_at, tz)
-        wallet = state[code][0]
-        planned(
-            code,
-            ledger_planner.plan_credit(
-                wallet,
-                ledger.system_account(session, code, "issuance"),
-                row(wallet, f"purchase:{pid}:earn:{code}", "earn", total),
-                available_at=available_at,
-                expires_at=expires_at,
-                precision=cur.precision,
-                lots=lots_of(code),
-                at=at,
-            ),
+        available_at, expires_at = ledger.lot_times(cur, p.occurred_at, tz)
+        wallet = lots.wallet(code)
+        entry = ledger_planner.plan_credit(
+            wallet,
+            ledger.system_account(session, code, "issuance"),
+            _entry_row(p, wallet, f"purchase:{p.id}:earn:{code}", "earn", total, actor),
+            available_at=available_at,
+            expires_at=expires_at,
+            precision=cur.precision,
+            lots=lots.lots(code),
+            at=lots.at,
         )
-    return plans
+        lots.planned(code, entry)
+        entries.append(entry)
+    ledger_rows.add_entries(plan, entries)
+    events = purchase_events(p, "purchase.confirmed")
+    if setup is not None and standing is not None and p.member_id is not None:
+        before, has_state = standing
+        value = before.value + tiers.contribution(
+            setup, p.total_due, {c: sum(a, ZERO) for c, a in earned.items()}
+        )
+        changed = tiers.plan_move(plan, setup, p.member_id, before, has_state, value, p.occurred_at)
+        if changed is not None:
+            events.append(changed)
+    hooks.on_settled(settled(p, earned), read, plan)
+    return events
+
+
+def _write_with_events(
+    session: Session,
+    plan: Plan,
+    p: Purchase,
+    events: list[tuple[str, dict[str, Any], uuid.UUID | None]],
+    codes_later: bool,
+    take_codes: Callable[[], None] | None = None,
+) -> None:
+    """Write ``plan`` with ``events`` (the receipt's first), then ``take_codes`` (coupon
+    uses name the receipt: they come after its row). ``codes_later``: a receipt settled
+    with coupon codes, whose events go in the order receipt, codes, points."""
+    events_service.plan_events(plan, session, events[:1] if codes_later else events)
+    write(session, plan)
+    if take_codes is not None:
+        take_codes()
+    if codes_later:
+        emit_coupons(session, p)
+        events_service.emit_many(session, events[1:])
+
+
+# ---------------------------------------------------------------------------- a hold committed
+
+
+def settle_hold(
+    session: Session,
+    p: Purchase,
+    earned: dict[str, list[Decimal]],
+    accounts: Mapping[str, Any],
+    actor: str,
+) -> None:
+    """A held receipt ``p`` being committed (its reserved points moved to redemption, the
+    member's wallets ``accounts`` locked, its status still ``held``): its earning, tier
+    move, hooks and events, planned as at a confirmation and written at once."""
+    wallets = {
+        c: ledger_planner.Wallet(a.id, a.member_id, c, a.balance, a.debt)
+        for c, a in accounts.items()
+    }
+    setup = tiers.setup(session)
+    standing = None
+    if p.member_id is not None:
+        _hold_wallets(
+            session,
+            wallets,
+            p.member_id,
+            [c for c, a in earned.items() if c not in wallets and sum(a, ZERO) > 0],
+        )
+        if setup is not None:
+            # the member's row locked: a tier move decided on it cannot be overtaken
+            standing = tiers.standing_before(session, setup, p.member_id, p.occurred_at)
+    plan = Plan()
+    events = _plan_settled(
+        plan,
+        session,
+        p,
+        earned,
+        _Lots(session, wallets, {}, now()),
+        actor,
+        setup,
+        standing,
+        hooks.read(session, p.member_id),
+    )
+    codes = any(c.get("status") == "applied" for c in p.figures["coupons"])
+    _write_with_events(session, plan, p, events, codes_later=codes)
 
 
 # ---------------------------------------------------------------------------- rows, events
@@ -597,16 +706,9 @@ def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
 def emit_purchase(
     session: Session, p: Purchase, type_: str, extra: dict[str, Any] | None = None
 ) -> None:
-    """The purchase's event, and the points it moved, in the purchase's transaction (one
-    statement unless the receipt carries coupon codes)."""
-    batch = purchase_events(p, type_, extra)
-    if type_ == "purchase.confirmed" and any(
-        c.get("status") == "applied" for c in p.figures["coupons"]
-    ):
-        emit_many(session, batch[:1])  # the receipt's event first, then its codes'
-        batch = batch[1:]
-        emit_coupons(session, p)  # a query only for receipts that carry a code
-    emit_many(session, batch)
+    """The event of a change to a recorded purchase (``purchase.cancelled``,
+    ``purchase.returned``), in the change's transaction."""
+    emit_many(session, purchase_events(p, type_, extra))
 
 
 def purchase_events(

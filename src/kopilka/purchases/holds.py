@@ -23,8 +23,7 @@ from kopilka.coupons import redeem as coupons
 from kopilka.ledger import queries as ledger_queries
 from kopilka.ledger import service as ledger
 from kopilka.program.service import current_program
-from kopilka.purchases import hooks
-from kopilka.purchases.confirmation import emit_purchase, purchase_json, settled
+from kopilka.purchases.confirmation import purchase_json, settle_hold
 from kopilka.purchases.models import (
     LineEarning,
     Purchase,
@@ -33,7 +32,6 @@ from kopilka.purchases.models import (
 from kopilka.purchases.queries import get_purchase
 from kopilka.purchases.schemas import CommitIn
 from kopilka.rules import service as rules_service
-from kopilka.tiers.service import on_purchase  # up a tier at once if reached
 
 
 def release_draws(session: Session, purchase_id: uuid.UUID) -> None:
@@ -42,35 +40,6 @@ def release_draws(session: Session, purchase_id: uuid.UUID) -> None:
     per-member caps and campaign budgets."""
     coupons.release(session, purchase_id)
     rules_service.release(session, purchase_id)
-
-
-def _credit_earnings(
-    session: Session,
-    purchase: Purchase,
-    earned: dict[str, list[Decimal]],
-    actor: str,
-    fresh: bool = False,
-) -> None:
-    if purchase.member_id is None:
-        return
-    tz = current_program(session).spec.timezone
-    for c, amounts in earned.items():
-        total = sum(amounts, ZERO)
-        if total > 0:
-            ledger.credit(
-                session,
-                key=f"purchase:{purchase.id}:earn:{c}",
-                kind="earn",
-                member_id=purchase.member_id,
-                currency=c,
-                amount=total,
-                actor=actor,
-                description=f"receipt {purchase.external_id} at {purchase.store}",
-                occurred_at=purchase.occurred_at,
-                purchase_id=purchase.id,
-                tz=tz,
-                fresh=fresh,
-            )
 
 
 def earned_by_currency(session: Session, purchase_id: uuid.UUID) -> dict[str, list[Decimal]]:
@@ -90,12 +59,16 @@ def earned_by_currency(session: Session, purchase_id: uuid.UUID) -> dict[str, li
     return out
 
 
-def lock_member(session: Session, p: Purchase) -> None:
-    if p.member_id is not None:
-        program = current_program(session)
+def lock_member(session: Session, p: Purchase) -> dict[str, Any]:
+    """Lock the purchase's member's wallets (``ledger.lock_member``), by currency."""
+    if p.member_id is None:
+        return {}
+    program = current_program(session)
+    return dict(
         ledger.lock_member(
             session, p.member_id, program.spec, [c.code for c in program.spec.currencies]
         )
+    )
 
 
 def release(session: Session, p: Purchase, actor: str) -> None:
@@ -133,7 +106,7 @@ def commit(
         release(session, p, "system:hold-expiry")
         session.commit()
         raise Problem(409, "purchase_state_conflict", "the hold expired and was released")
-    lock_member(session, p)
+    accounts = lock_member(session, p)
     if p.redeem_currency and p.redeemed > 0:
         ledger.move_system(
             session,
@@ -147,15 +120,10 @@ def commit(
             purchase_id=p.id,
             description=f"hold of receipt {p.external_id} settled",
         )
-    earned = earned_by_currency(session, p.id)
-    _credit_earnings(session, p, earned, principal.actor)
-    hooks.settle(session, settled(p, earned))
+    settle_hold(session, p, earned_by_currency(session, p.id), accounts, principal.actor)
     p.status = "confirmed"
     p.settled_at = now()
     p.receipt_number = body.receipt_number
-    emit_purchase(session, p, "purchase.confirmed")
-    if p.member_id is not None:
-        on_purchase(session, p.member_id, p.occurred_at)
     session.flush()
     return purchase_json(p)
 

@@ -105,20 +105,12 @@ def on_reversed(receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
         h.reversed(receipt, read, plan)
 
 
-def _read(session: Session, member_id: uuid.UUID | None) -> Mapping[str, Any]:
+def read(session: Session, member_id: uuid.UUID | None) -> Mapping[str, Any]:
+    """What the registered hooks read of ``member_id`` (the columns of ``columns``)."""
     cols = columns()
     if not cols:
         return {}
     return dict(session.execute(select(*cols), {"member_id": member_id}).one()._mapping)
-
-
-def settle(session: Session, receipt: Settled) -> None:
-    """The hooks of a settled receipt on the general way: read, plan, write."""
-    if not _hooks:
-        return
-    plan = Plan()
-    on_settled(receipt, _read(session, receipt.member_id), plan)
-    write(session, plan)
 
 
 def reverse(session: Session, receipt: Reversed) -> None:
@@ -126,5 +118,5 @@ def reverse(session: Session, receipt: Reversed) -> None:
     if not _hooks:
         return
     plan = Plan()
-    on_reversed(receipt, _read(session, receipt.member_id), plan)
+    on_reversed(receipt, read(session, receipt.member_id), plan)
     write(session, plan)

@@ -11,10 +11,11 @@ ending at that moment:
 - ``purchases``: confirmed purchases in the window, less those returned in full.
 
 The *entitled* level is the highest of the level that value reaches and a live floor
-(a manual assignment). A purchase moves the member up at once (``on_purchase``), never
-down. The re-evaluation job (``reevaluate``) moves up too, and handles the way down: a
-member below their tier gets ``grace_days``; still below when the grace is over, they go
-down to the level they are entitled to; back above meanwhile, the grace is cleared.
+(a manual assignment). A purchase moves the member up at once (``plan_move``, in the
+purchase's own write), never down. The re-evaluation job (``reevaluate``) moves up too,
+and handles the way down: a member below their tier gets ``grace_days``; still below when
+the grace is over, they go down to the level they are entitled to; back above meanwhile,
+the grace is cleared.
 
 Every change locks the member's row (``members``, then ``member_tiers``: always in that
 order), writes ``members.tier``, a ``tier_changes`` row and the ``tier.changed`` event in
@@ -222,8 +223,8 @@ def _member_window(member: Any, at: Any, m: Any, start: Any, end: Any) -> tuple[
 def _value_of_one(metric: str) -> Any:
     """The qualifying value of one member (bound as ``member_id``, with the window's
     ``start`` and ``end`` and, for points, the ``currency``) as a SQL expression in the
-    units of ``Amount``: the same figure as ``qualifying_values``, so that ``on_purchase``
-    reads the value and the member's tier state in one statement."""
+    units of ``Amount``: the same figure as ``qualifying_values``, so that a receipt
+    reads the value and the member's tier state with the rest of its context."""
     m: Any = bindparam("member_id")
     start: Any = bindparam("start")
     end: Any = bindparam("end")
@@ -472,30 +473,20 @@ def _apply(
     return True
 
 
-def on_purchase(session: Session, member_id: uuid.UUID, at: dt.datetime) -> bool:
-    """After a purchase is confirmed (or a hold committed), in its transaction: move the
-    member up at once if the qualifying value at ``at`` (the purchase's time) reaches a
-    higher level, and clear a grace period they have climbed out of. Never moves down.
-    True when the member's tier or grace period changed."""
-    s = setup(session)
-    if s is None:
-        return False
-    at = at.astimezone(dt.UTC)
-    now_ = standing(session, s, member_id, at)  # one statement on the hot path
-    if now_ is None:
-        return False
-    value = now_.value
-    if decide(s.tiers, now_.tier, value, now_, at, may_lower=False) is None:
-        return False
-    member = _lock_member(session, member_id)
-    state = _state(session, member_id, lock=True)
-    d = decide(s.tiers, member.tier, value, state, at, may_lower=False)
-    if d is None:
-        return False
-    return _apply(session, s, member, state, d, at, SYSTEM_ACTOR, value)
+def standing_before(
+    session: Session, s: Setup, member_id: uuid.UUID, at: dt.datetime
+) -> tuple[Standing, bool]:
+    """The member's standing at ``at`` and whether they have a state row, read with the
+    member's row and state locked (a manual assignment or the re-evaluation waits): what
+    ``plan_move`` decides a held purchase's commit on, before its status changes."""
+    lock_standing(session, member_id)
+    got = standing(session, s, member_id, at.astimezone(dt.UTC))
+    if got is None:  # pragma: no cover - the purchase names a member that exists
+        raise Problem(404, "member_not_found", f"no member {member_id}")
+    return got, _state(session, member_id) is not None
 
 
-# ---------------------------------------------------------------------------- the hot path
+# ---------------------------------------------------------------------------- a receipt's move
 
 
 @functools.cache
@@ -555,9 +546,11 @@ def plan_move(
     value: Decimal,
     at: dt.datetime,
 ) -> tuple[str, dict[str, Any], uuid.UUID] | None:
-    """``on_purchase`` as parts of ``plan``, decided on ``before`` (the standing read
-    under the member's wallet locks, before the purchase) and ``value`` (with the
-    purchase): the member's new tier, the tier state, the change row. Returns the
+    """A purchase's tier move (up at once if ``value`` reaches a higher level, a grace
+    period cleared once climbed out of; never down) as parts of ``plan``, decided on
+    ``before`` (the standing read under the member's wallet locks, before the purchase;
+    ``standing_before`` at a hold's commit) and ``value`` (with the purchase): the
+    member's new tier, the tier state, the change row. Returns the
     ``tier.changed`` event for the caller's outbox rows, or None.
 
     Optimistic: each write is conditional on the tier and state being what was read. A
