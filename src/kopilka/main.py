@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from kopilka import __version__, wiring
 from kopilka.core.config import get_settings
-from kopilka.core.errors import install_error_handlers
+from kopilka.core.errors import document_problems, install_error_handlers
 from kopilka.core.logging import RequestIdMiddleware, configure_logging
 from kopilka.security.middleware import install as install_security
 from kopilka.worker.loop import lifespan
@@ -29,4 +29,5 @@ def create_app() -> FastAPI:
     wiring.install(app)
     install_security(app)
     app.add_middleware(RequestIdMiddleware)
+    document_problems(app)
     return app

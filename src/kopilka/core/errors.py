@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -272,6 +272,60 @@ def validation_errors(
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         out.append(field_error(field, msg, str(err.get("type", "invalid"))))
     return out
+
+
+class FieldErrorOut(BaseModel):
+    """One thing wrong with a request: where (``redeem.amount``, ``lines[2].quantity``),
+    a stable code and a message."""
+
+    field: str
+    code: str
+    message: str
+
+
+class ProblemOut(BaseModel):
+    """An error (RFC 9457 ``application/problem+json``). ``code`` is stable; a problem
+    may carry more members (``max_redeemable``, ``quote``, ``purchase_id`` …)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    errors: list[FieldErrorOut] | None = None
+    request_id: str | None = None
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what a refused request gets: every operation's 422
+    is ``application/problem+json`` of ``Problem`` (naming each field), not FastAPI's
+    ``HTTPValidationError``, which no request of this API ever receives."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        problem = ProblemOut.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(problem.pop("$defs", {}))
+        schemas["Problem"] = problem
+        refused = {
+            "description": "The request is not valid: a problem naming each field",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for item in spec.get("paths", {}).values():
+            for op in item.values():
+                if isinstance(op, dict) and "422" in op.get("responses", {}):
+                    op["responses"]["422"] = refused
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(app: FastAPI) -> None:
