@@ -1,7 +1,8 @@
 """Webhook delivery: fan-out of events to endpoints, claims, signed POSTs, outcomes.
 
-``enqueue`` runs inside ``emit``: one pending delivery per active endpoint subscribed to the
-event, in the transaction of the change. A worker ``claim``s due deliveries (``FOR UPDATE
+``plan_deliveries`` adds to the plan of every event's write (``events.service``) one
+pending delivery per active endpoint subscribed to the event, in the transaction of the
+change. A worker ``claim``s due deliveries (``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL, so any number of workers share them; SQLite serialises writers)
 and leases them by setting ``leased_until``: a worker killed mid-delivery loses nothing, the
 lease runs out and another worker sends it again. A member's later event is not claimed for
