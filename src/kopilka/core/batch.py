@@ -61,9 +61,10 @@ class Outputs(dict[str, Any]):
 @dataclass(frozen=True)
 class _Compiled:
     """A combination of parts, ready for psycopg: ``$1`` is the document of the list
-    parameters (``lists``, when there are any), the next ones the others (``names``, with their types' bind
-    processors). ``sql`` is encoded once: psycopg would encode 10 kB again per receipt,
-    and a bytes object keeps its hash for psycopg's prepared-statement lookup."""
+    parameters (``lists``, when there are any), the next ones the others (``names``, with
+    their types' bind processors). ``sql`` is encoded once: psycopg would encode 10 kB
+    again per receipt, and a bytes object keeps its hash for psycopg's prepared-statement
+    lookup."""
 
     sql: bytes
     lists: tuple[str, ...]
