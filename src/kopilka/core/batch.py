@@ -5,12 +5,13 @@ and the outbox. Written one statement each, the round trips and the Python of th
 execution cost more than the writes; written as one statement of ``WITH … AS (INSERT …)``
 parts, they are one round trip, and still one transaction with every constraint checked.
 
-Each domain adds its own parts (its own SQL over its own tables: the layering of the code
-holds, only the round trip is shared) with parameters under its own prefix. Every part
-reads the *guard*: the CTE that inserts the row the others hang on (the receipt, inserted
-``ON CONFLICT DO NOTHING``), so that when the guard inserts nothing (the receipt is
-already recorded) no part writes anything either. The final ``SELECT`` returns the
-outputs the parts asked for (how many rows a conditional update took, the guard's id).
+Each domain says what it writes as parts of a ``core.plan.Plan`` (its own tables: the
+layering of the code holds, only the round trip is shared); the plan executor
+(``core.write``) makes each part a CTE, with parameters under its own prefix. Every part
+reads the
+*guard*, a CTE named when the batch is made (``core.write`` uses ``SELECT 1``); a guard
+that yields no row would make every part write nothing. The final ``SELECT`` returns the
+outputs the parts asked for (how many rows a conditional part took).
 
 All parts run on one snapshot and see each other's rows only through ``RETURNING``; a
 part must not write a row another part writes (PostgreSQL refuses that), and foreign keys
@@ -60,9 +61,10 @@ class Outputs(dict[str, Any]):
 @dataclass(frozen=True)
 class _Compiled:
     """A combination of parts, ready for psycopg: ``$1`` is the document of the list
-    parameters (``lists``), ``$2``… the others (``names``, with their types' bind
-    processors). ``sql`` is encoded once: psycopg would encode 10 kB again per receipt,
-    and a bytes object keeps its hash for psycopg's prepared-statement lookup."""
+    parameters (``lists``, when there are any), the next ones the others (``names``, with
+    their types' bind processors). ``sql`` is encoded once: psycopg would encode 10 kB
+    again per receipt, and a bytes object keeps its hash for psycopg's prepared-statement
+    lookup."""
 
     sql: bytes
     lists: tuple[str, ...]
@@ -102,7 +104,7 @@ def _compile(
             f"WITH {_DOC} AS MATERIALIZED (SELECT * FROM jsonb_to_record("  # noqa: S608
             f"CAST($1 AS jsonb)) AS d({columns})),\n{body.removeprefix('WITH ')}"
         )
-    body, names = _numbered(body, 2)  # $1: the document
+    body, names = _numbered(body, 2 if in_doc else 1)  # $1: the document, if any
     processors = tuple(
         types[n].dialect_impl(dialect).bind_processor(dialect) if n in types else None
         for n in names
@@ -251,8 +253,9 @@ class Batch:
                 if len(_statements) > 256:
                     _statements.clear()
                 _statements[key] = statement
-        doc = orjson.dumps({n: self.params[n] for n in statement.lists}).decode()
-        values: list[Any] = [doc]
+        values: list[Any] = []
+        if statement.lists:
+            values.append(orjson.dumps({n: self.params[n] for n in statement.lists}).decode())
         for name, process in zip(statement.names, statement.processors, strict=True):
             value = self.params[name]
             values.append(process(value) if process is not None else value)

@@ -12,6 +12,7 @@ cannot be planned ahead is retried once, by ``retrying`` (the one place that say
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -116,7 +117,10 @@ def _array_type(column: Column[Any]) -> tuple[str, Callable[[Any], Any] | None]:
     if isinstance(t, sqltypes.Date):
         return "date", None
     if isinstance(t, sqltypes.JSON):
-        return "json", None
+        # as text (the column's own serialisation), cast to json where it is written: a
+        # document nested in the statement's JSON parameter would be parsed into jsonb and
+        # printed again (its keys reordered), at a cost on every receipt
+        return "text", json.dumps
     raise TypeError(f"{column} ({t!r}) cannot be written by a plan yet")
 
 
@@ -186,7 +190,7 @@ def add_parts(batch: Batch, plan: Plan, prefix: str) -> list[tuple[str, str, int
                 c, p = _arrays(part.table, [col], [[x] for x in column], f"{name}_{alias}")
                 casts += c
                 params |= p
-            sets = ", ".join(f"{c} = d.v_{c}" for c in values)
+            sets = ", ".join(f"{c} = {_value(part.table, c, f'd.v_{c}')}" for c in values)
             sets += _set_on_update(part.table, values, name, params)
             same = " AND ".join(
                 [f"a.{part.key} = d.k", *(f"a.{c} IS NOT DISTINCT FROM d.e_{c}" for c in expected)]
@@ -221,7 +225,7 @@ def _add_upsert(batch: Batch, part: UpsertAdd, name: str) -> list[tuple[str, str
         batch.add(
             name,
             f"""  INSERT INTO {t} ({", ".join(names)})
-  SELECT {", ".join(f"x.{c}" for c in names)}
+  SELECT {", ".join(_value(part.table, c, f"x.{c}") for c in names)}
   FROM {{guard}}, unnest({", ".join(casts)}) AS x({", ".join(names)})
   ON CONFLICT ({", ".join(part.conflict)}) DO UPDATE SET {adds}""",  # noqa: S608
             params,
@@ -239,7 +243,7 @@ def _add_upsert(batch: Batch, part: UpsertAdd, name: str) -> list[tuple[str, str
     batch.add(
         name,
         f"""  INSERT INTO {t} ({", ".join(names)})
-  SELECT {", ".join(f"x.{c}" for c in names)}
+  SELECT {", ".join(_value(part.table, c, f"x.{c}") for c in names)}
   FROM {{guard}}, unnest({", ".join(casts)}, {limit}) AS x({", ".join(names)}, lim)
   WHERE x.lim IS NULL OR x.{column} <= x.lim
   ON CONFLICT ({key}) DO UPDATE SET {adds}
@@ -264,9 +268,26 @@ def _set_on_update(table: Table, setting: Sequence[str], name: str, params: dict
     return out
 
 
+def _value(table: Table, column: str, ref: str) -> str:
+    """``ref`` (the value of ``column`` unnested) as the column takes it (JSON travels as
+    text: ``_array_type``)."""
+    if isinstance(table.c[column].type, sqltypes.JSON):
+        return f"CAST({ref} AS json)"
+    return ref
+
+
 def _add_insert(batch: Batch, part: Insert, name: str, prefix: str) -> list[tuple[str, str, int]]:
     part = Insert(part.table, _complete(part.table, part.rows), part.conflict, part.name)
     names = list(part.rows[0])
+    one = part.rows[0]
+    if len(part.rows) == 1 and not any(isinstance(v, Ref | list) for v in one.values()):
+        # one row (a receipt): its values bound one by one, typed by their columns
+        binds = {c: f"{name}_{c}" for c in names}
+        sql = f"""  INSERT INTO {part.table.name} ({", ".join(names)})
+  SELECT {", ".join(f":{binds[c]}" for c in names)} FROM {{guard}}"""  # noqa: S608
+        params = {binds[c]: one[c] for c in names}
+        types = {binds[c]: part.table.c[c].type for c in names}
+        return _insert_part(batch, part, name, sql, params, types)
     refs: dict[str, str] = {}  # column -> the table its refs name
     for r in part.rows:
         for c in names:
@@ -276,7 +297,7 @@ def _add_insert(batch: Batch, part: Insert, name: str, prefix: str) -> list[tupl
     plain = [[None if isinstance(r[c], Ref) else r[c] for c in names] for r in part.rows]
     casts, params = _arrays(part.table, names, plain, name)
     aliases = list(names)
-    exprs = [f"x.{c}" for c in names]
+    exprs = [_value(part.table, c, f"x.{c}") for c in names]
     for c, table in refs.items():
         param = f"{name}_{c}_ref"
         casts.append(f"CAST(:{param} AS integer[])")
@@ -287,12 +308,22 @@ def _add_insert(batch: Batch, part: Insert, name: str, prefix: str) -> list[tupl
     sql = f"""  INSERT INTO {part.table.name} ({", ".join(names)})
   SELECT {", ".join(exprs)}
   FROM {{guard}}, unnest({", ".join(casts)}) AS x({", ".join(aliases)})"""  # noqa: S608
+    return _insert_part(batch, part, name, sql, params, None)
+
+
+def _insert_part(
+    batch: Batch,
+    part: Insert,
+    name: str,
+    sql: str,
+    params: dict[str, Any],
+    types: dict[str, Any] | None,
+) -> list[tuple[str, str, int]]:
     if not part.conflict:
-        batch.add(name, sql, params)
+        batch.add(name, sql, params, types)
         return []
-    batch.add(
-        name, f"{sql}\n  ON CONFLICT ({', '.join(part.conflict)}) DO NOTHING RETURNING 1", params
-    )
+    conflict = ", ".join(part.conflict)
+    batch.add(name, f"{sql}\n  ON CONFLICT ({conflict}) DO NOTHING RETURNING 1", params, types)
     batch.output(f"{name}_taken", f"(SELECT count(*) FROM {name})")  # noqa: S608
     return [(f"{name}_taken", part.name, len(part.rows))]
 
