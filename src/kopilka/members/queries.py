@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import Session
 
 from kopilka.members.models import Member as Member  # the type other domains are handed
 
@@ -23,3 +26,8 @@ def for_receipt(column: Any) -> Select[Any]:
         Member.personal_discount,
     ]
     return select(*columns).where(column == bindparam("ref"))
+
+
+def existing_ids(session: Session, member_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``member_ids`` are members' ids (an erased member's too)."""
+    return set(session.execute(select(Member.id).where(Member.id.in_(member_ids))).scalars())
