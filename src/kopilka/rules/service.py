@@ -28,7 +28,7 @@ from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem
 from kopilka.core.money import fmt
 from kopilka.core.plan import Plan, table
-from kopilka.members.models import Member
+from kopilka.members.queries import Member
 from kopilka.program.queries import latest_version
 from kopilka.program.service import apply_program, current_program, validate_program
 from kopilka.purchases.models import Purchase, PurchaseReturn
