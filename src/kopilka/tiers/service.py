@@ -46,7 +46,7 @@ from kopilka.core.plan import Plan, table
 from kopilka.events.service import emit
 from kopilka.ledger import queries as ledger
 from kopilka.members import service as members
-from kopilka.members.models import Member
+from kopilka.members.queries import Member, tier_of, tier_with, tiers_after
 from kopilka.program.service import current_program
 from kopilka.purchases.models import Purchase, PurchaseLine, PurchaseReturn, ReturnLine
 from kopilka.spec.tiers import TierSpec, TiersSpec
@@ -226,18 +226,13 @@ class Standing:
 @functools.cache
 def _standing_statement(metric: str) -> Any:
     """Built once per metric: building it costs more than running it."""
-    return (
-        select(
-            Member.tier,
-            MemberTier.floor_tier,
-            MemberTier.floor_until,
-            MemberTier.grace_until,
-            type_coerce(_value_of_one(metric), Amount()),
-        )
-        .select_from(Member)
-        .outerjoin(MemberTier, MemberTier.member_id == Member.id)
-        .where(Member.id == bindparam("member_id"))
+    columns = (
+        MemberTier.floor_tier,
+        MemberTier.floor_until,
+        MemberTier.grace_until,
+        type_coerce(_value_of_one(metric), Amount()),
     )
+    return tier_with(columns, MemberTier, MemberTier.member_id)
 
 
 def standing(session: Session, s: Setup, member_id: uuid.UUID, at: dt.datetime) -> Standing | None:
@@ -449,7 +444,7 @@ def standing_columns(metric: str) -> tuple[Any, ...]:
     m: Any = bindparam("member_id")
     state = (MemberTier.member_id == m,)
     return (
-        select(Member.tier).where(Member.id == m).scalar_subquery().label("t_tier"),
+        tier_of(m).label("t_tier"),
         select(MemberTier.member_id).where(*state).scalar_subquery().label("t_state"),
         select(MemberTier.floor_tier).where(*state).scalar_subquery().label("t_floor"),
         select(MemberTier.floor_until).where(*state).scalar_subquery().label("t_floor_until"),
@@ -539,12 +534,7 @@ def plan_move(
         )
     if not changed:
         return None
-    plan.update_if_unchanged(
-        table(Member),
-        "id",
-        [(member_id, {"tier": before.tier}, {"tier": d.to, "updated_at": moment})],
-        "tier",
-    )
+    members.plan_tier_move(plan, member_id, before.tier, d.to, moment)
     plan.insert(
         table(TierChange),
         [
@@ -594,15 +584,7 @@ def reevaluate(session: Session, at: dt.datetime | None = None, batch: int = BAT
     done = 0
     after: uuid.UUID | None = None
     while True:
-        q = (
-            select(Member.id, Member.tier)
-            .where(Member.status != "erased")
-            .order_by(Member.id)
-            .limit(batch)
-        )
-        if after is not None:
-            q = q.where(Member.id > after)
-        rows = session.execute(q).all()
+        rows = session.execute(tiers_after(after, batch)).all()
         if not rows:
             break
         after = rows[-1][0]
