@@ -30,7 +30,7 @@ from kopilka.purchases import returns as purchases
 from kopilka.purchases.schemas import PurchaseIn, ReturnIn
 from kopilka.reports.jobs import run_rollup
 from kopilka.tiers.service import reevaluate
-from kopilka.users.models import User
+from kopilka.users.queries import user_by_email
 from kopilka.users.service import create_user
 
 FIRST_M = [
@@ -353,7 +353,7 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once
     kept = keys_file(get_settings().database_url)
     with db.session() as session:
-        if session.execute(select(User.id).where(User.email == DEMO_USER)).first() is None:
+        if user_by_email(session, DEMO_USER) is None:
             create_user(session, DEMO_USER, "admin", DEMO_PASSWORD)
         keys = demo_keys(session, kept)
         session.commit()
