@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from kopilka.members.models import Member as Member  # the type other domains are handed
@@ -64,3 +64,20 @@ def tiers_after(after: uuid.UUID | None, limit: int) -> Select[uuid.UUID, str | 
     if after is not None:
         q = q.where(Member.id > after)
     return q
+
+
+def cards(session: Session) -> list[Any]:
+    """``(id, card_number)`` of every member, in the order the database reads them."""
+    return list(session.execute(select(Member.id, Member.card_number)).all())
+
+
+def active_joined(session: Session) -> list[Any]:
+    """``(id, created_at)`` of every active member, in the order the database reads them."""
+    return list(
+        session.execute(select(Member.id, Member.created_at).where(Member.status == "active")).all()
+    )
+
+
+def count_members(session: Session) -> int:
+    """How many members there are (erased ones too)."""
+    return session.execute(select(func.count()).select_from(Member)).scalar_one()

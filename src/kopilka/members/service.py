@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -529,3 +529,8 @@ def plan_tier_move(
         [(member_id, {"tier": before}, {"tier": to, "updated_at": moment})],
         "tier",
     )
+
+
+def backdate(session: Session, member_id: uuid.UUID, created_at: dt.datetime) -> None:
+    """Set when the member joined (the demo's history, enrolments spread over months)."""
+    session.execute(update(Member).where(Member.id == member_id).values(created_at=created_at))
