@@ -32,9 +32,9 @@ from kopilka.core.ids import uuid7
 from kopilka.core.money import MAX_AMOUNT, fmt
 from kopilka.events.service import emit
 from kopilka.ledger import service as ledger
-from kopilka.ledger.models import Entry
+from kopilka.ledger.queries import Entry
 from kopilka.members import service as members
-from kopilka.program.models import Currency
+from kopilka.program.queries import precision_of, with_precision
 from kopilka.program.service import current_program
 from kopilka.spec.program import CurrencySpec
 
@@ -332,8 +332,7 @@ def list_adjustments(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Adjustments newest first (ids are time-ordered): pending ones by default."""
     q = (
-        select(Adjustment, Currency.precision)
-        .join(Currency, Currency.code == Adjustment.currency)
+        with_precision(select(Adjustment), Adjustment.currency)
         .order_by(Adjustment.id.desc())
         .limit(limit + 1)
     )
@@ -403,8 +402,8 @@ def _ceiling(cur: CurrencySpec) -> Decimal:
 
 
 def _precision(session: Session, code: str) -> int:
-    found = session.execute(select(Currency.precision).where(Currency.code == code)).scalar()
-    return 4 if found is None else int(found)
+    found = precision_of(session, code)
+    return 4 if found is None else found
 
 
 def _insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:

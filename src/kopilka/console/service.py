@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from kopilka.audit.service import record
@@ -34,8 +34,8 @@ from kopilka.console.models import ConsoleSession, TotpStep
 from kopilka.core.db import now
 from kopilka.core.errors import Problem
 from kopilka.core.principal import Principal
-from kopilka.users.models import User
-from kopilka.users.service import check_password
+from kopilka.users.queries import User, get_user, user_by_email
+from kopilka.users.service import check_password, count_failed_sign_in, lock_out
 
 COOKIE = "kopilka_console"
 IDLE = dt.timedelta(hours=2)
@@ -95,12 +95,7 @@ def _fail(session: Session, user: User, what: str, ip: str | None) -> None:
     """Count a failed attempt (atomically) and lock the account at ``MAX_FAILURES``;
     committed, because the caller is about to answer with an error."""
     at = now()
-    failures = session.execute(
-        update(User)
-        .where(User.id == user.id)
-        .values(failed_logins=User.failed_logins + 1)
-        .returning(User.failed_logins)
-    ).scalar_one()
+    failures = count_failed_sign_in(session, user.id)
     record(
         session,
         f"user:{user.id}",
@@ -110,11 +105,7 @@ def _fail(session: Session, user: User, what: str, ip: str | None) -> None:
         details={"ip": ip, "failures": failures},
     )
     if failures >= MAX_FAILURES:
-        session.execute(
-            update(User)
-            .where(User.id == user.id)
-            .values(locked_until=at + LOCK_FOR, failed_logins=0)
-        )
+        lock_out(session, user.id, at + LOCK_FOR)
         session.execute(
             update(ConsoleSession)
             .where(ConsoleSession.user_id == user.id, ConsoleSession.revoked_at.is_(None))
@@ -160,7 +151,7 @@ def sign_in(
     ``sign_in_failed`` (wrong email or password, the same answer for both) or 423
     ``account_locked``."""
     email = email.strip().lower()
-    user = session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+    user = user_by_email(session, email)
     at = now()
     if user is None:
         _burn(password)
@@ -204,7 +195,7 @@ def load(session: Session, token: str | None, *, stage: str | None = "full") -> 
         or (stage is not None and row.stage != stage)
     ):
         return None
-    user = session.get(User, row.user_id)
+    user = get_user(session, row.user_id)
     if user is None or _locked(user, at):
         return None
     if at - row.last_seen_at >= TOUCH_EVERY:
@@ -268,7 +259,7 @@ def verify_totp(session: Session, token: str, code: str, ip: str | None) -> str:
     pending = load(session, token, stage="totp")
     if pending is None:
         raise Problem(401, "unauthorized", "sign in with your password first")
-    user = session.get(User, pending.user_id)
+    user = get_user(session, pending.user_id)
     assert user is not None and user.totp_secret
     if not _accept_code(session, user.id, user.totp_secret, code):
         _fail(session, user, "totp", ip)
@@ -322,7 +313,7 @@ def confirm_enrolment(session: Session, current: Current, code: str) -> None:
             "the code does not match; check the time on the phone",
             errors=[{"field": "code", "code": "totp_invalid", "message": "wrong code"}],
         )
-    user = session.get(User, current.user_id)
+    user = get_user(session, current.user_id)
     assert user is not None
     user.totp_secret = secret
     row.pending_totp_secret = None
@@ -332,7 +323,7 @@ def confirm_enrolment(session: Session, current: Current, code: str) -> None:
 
 def disable_totp(session: Session, current: Current, password: str) -> None:
     """Switch the second factor off (the password is asked again)."""
-    user = session.get(User, current.user_id)
+    user = get_user(session, current.user_id)
     assert user is not None
     if not check_password(user, password):
         raise Problem(

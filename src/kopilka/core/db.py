@@ -16,7 +16,17 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Uuid, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    Uuid,
+    create_engine,
+    event,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -79,6 +89,18 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 # A 64-bit id (INTEGER on SQLite, where only that type is the rowid alias).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def member_window(member: Any, at: Any, m: Any, start: Any, end: Any) -> tuple[Any, ...]:
+    """``member = m AND at BETWEEN start AND end``, written as a range of the
+    ``(member_id, occurred_at)`` index, which no other index can serve. As two plain
+    comparisons, a plan prepared while the table was small (a generic plan, kept for the
+    connection's life) may read the window of every member through the ``occurred_at``
+    index and filter: one member's standing then cost a scan of all the day's receipts."""
+    # the binds typed as the columns (in a tuple SQLAlchemy gives them no type of its own)
+    low = tuple_(type_coerce(m, member.type), type_coerce(start, at.type))
+    high = tuple_(type_coerce(m, member.type), type_coerce(end, at.type))
+    return (member == m, tuple_(member, at) >= low, tuple_(member, at) <= high)
 
 
 def uuid_pk() -> Mapped[uuid.UUID]:

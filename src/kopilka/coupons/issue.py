@@ -32,7 +32,7 @@ from kopilka.coupons.pools import (
     pool_json,
 )
 from kopilka.coupons.schemas import ImportIn
-from kopilka.members.models import Member
+from kopilka.members.queries import existing_ids
 
 log = structlog.get_logger("kopilka.coupons")
 
@@ -276,7 +276,7 @@ def issue_personal(
     """One new personal code of the pool for each member; 404 for an unknown member."""
     pool = get_pool(session, pool_id, lock=True)
     _check_room(pool, len(member_ids), "member_ids")
-    found = set(session.execute(select(Member.id).where(Member.id.in_(set(member_ids)))).scalars())
+    found = existing_ids(session, set(member_ids))
     missing = [i for i, m in enumerate(member_ids) if m not in found]
     if missing:
         raise Problem(
@@ -415,7 +415,7 @@ def import_codes(
         raise validation_problem(errors[:100], f"{len(errors)} codes are not valid")
     wanted = {m for m in members if m is not None}
     if wanted:
-        found = set(session.execute(select(Member.id).where(Member.id.in_(wanted))).scalars())
+        found = existing_ids(session, wanted)
         unknown = [
             field_error(f"member_ids[{i}]", "no such member", "unknown")
             for i, m in enumerate(members)

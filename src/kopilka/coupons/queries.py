@@ -215,3 +215,14 @@ def used_on(session: Session, purchase_id: uuid.UUID) -> list[tuple[CouponUse, s
             .order_by(CouponUse.coupon_id)
         ).all()
     ]
+
+
+def pools_by_ref(session: Session, ref: str) -> list[CouponPool]:
+    """The coupon pools ``ref`` names: the one with that id if ``ref`` is a UUID, else
+    those with that name; at most two (enough to tell one from an ambiguous name)."""
+    q = select(CouponPool)
+    try:
+        q = q.where(CouponPool.id == uuid.UUID(ref))
+    except ValueError:
+        q = q.where(CouponPool.name == ref)
+    return list(session.execute(q.limit(2)).scalars())

@@ -29,14 +29,14 @@ from kopilka.core.ids import uuid7
 from kopilka.core.money import fmt
 from kopilka.core.principal import Principal
 from kopilka.coupons import issue as coupons
-from kopilka.coupons.models import CouponPool
+from kopilka.coupons.queries import pools_by_ref
 from kopilka.custom_events import evaluate
 from kopilka.custom_events.models import Activity, ActivityReward
 from kopilka.custom_events.schemas import EventIn
 from kopilka.events.service import emit
 from kopilka.ledger import service as ledger
 from kopilka.members import service as members
-from kopilka.members.models import Member
+from kopilka.members.queries import Member
 from kopilka.program.service import Program, current_program
 from kopilka.reports.shared import in_control_group
 from kopilka.spec.custom_events import EventRuleSpec
@@ -162,12 +162,7 @@ def _limit_reached(
 def _find_pool(session: Session, ref: str, at: dt.datetime) -> tuple[Any, str | None]:
     """The coupon pool a rule names (by id or by name) and why it cannot issue a code
     now, if it cannot."""
-    q = select(CouponPool)
-    try:
-        q = q.where(CouponPool.id == uuid.UUID(ref))
-    except ValueError:
-        q = q.where(CouponPool.name == ref)
-    pools = list(session.execute(q.limit(2)).scalars())
+    pools = pools_by_ref(session, ref)
     if not pools:
         return None, "coupon_pool_not_found"
     if len(pools) > 1:

@@ -16,11 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from kopilka.apikeys.models import ApiKey
+from kopilka.apikeys.queries import ApiKey, live_keys_like
 from kopilka.apikeys.service import create_key, revoke_key, valid_key
 
 ACTOR = "system:demo"
@@ -91,16 +90,8 @@ def demo_keys(session: Session, path: Path) -> dict[str, str]:
         row = valid_key(session, key) if key else None
         if row is None or not _shows(row, spec):
             row, key = create_key(session, spec.name, spec.role, spec.store, created_by=ACTOR)
-        stale = session.scalars(
-            select(ApiKey.id).where(
-                ApiKey.name == spec.name,
-                ApiKey.role == spec.role,
-                ApiKey.revoked_at.is_(None),
-                ApiKey.id != row.id,
-                # the demo's own (earlier versions made theirs without saying so)
-                or_(ApiKey.created_by == ACTOR, ApiKey.created_by.is_(None)),
-            )
-        ).all()
+        # the demo's own (earlier versions made theirs without saying so)
+        stale = live_keys_like(session, spec.name, spec.role, ACTOR, row.id)
         for key_id in stale:
             revoke_key(session, key_id, actor=ACTOR)
         keys[spec.slot] = key

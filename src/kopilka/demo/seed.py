@@ -11,7 +11,6 @@ from importlib import resources
 
 import typer
 import uvicorn
-from sqlalchemy import func, select, update
 
 from kopilka.core.config import get_settings, reset_settings_cache
 from kopilka.core.db import get_db
@@ -21,16 +20,16 @@ from kopilka.core.principal import Principal
 from kopilka.custom_events import service as custom_events
 from kopilka.custom_events.schemas import EventIn
 from kopilka.demo.keys import demo_keys, keys_file
-from kopilka.members.models import Member
+from kopilka.members.queries import active_joined, cards, count_members
 from kopilka.members.schemas import Consents, MemberCreate
-from kopilka.members.service import create_member
+from kopilka.members.service import backdate, create_member
 from kopilka.program.service import apply_program, parse_program
 from kopilka.purchases import confirmation
 from kopilka.purchases import returns as purchases
 from kopilka.purchases.schemas import PurchaseIn, ReturnIn
 from kopilka.reports.jobs import run_rollup
 from kopilka.tiers.service import reevaluate
-from kopilka.users.models import User
+from kopilka.users.queries import user_by_email
 from kopilka.users.service import create_user
 
 FIRST_M = [
@@ -217,7 +216,7 @@ def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
     rng = random.Random(seed)
     today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     with get_db().session() as session:
-        members = list(session.execute(select(Member.id, Member.card_number)).all())
+        members = cards(session)
     made = 0
     for member_id, card in members:
         visits = rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12])
@@ -226,7 +225,7 @@ def seed_history(seed: int = 7, anonymous_share: float = 0.3) -> int:
             visits = max(visits, 6)
         joined = today - dt.timedelta(days=rng.randint(0, 120))
         with get_db().session() as session:
-            session.execute(update(Member).where(Member.id == member_id).values(created_at=joined))
+            backdate(session, member_id, joined)
             session.commit()
         days = sorted(rng.randint(0, max(0, (today - joined).days)) for _ in range(visits))
         for n, day in enumerate(days):
@@ -292,11 +291,7 @@ def seed_custom_events(seed: int = 11, share: float = 0.4) -> int:
     today = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     system = Principal(kind="system", id="demo", role="admin")
     with get_db().session() as session:
-        members = list(
-            session.execute(
-                select(Member.id, Member.created_at).where(Member.status == "active")
-            ).all()
-        )
+        members = active_joined(session)
     made = 0
     for member_id, joined in members:
         if rng.random() >= share:
@@ -341,7 +336,7 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
     with db.session() as session:
         apply_program(session, parse_program(demo_program_text()), actor="demo")
         session.commit()
-        have = session.execute(select(func.count()).select_from(Member)).scalar_one()
+        have = count_members(session)
     if have == 0 and members:
         typer.echo(f"seeding {members} demo members …")
         seed_members(members)
@@ -353,7 +348,7 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once
     kept = keys_file(get_settings().database_url)
     with db.session() as session:
-        if session.execute(select(User.id).where(User.email == DEMO_USER)).first() is None:
+        if user_by_email(session, DEMO_USER) is None:
             create_user(session, DEMO_USER, "admin", DEMO_PASSWORD)
         keys = demo_keys(session, kept)
         session.commit()

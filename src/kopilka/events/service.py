@@ -181,6 +181,18 @@ def envelope(event: OutboxEvent) -> dict[str, Any]:
     }
 
 
+def redact_member(session: Session, member_id: uuid.UUID, keys: Sequence[str]) -> None:
+    """Blank ``keys`` (those present and not already null) in the data of every event
+    about the member (an erasure: a webhook replayed later does not bring them back)."""
+    for event in session.scalars(select(OutboxEvent).where(OutboxEvent.member_id == member_id)):
+        if any(event.data.get(k) is not None for k in keys):
+            event.data = {
+                **event.data,
+                **{k: None for k in keys if k in event.data},
+            }
+    session.flush()
+
+
 def clear_cache() -> None:
     """Forget the cached list of subscribed endpoints (tests; a new endpoint otherwise
     receives events written about a second after it was created)."""

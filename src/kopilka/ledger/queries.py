@@ -2,12 +2,17 @@
 
 A receipt reads, under its wallet locks and in one statement with everything else its
 figures depend on, the redeemed wallet's open lots: ``open_lots_columns`` gives the
-columns, ``lots_of`` turns them into ``planner.OpenLot``s.
+columns, ``lots_of`` turns them into ``planner.OpenLot``s. A tier's ``points`` metric
+reads the points earned in a window (``points_earned``, ``points_taken_back``, and
+``points_kept_of_one`` for a receipt's statement).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -24,9 +29,9 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from kopilka.core.db import UTCDateTime
+from kopilka.core.db import UTCDateTime, member_window
 from kopilka.core.money import from_units
 from kopilka.ledger.models import Account, Lot
 from kopilka.ledger.models import Entry as Entry  # the type of what entry_with_key answers
@@ -98,3 +103,62 @@ def wallets_locked(member_id: Any, *, arrays: bool) -> Select[Any]:
 def entry_with_key(session: Session, key: str) -> Entry | None:
     """The ledger entry written with ``key`` (an entry's key is unique), or None."""
     return session.execute(select(Entry).where(Entry.key == key)).scalar_one_or_none()
+
+
+def _earned_in(
+    ids: Sequence[uuid.UUID], currency: str | None, start: Any, end: Any
+) -> tuple[Any, ...]:
+    return (
+        Entry.member_id.in_(ids),
+        Entry.kind == "earn",
+        Entry.currency == currency,
+        Entry.occurred_at >= start,
+        Entry.occurred_at <= end,
+    )
+
+
+def points_earned(
+    ids: Sequence[uuid.UUID], currency: str | None, start: dt.datetime, end: dt.datetime
+) -> Select[uuid.UUID | None, Decimal]:
+    """``(member_id, amount)``: the points of ``currency`` each of these members earned
+    (``earn`` entries) from ``start`` to ``end``, both included."""
+    return (
+        select(Entry.member_id, func.sum(Entry.amount))
+        .where(*_earned_in(ids, currency, start, end))
+        .group_by(Entry.member_id)
+    )
+
+
+def points_taken_back(
+    ids: Sequence[uuid.UUID], currency: str | None, start: dt.datetime, end: dt.datetime
+) -> Select[uuid.UUID | None, Decimal]:
+    """``(member_id, amount)``: what returns and cancellations took back (the entries
+    reversing them) of the points ``points_earned`` counts."""
+    back = aliased(Entry)
+    return (
+        select(Entry.member_id, func.sum(back.amount))
+        .join(back, back.reverses_id == Entry.id)
+        .where(*_earned_in(ids, currency, start, end), back.member_id.in_(ids))
+        .group_by(Entry.member_id)
+    )
+
+
+def points_kept_of_one(m: Any, start: Any, end: Any, currency: Any) -> Any:
+    """For a receipt's statement: the points of ``currency`` the member ``m`` earned from
+    ``start`` to ``end`` less what was taken back of them (``points_earned`` less
+    ``points_taken_back`` of one member), in the units of ``Amount``, read through the
+    ``(member_id, occurred_at)`` index (``core.db.member_window``)."""
+    earn_filter = (
+        *member_window(Entry.member_id, Entry.occurred_at, m, start, end),
+        Entry.kind == "earn",
+        Entry.currency == currency,
+    )
+    back = aliased(Entry)
+    earned = select(func.coalesce(func.sum(Entry.amount), 0)).where(*earn_filter)
+    taken = (
+        select(func.coalesce(func.sum(back.amount), 0))
+        .select_from(Entry)
+        .join(back, back.reverses_id == Entry.id)
+        .where(*earn_filter, back.member_id == m)
+    )
+    return earned.scalar_subquery() - taken.scalar_subquery()

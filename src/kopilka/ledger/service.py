@@ -40,7 +40,7 @@ from kopilka.core.write import write
 from kopilka.events.service import emit
 from kopilka.ledger import planner, queries, rows
 from kopilka.ledger.models import Account, Entry, Lot, Posting
-from kopilka.program.models import Currency
+from kopilka.program.queries import active_currencies, currency_precisions
 from kopilka.program.service import current_program
 from kopilka.spec.program import CurrencySpec, ProgramSpec
 
@@ -854,11 +854,7 @@ def balances(
     From ``now`` on, the lots' remaining amounts answer (pending lots mature and lots
     expire by the clock). For a past moment the postings up to then are summed per lot."""
     at = as_of or now()
-    currencies = list(
-        session.execute(
-            select(Currency).where(Currency.active.is_(True)).order_by(Currency.code)
-        ).scalars()
-    )
+    currencies = active_currencies(session)
     accounts = {
         a.currency: a
         for a in session.execute(
@@ -994,7 +990,7 @@ def history(
         q = q.where(Entry.currency == currency)
     if (last := pagination.after(cursor)) is not None:
         q = q.where(Entry.id < last)
-    precisions = dict(session.execute(select(Currency.code, Currency.precision)).all())
+    precisions = currency_precisions(session)
     rows = session.execute(q).all()
     items = [
         HistoryItem(r[0], r[1], r[2], r[3], Decimal(r[4]), precisions.get(r[3], 2), r[5], r[6])

@@ -1,7 +1,8 @@
 """Push notifications sent by the worker for domain events (``points.earned``,
 ``points.expiring``, ``tier.changed``).
 
-The events package has no handler registry yet, so this job reads the outbox itself:
+The events package has no handler registry yet, so this job reads the outbox itself
+(``events.queries.member_events``):
 events of those types, of members with a push subscription made before the event, not
 yet handled (``push_notices``), within the last ``LOOKBACK``. Each event is claimed
 (a ``push_notices`` row, committed) before anything is sent, so it is pushed at most once
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, update
 from sqlalchemy.orm import Session
 
 from kopilka.core.jobs import job
-from kopilka.events.models import OutboxEvent
+from kopilka.events.queries import member_events
 from kopilka.memberapp import notices, push
 from kopilka.memberapp.models import PushNotice, PushSubscription
 from kopilka.program.service import current_program
@@ -41,24 +42,19 @@ class PendingEvent:
 
 def pending_events(session: Session, at: dt.datetime, limit: int = BATCH) -> list[PendingEvent]:
     """Events to push, oldest first."""
-    subscribed_before = exists().where(
-        and_(
-            PushSubscription.member_id == OutboxEvent.member_id,
-            PushSubscription.created_at <= OutboxEvent.created_at,
+
+    def unhandled(member_id: Any, created_at: Any, event_id: Any) -> list[Any]:
+        subscribed_before = exists().where(
+            and_(
+                PushSubscription.member_id == member_id,
+                PushSubscription.created_at <= created_at,
+            )
         )
-    )
-    handled = exists().where(PushNotice.event_id == OutboxEvent.id)
+        handled = exists().where(PushNotice.event_id == event_id)
+        return [subscribed_before, ~handled]
+
     rows = session.execute(
-        select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.member_id, OutboxEvent.data)
-        .where(
-            OutboxEvent.type.in_(notices.PUSHED_TYPES),
-            OutboxEvent.created_at >= at - LOOKBACK,
-            OutboxEvent.member_id.is_not(None),
-            subscribed_before,
-            ~handled,
-        )
-        .order_by(OutboxEvent.created_at, OutboxEvent.id)
-        .limit(limit)
+        member_events(notices.PUSHED_TYPES, at - LOOKBACK, limit, unhandled)
     ).all()
     return [PendingEvent(r[0], r[1], r[2], dict(r[3] or {})) for r in rows]
 

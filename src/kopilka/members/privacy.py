@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from kopilka.audit import service as audit
 from kopilka.audit.service import record
 from kopilka.core.db import now
-from kopilka.events.models import OutboxEvent
+from kopilka.events import service as events
 from kopilka.ledger import service as ledger
 from kopilka.members import service
 from kopilka.members.cards import new_card_number
@@ -147,7 +147,7 @@ def erase_member(
             "erasure",
             actor=actor,
         )
-    _redact_events(session, member_id)
+    events.redact_member(session, member_id, EVENT_IDENTIFIERS)
     with _lock:
         erasers = dict(_erasers)
     for _name, eraser in sorted(erasers.items()):
@@ -169,16 +169,6 @@ def erase_member(
 # name: those stay in the API). Erasure blanks them in the outbox, so a webhook replayed
 # later does not bring them back.
 EVENT_IDENTIFIERS = ("card_number", "external_id")
-
-
-def _redact_events(session: Session, member_id: uuid.UUID) -> None:
-    for event in session.scalars(select(OutboxEvent).where(OutboxEvent.member_id == member_id)):
-        if any(event.data.get(k) is not None for k in EVENT_IDENTIFIERS):
-            event.data = {
-                **event.data,
-                **{k: None for k in EVENT_IDENTIFIERS if k in event.data},
-            }
-    session.flush()
 
 
 def _new_card(session: Session, member: Member, prefix: str) -> None:

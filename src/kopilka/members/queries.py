@@ -1,10 +1,14 @@
-"""What other domains read of the members' table in their own statements."""
+"""What other domains read of the members' table in their own statements (a receipt's
+member, a member's tier beside another domain's state of them, pages of tiers)."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.orm import Session
 
 from kopilka.members.models import Member as Member  # the type other domains are handed
 
@@ -23,3 +27,57 @@ def for_receipt(column: Any) -> Select[Any]:
         Member.personal_discount,
     ]
     return select(*columns).where(column == bindparam("ref"))
+
+
+def existing_ids(session: Session, member_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``member_ids`` are members' ids (an erased member's too)."""
+    return set(session.execute(select(Member.id).where(Member.id.in_(member_ids))).scalars())
+
+
+def tier_of(member_id: Any) -> Any:
+    """The tier of the member ``member_id`` (a bound parameter or a column), as a scalar
+    subquery."""
+    return select(Member.tier).where(Member.id == member_id).scalar_subquery()
+
+
+def tier_with(columns: Sequence[Any], state: Any, state_member_id: Any) -> Select[Any]:
+    """``(tier, *columns)`` of the member bound as ``member_id``, where ``columns`` are of
+    ``state``, another domain's table of one row per member outer-joined on its
+    ``state_member_id``: one row, none for an unknown member."""
+    return (
+        select(Member.tier, *columns)
+        .select_from(Member)
+        .outerjoin(state, state_member_id == Member.id)
+        .where(Member.id == bindparam("member_id"))
+    )
+
+
+def tiers_after(after: uuid.UUID | None, limit: int) -> Select[uuid.UUID, str | None]:
+    """``(id, tier)`` of the first ``limit`` members not erased, by id, after the member
+    ``after`` (from the first member with None)."""
+    q = (
+        select(Member.id, Member.tier)
+        .where(Member.status != "erased")
+        .order_by(Member.id)
+        .limit(limit)
+    )
+    if after is not None:
+        q = q.where(Member.id > after)
+    return q
+
+
+def cards(session: Session) -> list[Any]:
+    """``(id, card_number)`` of every member, in the order the database reads them."""
+    return list(session.execute(select(Member.id, Member.card_number)).all())
+
+
+def active_joined(session: Session) -> list[Any]:
+    """``(id, created_at)`` of every active member, in the order the database reads them."""
+    return list(
+        session.execute(select(Member.id, Member.created_at).where(Member.status == "active")).all()
+    )
+
+
+def count_members(session: Session) -> int:
+    """How many members there are (erased ones too)."""
+    return session.execute(select(func.count()).select_from(Member)).scalar_one()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from kopilka.audit.service import record
 from kopilka.core import context
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
+from kopilka.core.plan import Plan, table
 from kopilka.events.service import emit
 from kopilka.members.cards import is_valid_card, new_card_number, new_referral_code
 from kopilka.members.models import CHANNELS, ConsentRecord, Member
@@ -510,3 +511,26 @@ def set_status(
         )
         _emit_updated(session, member, ["status"])
     return member
+
+
+def plan_tier_move(
+    plan: Plan,
+    member_id: uuid.UUID,
+    before: str | None,
+    to: str | None,
+    moment: dt.datetime,
+) -> None:
+    """Add to ``plan`` the member's tier moving from ``before`` to ``to`` (``updated_at``
+    ``moment``): a part that does not take (``Contended("tier")``) if the member's tier
+    is no longer ``before`` when it is written."""
+    plan.update_if_unchanged(
+        table(Member),
+        "id",
+        [(member_id, {"tier": before}, {"tier": to, "updated_at": moment})],
+        "tier",
+    )
+
+
+def backdate(session: Session, member_id: uuid.UUID, created_at: dt.datetime) -> None:
+    """Set when the member joined (the demo's history, enrolments spread over months)."""
+    session.execute(update(Member).where(Member.id == member_id).values(created_at=created_at))

@@ -1,12 +1,14 @@
-"""What other parts read of the programme's tables (the console's programme screen)."""
+"""What other parts read of the programme's tables (the console's programme screen, the
+currencies' precisions, the version in force to edit)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from kopilka.program.models import Currency as Currency  # the type other domains are handed
 from kopilka.program.models import ProgramVersion
 
 
@@ -24,3 +26,37 @@ def recent_versions(session: Session, limit: int = 20) -> list[Any]:
             .limit(limit)
         ).all()
     )
+
+
+def latest_version(session: Session, lock: bool = False) -> ProgramVersion | None:
+    """The newest programme version (the one in force), or None before the first; ``lock``
+    takes its row's lock."""
+    q = select(ProgramVersion).order_by(ProgramVersion.version.desc()).limit(1)
+    return session.execute(q.with_for_update() if lock else q).scalar_one_or_none()
+
+
+def active_currencies(session: Session) -> list[Currency]:
+    """The active currencies, by code."""
+    return list(
+        session.execute(
+            select(Currency).where(Currency.active.is_(True)).order_by(Currency.code)
+        ).scalars()
+    )
+
+
+def currency_precisions(session: Session) -> dict[str, int]:
+    """Every currency's decimal places, by code."""
+    return dict(session.execute(select(Currency.code, Currency.precision)).all())
+
+
+def precision_of(session: Session, code: str) -> int | None:
+    """The decimal places of the currency ``code``, or None for an unknown code."""
+    found = session.execute(select(Currency.precision).where(Currency.code == code)).scalar()
+    return None if found is None else int(found)
+
+
+def with_precision(q: Any, code: Any) -> Select[Any]:
+    """``q`` joined to the currency whose code is ``code`` (rows without one are dropped),
+    with that currency's decimal places added as each row's last column."""
+    joined: Select[Any] = q.add_columns(Currency.precision).join(Currency, Currency.code == code)
+    return joined

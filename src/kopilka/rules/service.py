@@ -28,8 +28,8 @@ from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem
 from kopilka.core.money import fmt
 from kopilka.core.plan import Plan, table
-from kopilka.members.models import Member
-from kopilka.program.models import ProgramVersion
+from kopilka.members.queries import Member
+from kopilka.program.queries import latest_version
 from kopilka.program.service import apply_program, current_program, validate_program
 from kopilka.purchases.models import Purchase, PurchaseReturn
 from kopilka.reports.shared import in_control_group
@@ -146,8 +146,7 @@ def rule_history(session: Session, key: str) -> list[RuleVersion]:
 def current_document(session: Session, lock: bool = False) -> tuple[int, dict[str, Any]]:
     """The programme in force: its version and a copy of its document to edit. ``lock``
     takes the row's lock, so that two edits never publish over each other."""
-    q = select(ProgramVersion).order_by(ProgramVersion.version.desc()).limit(1)
-    row = session.execute(q.with_for_update() if lock else q).scalar_one_or_none()
+    row = latest_version(session, lock)
     if row is None:
         raise Problem(503, "program_not_configured", "apply a programme file first")
     return row.version, copy.deepcopy(row.document)

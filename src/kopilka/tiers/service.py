@@ -33,20 +33,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, select, tuple_, type_coerce
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import bindparam, func, literal, select, type_coerce
+from sqlalchemy.orm import Session
 
 from kopilka.audit.service import record
 from kopilka.core import pagination
-from kopilka.core.db import Amount, now
+from kopilka.core.db import Amount, member_window, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import SCALE, ZERO, fmt
 from kopilka.core.plan import Plan, table
 from kopilka.events.service import emit
-from kopilka.ledger.models import Entry
+from kopilka.ledger import queries as ledger
 from kopilka.members import service as members
-from kopilka.members.models import Member
+from kopilka.members.queries import Member, tier_of, tier_with, tiers_after
 from kopilka.program.service import current_program
 from kopilka.purchases.models import Purchase, PurchaseLine, PurchaseReturn, ReturnLine
 from kopilka.spec.tiers import TierSpec, TiersSpec
@@ -145,32 +145,8 @@ def qualifying_values(
     start, end = window(s, at)
     if s.tiers.metric == "points":
         cur = s.tiers.currency
-        earn_filter = (
-            Entry.member_id.in_(ids),
-            Entry.kind == "earn",
-            Entry.currency == cur,
-            Entry.occurred_at >= start,
-            Entry.occurred_at <= end,
-        )
-        _add(
-            out,
-            session.execute(
-                select(Entry.member_id, func.sum(Entry.amount))
-                .where(*earn_filter)
-                .group_by(Entry.member_id)
-            ),
-        )
-        back = aliased(Entry)  # what returns and cancellations took back of those
-        _add(
-            out,
-            session.execute(
-                select(Entry.member_id, func.sum(back.amount))
-                .join(back, back.reverses_id == Entry.id)
-                .where(*earn_filter, back.member_id.in_(ids))
-                .group_by(Entry.member_id)
-            ),
-            -1,
-        )
+        _add(out, session.execute(ledger.points_earned(ids, cur, start, end)))
+        _add(out, session.execute(ledger.points_taken_back(ids, cur, start, end)), -1)
         return out
 
     bought = (
@@ -208,18 +184,6 @@ def qualifying_values(
     return out
 
 
-def _member_window(member: Any, at: Any, m: Any, start: Any, end: Any) -> tuple[Any, ...]:
-    """``member = m AND at BETWEEN start AND end``, written as a range of the
-    ``(member_id, occurred_at)`` index, which no other index can serve. As two plain
-    comparisons, a plan prepared while the table was small (a generic plan, kept for the
-    connection's life) may read the window of every member through the ``occurred_at``
-    index and filter: one member's standing then cost a scan of all the day's receipts."""
-    # the binds typed as the columns (in a tuple SQLAlchemy gives them no type of its own)
-    low = tuple_(type_coerce(m, member.type), type_coerce(start, at.type))
-    high = tuple_(type_coerce(m, member.type), type_coerce(end, at.type))
-    return (member == m, tuple_(member, at) >= low, tuple_(member, at) <= high)
-
-
 def _value_of_one(metric: str) -> Any:
     """The qualifying value of one member (bound as ``member_id``, with the window's
     ``start`` and ``end`` and, for points, the ``currency``) as a SQL expression in the
@@ -229,23 +193,10 @@ def _value_of_one(metric: str) -> Any:
     start: Any = bindparam("start")
     end: Any = bindparam("end")
     if metric == "points":
-        earn_filter = (
-            *_member_window(Entry.member_id, Entry.occurred_at, m, start, end),
-            Entry.kind == "earn",
-            Entry.currency == bindparam("currency"),
-        )
-        back = aliased(Entry)
-        earned = select(func.coalesce(func.sum(Entry.amount), 0)).where(*earn_filter)
-        taken = (
-            select(func.coalesce(func.sum(back.amount), 0))
-            .select_from(Entry)
-            .join(back, back.reverses_id == Entry.id)
-            .where(*earn_filter, back.member_id == m)
-        )
-        return earned.scalar_subquery() - taken.scalar_subquery()
+        return ledger.points_kept_of_one(m, start, end, bindparam("currency"))
 
     bought = (
-        *_member_window(Purchase.member_id, Purchase.occurred_at, m, start, end),
+        *member_window(Purchase.member_id, Purchase.occurred_at, m, start, end),
         Purchase.status == "confirmed",
     )
     if metric == "purchases":
@@ -275,18 +226,13 @@ class Standing:
 @functools.cache
 def _standing_statement(metric: str) -> Any:
     """Built once per metric: building it costs more than running it."""
-    return (
-        select(
-            Member.tier,
-            MemberTier.floor_tier,
-            MemberTier.floor_until,
-            MemberTier.grace_until,
-            type_coerce(_value_of_one(metric), Amount()),
-        )
-        .select_from(Member)
-        .outerjoin(MemberTier, MemberTier.member_id == Member.id)
-        .where(Member.id == bindparam("member_id"))
+    columns = (
+        MemberTier.floor_tier,
+        MemberTier.floor_until,
+        MemberTier.grace_until,
+        type_coerce(_value_of_one(metric), Amount()),
     )
+    return tier_with(columns, MemberTier, MemberTier.member_id)
 
 
 def standing(session: Session, s: Setup, member_id: uuid.UUID, at: dt.datetime) -> Standing | None:
@@ -498,7 +444,7 @@ def standing_columns(metric: str) -> tuple[Any, ...]:
     m: Any = bindparam("member_id")
     state = (MemberTier.member_id == m,)
     return (
-        select(Member.tier).where(Member.id == m).scalar_subquery().label("t_tier"),
+        tier_of(m).label("t_tier"),
         select(MemberTier.member_id).where(*state).scalar_subquery().label("t_state"),
         select(MemberTier.floor_tier).where(*state).scalar_subquery().label("t_floor"),
         select(MemberTier.floor_until).where(*state).scalar_subquery().label("t_floor_until"),
@@ -588,12 +534,7 @@ def plan_move(
         )
     if not changed:
         return None
-    plan.update_if_unchanged(
-        table(Member),
-        "id",
-        [(member_id, {"tier": before.tier}, {"tier": d.to, "updated_at": moment})],
-        "tier",
-    )
+    members.plan_tier_move(plan, member_id, before.tier, d.to, moment)
     plan.insert(
         table(TierChange),
         [
@@ -643,15 +584,7 @@ def reevaluate(session: Session, at: dt.datetime | None = None, batch: int = BAT
     done = 0
     after: uuid.UUID | None = None
     while True:
-        q = (
-            select(Member.id, Member.tier)
-            .where(Member.status != "erased")
-            .order_by(Member.id)
-            .limit(batch)
-        )
-        if after is not None:
-            q = q.where(Member.id > after)
-        rows = session.execute(q).all()
+        rows = session.execute(tiers_after(after, batch)).all()
         if not rows:
             break
         after = rows[-1][0]

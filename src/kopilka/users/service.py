@@ -1,10 +1,13 @@
-"""Console users: creation and password checks."""
+"""Console users: creation, password checks, failed sign-ins counted and lock-outs."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kopilka.core.errors import Problem, field_error, validation_problem
@@ -41,3 +44,21 @@ def check_password(user: User, password: str) -> bool:
         return _hasher.verify(user.password_hash, password)
     except (VerifyMismatchError, VerificationError):
         return False
+
+
+def count_failed_sign_in(session: Session, user_id: uuid.UUID) -> int:
+    """Add one to the user's failed sign-in attempts, atomically; how many there are now."""
+    failures: int = session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(failed_logins=User.failed_logins + 1)
+        .returning(User.failed_logins)
+    ).scalar_one()
+    return failures
+
+
+def lock_out(session: Session, user_id: uuid.UUID, until: dt.datetime) -> None:
+    """Lock the user's account until ``until``, the count of failed attempts back to 0."""
+    session.execute(
+        update(User).where(User.id == user_id).values(locked_until=until, failed_logins=0)
+    )

@@ -33,7 +33,7 @@ from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem
 from kopilka.core.ids import uuid7
 from kopilka.core.plan import Plan, table
-from kopilka.events.models import OutboxEvent
+from kopilka.events.queries import OutboxEvent, with_event
 from kopilka.events.service import emit, envelope
 from kopilka.webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from kopilka.webhooks.signing import HEADER, sign
@@ -171,11 +171,11 @@ def claim(
         earlier.status == "pending",
         earlier.created_at < Delivery.created_at,
     )
+    endpoints = select(
+        Delivery.id, Delivery.endpoint_id, WebhookEndpoint.url, WebhookEndpoint.secret
+    ).join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
     q = (
-        select(Delivery.id, Delivery.endpoint_id, WebhookEndpoint.url, WebhookEndpoint.secret)
-        .add_columns(OutboxEvent)
-        .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
-        .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)
+        with_event(endpoints, Delivery.event_id)
         .where(
             Delivery.status == "pending",
             Delivery.next_attempt_at <= at,
