@@ -375,6 +375,12 @@ _OPEN_LOTS = (
 )  # built once: every redemption reads them
 
 
+def clock() -> dt.datetime:
+    """The ledger's moment: what lots are judged at (available yet, expired already) and
+    entries are dated by. Whoever plans ledger entries reads the time here."""
+    return now()
+
+
 def open_lots(session: Session, account_id: int, at: dt.datetime) -> list[planner.OpenLot]:
     """A wallet's open lots at ``at``, for a planner (read under the wallet's lock)."""
     return _as_lots(session.execute(_OPEN_LOTS, {"account": account_id, "at": at}).scalars())

@@ -109,7 +109,7 @@ def _attempt(
     redeem = body.redeem.currency if body.redeem is not None else None
     if redeem not in wallets:
         redeem = None  # nothing to spend: the figures refuse the redemption
-    at = now()
+    at = ledger.clock()  # lots are judged by the ledger's clock
     row, read_lots = _context(session, body, program, compiled, setup, member, wallets, redeem, at)
     if row.existing is not None:
         return _replay(session, body, body_hash)
@@ -577,7 +577,7 @@ def settle_hold(
         session,
         p,
         earned,
-        _Lots(session, wallets, {}, now()),
+        _Lots(session, wallets, {}, ledger.clock()),
         actor,
         setup,
         standing,
