@@ -12,6 +12,7 @@ cannot be planned ahead is retried once, by ``retrying`` (the one place that say
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -66,14 +67,22 @@ def check(outputs: Outputs, checks: Sequence[tuple[str, str, int]]) -> None:
             raise Contended(name)
 
 
-def _complete(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` with the Python-side defaults of the columns they leave out (the model's
-    ``default=now`` …), so that both executors write the same values."""
-    missing = [
+@functools.cache
+def _defaulted(table: Table) -> tuple[Column[Any], ...]:
+    """``table``'s columns with a Python-side default (once per table)."""
+    return tuple(
         c
         for c in table.columns
         if c.default is not None and (c.default.is_scalar or c.default.is_callable)
-    ]
+    )
+
+
+def _complete(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with the Python-side defaults of the columns they leave out (the model's
+    ``default=now`` …), so that both executors write the same values."""
+    missing = _defaulted(table)
+    if all(c.name in r for r in rows for c in missing):
+        return rows  # every row names every such column: nothing to add
     out = []
     for r in rows:
         row = dict(r)
@@ -96,6 +105,15 @@ def _on_update(table: Table, setting: Sequence[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
+
+
+@functools.cache
+def _column(table: Table, name: str) -> tuple[str, Callable[[Any], Any] | None, bool]:
+    """``_array_type`` of ``table.name``, and whether it is JSON (once per column: a
+    receipt's plan asks for some forty)."""
+    column = table.c[name]
+    element, convert = _array_type(column)
+    return element, convert, isinstance(column.type, sqltypes.JSON)
 
 
 def _array_type(column: Column[Any]) -> tuple[str, Callable[[Any], Any] | None]:
@@ -132,7 +150,7 @@ def _arrays(
     casts: list[str] = []
     params: dict[str, Any] = {}
     for i, name in enumerate(names):
-        element, convert = _array_type(table.c[name])
+        element, convert, _ = _column(table, name)
         param = f"{prefix}_{name}"
         casts.append(f"CAST(:{param} AS {element}[])")
         params[param] = [
@@ -271,7 +289,7 @@ def _set_on_update(table: Table, setting: Sequence[str], name: str, params: dict
 def _value(table: Table, column: str, ref: str) -> str:
     """``ref`` (the value of ``column`` unnested) as the column takes it (JSON travels as
     text: ``_array_type``)."""
-    if isinstance(table.c[column].type, sqltypes.JSON):
+    if _column(table, column)[2]:
         return f"CAST({ref} AS json)"
     return ref
 
@@ -282,11 +300,8 @@ def _add_insert(batch: Batch, part: Insert, name: str, prefix: str) -> list[tupl
     one = part.rows[0]
     if len(part.rows) == 1 and not any(isinstance(v, Ref | list) for v in one.values()):
         # one row (a receipt): its values bound one by one, typed by their columns
-        binds = {c: f"{name}_{c}" for c in names}
-        sql = f"""  INSERT INTO {part.table.name} ({", ".join(names)})
-  SELECT {", ".join(f":{binds[c]}" for c in names)} FROM {{guard}}"""  # noqa: S608
-        params = {binds[c]: one[c] for c in names}
-        types = {binds[c]: part.table.c[c].type for c in names}
+        sql, binds, types = _one_row(part.table, tuple(names), name)
+        params = {b: one[c] for c, b in zip(names, binds, strict=True)}
         return _insert_part(batch, part, name, sql, params, types)
     refs: dict[str, str] = {}  # column -> the table its refs name
     for r in part.rows:
@@ -309,6 +324,18 @@ def _add_insert(batch: Batch, part: Insert, name: str, prefix: str) -> list[tupl
   SELECT {", ".join(exprs)}
   FROM {{guard}}, unnest({", ".join(casts)}) AS x({", ".join(aliases)})"""  # noqa: S608
     return _insert_part(batch, part, name, sql, params, None)
+
+
+@functools.cache
+def _one_row(
+    table: Table, names: tuple[str, ...], name: str
+) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The text of a one-row insert of ``names`` into ``table`` as part ``name``, its bind
+    names and their types (once per shape)."""
+    binds = tuple(f"{name}_{c}" for c in names)
+    sql = f"""  INSERT INTO {table.name} ({", ".join(names)})
+  SELECT {", ".join(f":{b}" for b in binds)} FROM {{guard}}"""  # noqa: S608
+    return sql, binds, {b: table.c[c].type for c, b in zip(names, binds, strict=True)}
 
 
 def _insert_part(
