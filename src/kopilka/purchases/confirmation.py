@@ -97,10 +97,6 @@ def _attempt(
     # 1. the member and their wallets, locked
     member, wallets = _lock(session, body, program)
     figures.check_redeem(body, program, member is not None)
-    if member is None:
-        found = existing(session, body.store, body.external_id)
-        if found is not None:
-            return _replay(session, body, body_hash)
     setup = tiers.setup(session)
     if retry and member is not None and setup is not None:
         tiers.lock_standing(session, member.id)  # a tier moved meanwhile: decide under it
