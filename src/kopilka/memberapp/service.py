@@ -43,10 +43,12 @@ from kopilka.core.errors import Problem, field_error
 from kopilka.memberapp import cardcode
 from kopilka.memberapp.models import (
     AppLink,
-    MemberDevice,
     PushNotice,
     PushSubscription,
     SignInCode,
+)
+from kopilka.memberapp.models import (
+    MemberDevice as MemberDevice,  # the type of a signed-in device (the app's pages)
 )
 from kopilka.members import service as members
 from kopilka.members.schemas import normalise_email

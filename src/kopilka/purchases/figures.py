@@ -492,9 +492,18 @@ def _quote_id(f: Figures) -> str:
     return "q_" + base64.urlsafe_b64encode(mac[:18]).decode()
 
 
-def calculate(session: Session, body: PurchaseIn, principal: Principal) -> dict[str, Any]:
-    """The figures of a receipt, with no side effects."""
-    program = current_program(session)
+def _what_if(
+    session: Session,
+    body: PurchaseIn,
+    principal: Principal,
+    program: Program,
+    *,
+    caller: str | None = None,
+    member_override: engine.MemberContext | None = None,
+    trace: bool = False,
+) -> Figures:
+    """The figures of a receipt that is not recorded (limits as warnings), the session
+    rolled back: what ``calculate`` and ``simulate`` answer with."""
     member, partner = _resolve(session, body, program, principal)
     fig = figure(
         session,
@@ -503,10 +512,19 @@ def calculate(session: Session, body: PurchaseIn, principal: Principal) -> dict[
         member.id if member else None,
         partner,
         strict=False,
-        member_ctx=member_context(session, member, program, body.occurred_at),
-        caller=principal.actor,
+        member_ctx=member_override
+        if member is None
+        else member_context(session, member, program, body.occurred_at),
+        caller=caller,
+        trace=trace,
     )
     session.rollback()
+    return fig
+
+
+def calculate(session: Session, body: PurchaseIn, principal: Principal) -> dict[str, Any]:
+    """The figures of a receipt, with no side effects."""
+    fig = _what_if(session, body, principal, current_program(session), caller=principal.actor)
     return {**fig.json, "quote_id": fig.quote_id}
 
 
@@ -522,20 +540,7 @@ def simulate(
     not count against the caller. ``member_override``: a hypothetical member's context for a
     receipt without a member (no redemption then)."""
     program = program or current_program(session)
-    member, partner = _resolve(session, body, program, principal)
-    fig = figure(
-        session,
-        body,
-        program,
-        member.id if member else None,
-        partner,
-        strict=False,
-        member_ctx=member_override
-        if member is None
-        else member_context(session, member, program, body.occurred_at),
-        trace=True,
-    )
-    session.rollback()
+    fig = _what_if(session, body, principal, program, member_override=member_override, trace=True)
     verdicts = fig.trace or []
     versions = fig.rules.versions if fig.rules is not None else {}
     if fig.rules is not None:  # in order of evaluation, the tier's benefits last

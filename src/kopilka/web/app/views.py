@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
@@ -43,9 +43,6 @@ from kopilka.security.middleware import CSP
 from kopilka.spec.program import BrandingSpec, ProgramSpec
 from kopilka.tiers.service import progress
 from kopilka.web.app import branding, codes, i18n
-
-if TYPE_CHECKING:  # the type of a page's device only
-    from kopilka.memberapp.models import MemberDevice
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -99,7 +96,7 @@ class Page:
     request: Request
     lang: str
     spec: ProgramSpec | None
-    device: MemberDevice | None = None
+    device: app_service.MemberDevice | None = None
     member: Any = None
     rendered_at: dt.datetime = field(default_factory=now)
 
