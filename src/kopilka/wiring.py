@@ -4,7 +4,8 @@ hooks, verify checks, the outbox's consumer and what runs when a programme is ap
 The packages do not import each other to find out who plugs into them: each offers a
 registry (``core.auth.use_identity``, ``security.identity.use_api_keys`` and
 ``register_authenticator``, ``members.privacy.register_exporter`` and ``register_eraser``,
-``members.service.use_card_codes``, ``ledger.verify.register_check``,
+``members.service.use_card_codes``, ``tiers.service.use_purchase_history`` and its
+``rules`` twin, ``security.velocity.use_purchases``, ``ledger.verify.register_check``,
 ``events.service.use_consumer``, ``program.service.on_apply``, the ``@job`` decorator of
 ``core.jobs``) and this module, on top of every layer, fills them. ``create_app`` calls
 ``wire`` and ``install``; the commands of ``kopilka`` that run domain code call ``wire``.
@@ -46,16 +47,18 @@ from kopilka.members.api import router as members_router
 from kopilka.program import service as program
 from kopilka.program.api import router as program_router
 from kopilka.purchases import jobs as purchases_jobs
+from kopilka.purchases import queries as purchases
 from kopilka.purchases.api import router as purchases_router
 from kopilka.purchases.checks import purchase_checks
 from kopilka.reports import jobs as reports_jobs
 from kopilka.reports.api import router as reports_router
 from kopilka.rules import service as rules
 from kopilka.rules.api import router as rules_router
-from kopilka.security import identity
+from kopilka.security import identity, velocity
 from kopilka.security import jobs as security_jobs
 from kopilka.security.api import router as security_router
 from kopilka.tiers import jobs as tiers_jobs
+from kopilka.tiers import service as tiers
 from kopilka.tiers.api import router as tiers_router
 from kopilka.web.admin.views import mount as mount_console
 from kopilka.web.app.views import mount as mount_member_app
@@ -127,6 +130,11 @@ def wire() -> None:
     register_check(purchase_checks)
     program.on_apply(rules.sync_versions)
     members.use_card_codes(memberapp.resolve_card_code)
+    # what tiers, rules and the velocity checks read of purchases (the purchases package
+    # moves tiers and draws on rules, so neither can import it)
+    tiers.use_purchase_history(purchases)
+    rules.use_purchase_history(purchases)
+    velocity.use_purchases(purchases.recent_of_members)
     use_consumer(webhooks)
 
 

@@ -150,7 +150,7 @@ def test_a_control_group_member_earns_nothing_from_coupons_either(
     # ROI report's control group was not "earning nothing"
     import yaml
 
-    from kopilka.reports.shared import in_control_group
+    from kopilka.spec.control_group import in_control_group
     from tests.conftest import TEST_PROGRAM
 
     doc = yaml.safe_load(TEST_PROGRAM)

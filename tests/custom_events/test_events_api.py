@@ -676,7 +676,7 @@ def test_control_group_members_earn_nothing_and_are_told_why(
     import yaml
 
     from kopilka.program import service as program_service
-    from kopilka.reports.shared import in_control_group
+    from kopilka.spec.control_group import in_control_group
     from tests.custom_events.conftest import program_text
 
     # given a programme holding half of the members out, and one member in, one out

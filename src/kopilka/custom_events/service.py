@@ -38,7 +38,7 @@ from kopilka.ledger import service as ledger
 from kopilka.members import service as members
 from kopilka.members.queries import Member
 from kopilka.program.service import Program, current_program
-from kopilka.reports.shared import in_control_group
+from kopilka.spec.control_group import in_control_group
 from kopilka.spec.custom_events import EventRuleSpec
 
 # ---------------------------------------------------------------------------- reading

@@ -1,23 +1,31 @@
 """Reading purchases: one by id, a page of them, and what other parts read of the
-purchases' tables (the console's member page)."""
+purchases' tables: the console's member page, and the history that tiers, rules and the
+velocity checks read.
+
+Tiers, rules and the velocity checks cannot import this package (it moves a member's tier,
+draws on rules and is scanned by the checks), so ``kopilka.wiring`` hands them the functions
+of the last section (``tiers.service.use_purchase_history``,
+``rules.service.use_purchase_history``, ``security.velocity.use_purchases``)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, Uuid, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from kopilka.core import pagination
+from kopilka.core.db import Amount, member_window
 from kopilka.core.errors import Problem
+from kopilka.core.money import ZERO
 from kopilka.core.principal import Principal
 from kopilka.purchases.confirmation import purchase_json
-from kopilka.purchases.models import (
-    Purchase,
-    PurchaseReturn,
-)
+from kopilka.purchases.models import Purchase, PurchaseLine, PurchaseReturn, ReturnLine
 
 
 def returns_by_purchase(
@@ -68,3 +76,140 @@ def list_purchases(
         q = q.where(Purchase.id < last)
     shown, nxt = pagination.page(list(session.execute(q).scalars()), limit)
     return [purchase_json(p) for p in shown], nxt
+
+
+# ---------------------------------------------------------------------------- the history
+
+
+def _kept() -> Any:
+    """A purchase not returned in full: some line with more bought than returned."""
+    returned = (
+        select(func.coalesce(func.sum(ReturnLine.quantity), ZERO))
+        .where(
+            ReturnLine.purchase_id == PurchaseLine.purchase_id,
+            ReturnLine.line_no == PurchaseLine.line_no,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(PurchaseLine.line_no)
+        .where(PurchaseLine.purchase_id == Purchase.id, PurchaseLine.quantity > returned)
+        .exists()
+    )
+
+
+def _refunded() -> Any:
+    """What the returns of a purchase refunded (``Amount`` units)."""
+    return (
+        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+        .where(PurchaseReturn.purchase_id == Purchase.id)
+        .scalar_subquery()
+    )
+
+
+def _bought(member_ids: Sequence[uuid.UUID], start: dt.datetime, end: dt.datetime) -> Any:
+    return (
+        Purchase.member_id.in_(list(member_ids)),
+        Purchase.status == "confirmed",
+        Purchase.occurred_at >= start,
+        Purchase.occurred_at <= end,
+    )
+
+
+def kept_counts(
+    member_ids: Sequence[uuid.UUID], start: dt.datetime, end: dt.datetime
+) -> Select[uuid.UUID | None, int]:
+    """``(member_id, count)`` of each member's confirmed purchases with ``occurred_at`` in
+    ``[start, end]``, less those returned in full (members without one left out)."""
+    return (
+        select(Purchase.member_id, func.count())
+        .where(*_bought(member_ids, start, end), _kept())
+        .group_by(Purchase.member_id)
+    )
+
+
+def paid_totals(
+    member_ids: Sequence[uuid.UUID], start: dt.datetime, end: dt.datetime
+) -> Select[Any]:
+    """``(member_id, paid)``: money paid on each member's confirmed purchases with
+    ``occurred_at`` in ``[start, end]``, less what their returns refunded, whenever made
+    (``Amount`` units; members without one left out)."""
+    refunded = _refunded()
+    return (
+        select(
+            Purchase.member_id,
+            # both in the units of ``Amount``, and so is their difference
+            func.sum(Purchase.total_due - refunded, type_=Amount()),
+        )
+        .where(*_bought(member_ids, start, end))
+        .group_by(Purchase.member_id)
+    )
+
+
+def kept_count_of_one(member: Any, start: Any, end: Any) -> Any:
+    """``kept_counts`` of one member as a scalar subquery (``member``, ``start`` and
+    ``end`` are SQL expressions, usually binds), served by ``ix_purchases_member``."""
+    bought = (
+        *member_window(Purchase.member_id, Purchase.occurred_at, member, start, end),
+        Purchase.status == "confirmed",
+    )
+    return select(func.count()).where(*bought, _kept()).scalar_subquery()
+
+
+def paid_of_one(member: Any, start: Any, end: Any) -> Any:
+    """``paid_totals`` of one member as a scalar subquery (0 without a purchase)."""
+    bought = (
+        *member_window(Purchase.member_id, Purchase.occurred_at, member, start, end),
+        Purchase.status == "confirmed",
+    )
+    refunded = _refunded()
+    return (
+        select(func.coalesce(func.sum(Purchase.total_due - refunded), 0))
+        .where(*bought)
+        .scalar_subquery()
+    )
+
+
+@functools.cache
+def member_history() -> tuple[Select[int, Decimal], Select[Decimal], Select[int]]:
+    """A member's confirmed purchases (count and total paid), what their returns
+    refunded, and the count alone; bound as ``member_id`` and ``exclude`` (a purchase to
+    leave out, or NULL). Built once: they run on every receipt when a rule looks at the
+    history."""
+    exclude = bindparam("exclude", type_=Uuid)
+    mine = (
+        Purchase.member_id == bindparam("member_id"),
+        Purchase.status == "confirmed",
+        or_(exclude.is_(None), Purchase.id != exclude),
+    )
+    count_total = select(func.count(), func.coalesce(func.sum(Purchase.total_due), 0)).where(*mine)
+    refunds = (
+        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+        .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
+        .where(*mine)
+    )
+    return count_total, refunds, select(func.count()).where(*mine)
+
+
+def recent_of_members(
+    floor: uuid.UUID, limit: int
+) -> Select[uuid.UUID, uuid.UUID | None, str, dt.datetime, Decimal]:
+    """``(id, member_id, store, occurred_at, redeemed)`` of confirmed or held purchases
+    with a member, recorded since the uuid7 ``floor`` (their id), oldest first, at most
+    ``limit``: a caller narrows it further with ``.where`` over ``selected_columns.id``."""
+    return (
+        select(
+            Purchase.id,
+            Purchase.member_id,
+            Purchase.store,
+            Purchase.occurred_at,
+            Purchase.redeemed,
+        )
+        .where(
+            Purchase.id >= floor,
+            Purchase.member_id.is_not(None),
+            Purchase.status.in_(("confirmed", "held")),
+        )
+        .order_by(Purchase.id)
+        .limit(limit)
+    )

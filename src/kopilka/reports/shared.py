@@ -1,34 +1,27 @@
-"""Pure helpers of the reports (no I/O): days, months and the control-group hash."""
+"""Pure helpers of the reports (no I/O): days and months, and the control group's hash
+(which lives with the programme's ``control_group_share``, in ``kopilka.spec``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import uuid
 import zoneinfo
-from decimal import Decimal
 from typing import Any
 
-BUCKETS = 10_000
-_SALT = b"kopilka-control-group:"
+from kopilka.spec.control_group import BUCKETS, bucket_of, control_cut, in_control_group
 
-
-def bucket_of(member_id: uuid.UUID) -> int:
-    """A member's bucket, 0 … 9 999: the first 8 bytes of SHA-256 of a fixed salt and the
-    member's id, modulo 10 000. Stable forever, independent of the database, and uniform."""
-    digest = hashlib.sha256(_SALT + member_id.bytes).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
-
-
-def control_cut(share: Decimal) -> int:
-    """Buckets below this number form the control group (``share`` has ≤ 4 places)."""
-    return int(share * BUCKETS)
-
-
-def in_control_group(member_id: uuid.UUID, share: Decimal) -> bool:
-    """Whether a member belongs to the hold-out group of a programme that keeps ``share``
-    of its members out (they earn nothing; reports compare them with the rest)."""
-    return share > 0 and bucket_of(member_id) < control_cut(share)
+__all__ = [
+    "BUCKETS",
+    "add_months",
+    "as_date",
+    "bucket_day",
+    "bucket_of",
+    "control_cut",
+    "first_of_month",
+    "in_control_group",
+    "local_day_bounds",
+    "months_between",
+    "week_start",
+]
 
 
 def first_of_month(day: dt.date) -> dt.date:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import functools
 import hashlib
 import json
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Uuid, and_, bindparam, func, literal, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -31,10 +30,9 @@ from kopilka.core.plan import Plan, table
 from kopilka.members.queries import Member
 from kopilka.program.queries import latest_version
 from kopilka.program.service import apply_program, current_program, validate_program
-from kopilka.purchases.models import Purchase, PurchaseReturn
-from kopilka.reports.shared import in_control_group
 from kopilka.rules import engine
 from kopilka.rules.models import CampaignSpend, PurchaseRule, RuleUsage, RuleVersion
+from kopilka.spec.control_group import in_control_group
 from kopilka.spec.rules import RuleSpec
 
 ZERO = Decimal(0)
@@ -341,25 +339,30 @@ def local_day(at: dt.datetime, timezone: str) -> dt.date:
     return dates.local_day(at, zoneinfo.ZoneInfo(timezone))
 
 
-@functools.cache
-def _history_statements() -> tuple[Any, Any, Any]:
-    """A member's confirmed purchases (count and total paid), what their returns
-    refunded, and the count alone; bound as ``member_id`` and ``exclude`` (a purchase to
-    leave out, or NULL). Built once: they run on every receipt when a rule looks at the
-    history."""
-    exclude = bindparam("exclude", type_=Uuid)
-    mine = (
-        Purchase.member_id == bindparam("member_id"),
-        Purchase.status == "confirmed",
-        or_(exclude.is_(None), Purchase.id != exclude),
-    )
-    count_total = select(func.count(), func.coalesce(func.sum(Purchase.total_due), 0)).where(*mine)
-    refunds = (
-        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
-        .join(Purchase, Purchase.id == PurchaseReturn.purchase_id)
-        .where(*mine)
-    )
-    return count_total, refunds, select(func.count()).where(*mine)
+class PurchaseHistory(Protocol):
+    """What the rules read of purchases: ``kopilka.purchases.queries`` supplies it through
+    ``kopilka.wiring`` (the purchases package draws on the rules, so this one cannot
+    import it)."""
+
+    def member_history(self) -> tuple[Select[int, Decimal], Select[Decimal], Select[int]]:
+        """A member's confirmed purchases (count and total paid), what their returns
+        refunded, and the count alone; bound as ``member_id`` and ``exclude`` (a purchase
+        to leave out, or NULL)."""
+        ...
+
+
+_history: list[PurchaseHistory] = []
+
+
+def use_purchase_history(history: PurchaseHistory) -> None:
+    """Say where the purchases' history is read (``wiring.wire``)."""
+    _history[:] = [history]
+
+
+def _history_statements() -> tuple[Select[int, Decimal], Select[Decimal], Select[int]]:
+    if not _history:
+        raise RuntimeError("no purchase history: kopilka.wiring.wire() was not called")
+    return _history[0].member_history()
 
 
 def member_context(

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import Select, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,7 +33,6 @@ from kopilka.core import pagination
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7_floor
-from kopilka.purchases.models import Purchase
 from kopilka.security.models import SecurityFlag, VelocityEvent
 
 VELOCITY_MINUTES = 10
@@ -153,6 +154,20 @@ def _many_stores(session: Session, member_id: uuid.UUID, at: dt.datetime) -> lis
 
 SCAN_BATCH = 2000
 
+# ``(id, member_id, store, occurred_at, redeemed)`` of the purchases with a member recorded
+# since a uuid7 floor, oldest first, at most n: ``kopilka.purchases.queries.recent_of_members``,
+# handed over by ``kopilka.wiring`` (the purchases package cannot be imported from here:
+# it reads members, which read through this package's crypto).
+RecentPurchases = Callable[
+    [uuid.UUID, int], Select[uuid.UUID, uuid.UUID | None, str, dt.datetime, Decimal]
+]
+_recent: list[RecentPurchases] = []
+
+
+def use_purchases(recent: RecentPurchases) -> None:
+    """Say where the recent purchases are read (``wiring.wire``)."""
+    _recent[:] = [recent]
+
 
 def scan_purchases(session: Session, at: dt.datetime | None = None) -> int:
     """Note every member's purchase recorded in the last ``2 × VELOCITY_MINUTES`` minutes
@@ -164,24 +179,14 @@ def scan_purchases(session: Session, at: dt.datetime | None = None) -> int:
     floor = uuid7_floor(int(since.timestamp() * 1000))
     noted = 0
     while True:
+        if not _recent:
+            raise RuntimeError("no purchases to scan: kopilka.wiring.wire() was not called")
+        recent = _recent[0](floor, SCAN_BATCH)
+        pid_ = recent.selected_columns.id
         rows = session.execute(
-            select(
-                Purchase.id,
-                Purchase.member_id,
-                Purchase.store,
-                Purchase.occurred_at,
-                Purchase.redeemed,
+            recent.where(
+                ~exists().where(VelocityEvent.purchase_id == pid_, VelocityEvent.kind == "purchase")
             )
-            .where(
-                Purchase.id >= floor,
-                Purchase.member_id.is_not(None),
-                Purchase.status.in_(("confirmed", "held")),
-                ~exists().where(
-                    VelocityEvent.purchase_id == Purchase.id, VelocityEvent.kind == "purchase"
-                ),
-            )
-            .order_by(Purchase.id)
-            .limit(SCAN_BATCH)
         ).all()
         for pid, member_id, store, occurred_at, redeemed in rows:
             assert member_id is not None

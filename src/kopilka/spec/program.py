@@ -149,7 +149,7 @@ class ProgramSpec(_Strict):
     stores: list[StoreSpec] = []
     transfers: TransferSpec = TransferSpec()
     # Share of members held out as a control group (they earn nothing; reports measure the
-    # programme's ROI against them); picked by ``kopilka.reports.service.in_control_group``.
+    # programme's ROI against them); picked by ``kopilka.spec.control_group.in_control_group``.
     control_group_share: Annotated[Decimal, Field(ge=0, le=Decimal("0.5"), decimal_places=4)] = (
         Decimal(0)
     )

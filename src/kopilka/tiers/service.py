@@ -28,17 +28,17 @@ import datetime as dt
 import functools
 import uuid
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, literal, select, type_coerce
+from sqlalchemy import Select, bindparam, literal, select, type_coerce
 from sqlalchemy.orm import Session
 
 from kopilka.audit.service import record
 from kopilka.core import pagination
-from kopilka.core.db import Amount, member_window, now
+from kopilka.core.db import Amount, now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.ids import uuid7
 from kopilka.core.money import SCALE, ZERO, fmt
@@ -48,7 +48,6 @@ from kopilka.ledger import queries as ledger
 from kopilka.members import service as members
 from kopilka.members.queries import Member, tier_of, tier_with, tiers_after
 from kopilka.program.service import current_program
-from kopilka.purchases.models import Purchase, PurchaseLine, PurchaseReturn, ReturnLine
 from kopilka.spec.tiers import TierSpec, TiersSpec
 from kopilka.tiers.models import MemberTier, TierChange
 
@@ -107,30 +106,37 @@ def window(s: Setup, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 # ---------------------------------------------------------------------------- the value
 
 
-def _kept() -> Any:
-    """A purchase not returned in full: some line with more bought than returned."""
-    returned = (
-        select(func.coalesce(func.sum(ReturnLine.quantity), ZERO))
-        .where(
-            ReturnLine.purchase_id == PurchaseLine.purchase_id,
-            ReturnLine.line_no == PurchaseLine.line_no,
-        )
-        .scalar_subquery()
-    )
-    return (
-        select(PurchaseLine.line_no)
-        .where(PurchaseLine.purchase_id == Purchase.id, PurchaseLine.quantity > returned)
-        .exists()
-    )
+class PurchaseHistory(Protocol):
+    """What the tiers read of purchases: ``kopilka.purchases.queries`` supplies it through
+    ``kopilka.wiring`` (the purchases package moves a member's tier on a receipt, so this
+    one cannot import it)."""
+
+    def kept_counts(
+        self, member_ids: Sequence[uuid.UUID], start: dt.datetime, end: dt.datetime
+    ) -> Select[uuid.UUID | None, int]: ...
+
+    def paid_totals(
+        self, member_ids: Sequence[uuid.UUID], start: dt.datetime, end: dt.datetime
+    ) -> Select[Any]: ...
+
+    def kept_count_of_one(self, member: Any, start: Any, end: Any) -> Any: ...
+
+    def paid_of_one(self, member: Any, start: Any, end: Any) -> Any: ...
 
 
-def _refunded() -> Any:
-    """What the returns of a purchase refunded (``Amount`` units)."""
-    return (
-        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
-        .where(PurchaseReturn.purchase_id == Purchase.id)
-        .scalar_subquery()
-    )
+_history: list[PurchaseHistory] = []
+
+
+def use_purchase_history(history: PurchaseHistory) -> None:
+    """Say where the purchases' history is read (``wiring.wire``, before any statement
+    that reads it is built: those are built once and kept)."""
+    _history[:] = [history]
+
+
+def _purchases() -> PurchaseHistory:
+    if not _history:
+        raise RuntimeError("no purchase history: kopilka.wiring.wire() was not called")
+    return _history[0]
 
 
 def qualifying_values(
@@ -149,38 +155,12 @@ def qualifying_values(
         _add(out, session.execute(ledger.points_taken_back(ids, cur, start, end)), -1)
         return out
 
-    bought = (
-        Purchase.member_id.in_(ids),
-        Purchase.status == "confirmed",
-        Purchase.occurred_at >= start,
-        Purchase.occurred_at <= end,
-    )
     if s.tiers.metric == "purchases":
-        kept = _kept()
-        _add(
-            out,
-            session.execute(
-                select(Purchase.member_id, func.count())
-                .where(*bought, kept)
-                .group_by(Purchase.member_id)
-            ),
-        )
+        _add(out, session.execute(_purchases().kept_counts(ids, start, end)))
         return out
     # money paid less what its returns refunded, in one statement (this runs on every
     # purchase of a member below the top level)
-    refunded = _refunded()
-    _add(
-        out,
-        session.execute(
-            select(
-                Purchase.member_id,
-                # both in the units of ``Amount``, and so is their difference
-                func.sum(Purchase.total_due - refunded, type_=Amount()),
-            )
-            .where(*bought)
-            .group_by(Purchase.member_id)
-        ),
-    )
+    _add(out, session.execute(_purchases().paid_totals(ids, start, end)))
     return out
 
 
@@ -195,21 +175,10 @@ def _value_of_one(metric: str) -> Any:
     if metric == "points":
         return ledger.points_kept_of_one(m, start, end, bindparam("currency"))
 
-    bought = (
-        *member_window(Purchase.member_id, Purchase.occurred_at, m, start, end),
-        Purchase.status == "confirmed",
-    )
     if metric == "purchases":
-        kept = _kept()
         # a count, scaled to the units of ``Amount`` like the money figures
-        count = select(func.count()).where(*bought, kept).scalar_subquery()
-        return count * literal(SCALE)
-    refunded = _refunded()
-    return (
-        select(func.coalesce(func.sum(Purchase.total_due - refunded), 0))
-        .where(*bought)
-        .scalar_subquery()
-    )
+        return _purchases().kept_count_of_one(m, start, end) * literal(SCALE)
+    return _purchases().paid_of_one(m, start, end)
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,9 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.core.db import Base, UTCDateTime, now, uuid_pk
-from kopilka.events.models import OutboxEvent
 
 
 class WebhookEndpoint(Base):
@@ -64,8 +63,6 @@ class Delivery(Base):
     last_duration_ms: Mapped[int | None] = mapped_column(Integer)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
-    # lets the unit of work insert the event before its deliveries
-    event: Mapped[OutboxEvent] = relationship(lazy="raise")
 
 
 class DeliveryAttempt(Base):
