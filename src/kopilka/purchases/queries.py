@@ -3,11 +3,12 @@ purchases' tables (the console's member page)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from kopilka.core import pagination
@@ -68,3 +69,50 @@ def list_purchases(
         q = q.where(Purchase.id < last)
     shown, nxt = pagination.page(list(session.execute(q).scalars()), limit)
     return [purchase_json(p) for p in shown], nxt
+
+
+# ---------------------------------------------------------------------------- for the rollup
+
+
+def first_occurred_at() -> Select[dt.datetime | None]:
+    """When the earliest receipt (of any status) occurred; None when there is none."""
+    return select(func.min(Purchase.occurred_at))
+
+
+def occurred_at_from(first_id: uuid.UUID) -> Select[dt.datetime]:
+    """The distinct moments at which the receipts with ids from ``first_id`` on occurred;
+    ids are time-ordered, so those recorded at its moment or later."""
+    return select(Purchase.occurred_at).where(Purchase.id >= first_id).distinct()
+
+
+def confirmed_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """The confirmed receipts that occurred from ``start`` (included) to ``end`` (not),
+    read through the ``occurred_at`` index: their ``occurred_at``, ``member_id``,
+    ``store``, ``channel``, ``total_due``, ``subtotal``, ``discount`` and
+    ``redeemed_value``, labelled so, for a caller to pick and add up
+    (``with_only_columns`` over its ``selected_columns``)."""
+    columns: list[Any] = [
+        Purchase.occurred_at.label("occurred_at"),
+        Purchase.member_id.label("member_id"),
+        Purchase.store.label("store"),
+        Purchase.channel.label("channel"),
+        Purchase.total_due.label("total_due"),
+        Purchase.subtotal.label("subtotal"),
+        Purchase.discount.label("discount"),
+        Purchase.redeemed_value.label("redeemed_value"),
+    ]
+    return select(*columns).where(
+        Purchase.status == "confirmed",
+        Purchase.occurred_at >= start,
+        Purchase.occurred_at < end,
+    )
+
+
+def with_store_and_channel(q: Select[Any], purchase_id: Any) -> Select[Any]:
+    """``q`` with the receipt whose id is ``purchase_id`` (a column of ``q``'s rows)
+    outer-joined, and its store and channel added as the last columns, labelled ``store``
+    and ``channel`` (None where there is no such receipt)."""
+    joined: Select[Any] = q.outerjoin(Purchase, Purchase.id == purchase_id).add_columns(
+        Purchase.store.label("store"), Purchase.channel.label("channel")
+    )
+    return joined
