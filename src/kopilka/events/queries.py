@@ -46,3 +46,15 @@ def member_events(
         .order_by(OutboxEvent.created_at, OutboxEvent.id)
         .limit(limit)
     )
+
+
+# ---------------------------------------------------------------------------- for the rollup
+
+
+def purchase_event_data(first_id: uuid.UUID) -> Select[dict[str, Any]]:
+    """The ``data`` of the purchase events (types ``purchase.*``: a cancellation, a return)
+    with ids from ``first_id`` on; ids are time-ordered, so those written at its moment or
+    later."""
+    return select(OutboxEvent.data).where(
+        OutboxEvent.id >= first_id, OutboxEvent.type.like("purchase.%")
+    )

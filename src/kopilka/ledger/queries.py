@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, aliased
 
 from kopilka.core.db import UTCDateTime, member_window
 from kopilka.core.money import from_units
-from kopilka.ledger.models import Account, Lot
+from kopilka.ledger.models import Account, Lot, Posting
 from kopilka.ledger.models import Entry as Entry  # the type of what entry_with_key answers
 from kopilka.ledger.planner import OpenLot
 
@@ -162,3 +162,38 @@ def points_kept_of_one(m: Any, start: Any, end: Any, currency: Any) -> Any:
         .where(*earn_filter, back.member_id == m)
     )
     return earned.scalar_subquery() - taken.scalar_subquery()
+
+
+# ---------------------------------------------------------------------------- for the rollup
+
+
+def member_entries(
+    lo: uuid.UUID | None, hi: uuid.UUID | None, *, leaving_out: Collection[str]
+) -> Select[Any]:
+    """The entries with a member, of any kind but ``leaving_out``, with ids from ``lo``
+    (included) to ``hi`` (not; either end open when None): their ``occurred_at``,
+    ``currency``, ``kind``, ``amount``, ``member_net`` (what the entry's postings on
+    member accounts add up to), ``purchase_id`` and ``member_id``, labelled so, for a
+    caller to pick and add up (``with_only_columns`` over its ``selected_columns``). The
+    amounts are raw integer units of 1/10 000 (``Amount`` would turn them into Decimal)."""
+    member_net = (
+        select(func.coalesce(func.sum(type_coerce(Posting.amount, BigInteger)), 0))
+        .join(Account, Account.id == Posting.account_id)
+        .where(Posting.entry_id == Entry.id, Account.kind == "member")
+        .scalar_subquery()
+    )
+    columns: list[Any] = [
+        Entry.occurred_at.label("occurred_at"),
+        Entry.currency.label("currency"),
+        Entry.kind.label("kind"),
+        type_coerce(Entry.amount, BigInteger).label("amount"),
+        member_net.label("member_net"),
+        Entry.purchase_id.label("purchase_id"),
+        Entry.member_id.label("member_id"),
+    ]
+    q = select(*columns).where(Entry.member_id.is_not(None), Entry.kind.not_in(leaving_out))
+    if lo is not None:
+        q = q.where(Entry.id >= lo)
+    if hi is not None:
+        q = q.where(Entry.id < hi)
+    return q

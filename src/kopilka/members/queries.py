@@ -3,6 +3,7 @@ member, a member's tier beside another domain's state of them, pages of tiers)."
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -81,3 +82,36 @@ def active_joined(session: Session) -> list[Any]:
 def count_members(session: Session) -> int:
     """How many members there are (erased ones too)."""
     return session.execute(select(func.count()).select_from(Member)).scalar_one()
+
+
+# ---------------------------------------------------------------------------- for the rollup
+
+
+def joined_by_id(
+    limit: int,
+    *,
+    since: uuid.UUID | None = None,
+    only: Sequence[uuid.UUID] | None = None,
+    after: uuid.UUID | None = None,
+) -> Select[uuid.UUID, dt.datetime]:
+    """``(id, created_at)`` of the first ``limit`` members by id (erased ones too) of those
+    with an id from ``since`` on (ids are time-ordered: enrolled at its moment or later),
+    among ``only``, after the member ``after``; a condition given as None is left out."""
+    q = select(Member.id, Member.created_at).order_by(Member.id).limit(limit)
+    if since is not None:
+        q = q.where(Member.id >= since)
+    if only is not None:
+        q = q.where(Member.id.in_(only))
+    if after is not None:
+        q = q.where(Member.id > after)
+    return q
+
+
+def with_tier(q: Select[Any], member_id: Any) -> Select[Any]:
+    """``q`` with the member whose id is ``member_id`` (a column of ``q``'s rows)
+    outer-joined, and their tier added as the last column, labelled ``tier`` (None where
+    there is no such member, or they have no tier)."""
+    joined: Select[Any] = q.outerjoin(Member, Member.id == member_id).add_columns(
+        Member.tier.label("tier")
+    )
+    return joined

@@ -4,7 +4,7 @@ velocity checks read.
 
 Tiers, rules and the velocity checks cannot import this package (it moves a member's tier,
 draws on rules and is scanned by the checks), so ``kopilka.wiring`` hands them the functions
-of the last section (``tiers.service.use_purchase_history``,
+of the section "the history" (``tiers.service.use_purchase_history``,
 ``rules.service.use_purchase_history``, ``security.velocity.use_purchases``)."""
 
 from __future__ import annotations
@@ -213,3 +213,50 @@ def recent_of_members(
         .order_by(Purchase.id)
         .limit(limit)
     )
+
+
+# ---------------------------------------------------------------------------- for the rollup
+
+
+def first_occurred_at() -> Select[dt.datetime | None]:
+    """When the earliest receipt (of any status) occurred; None when there is none."""
+    return select(func.min(Purchase.occurred_at))
+
+
+def occurred_at_from(first_id: uuid.UUID) -> Select[dt.datetime]:
+    """The distinct moments at which the receipts with ids from ``first_id`` on occurred;
+    ids are time-ordered, so those recorded at its moment or later."""
+    return select(Purchase.occurred_at).where(Purchase.id >= first_id).distinct()
+
+
+def confirmed_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """The confirmed receipts that occurred from ``start`` (included) to ``end`` (not),
+    read through the ``occurred_at`` index: their ``occurred_at``, ``member_id``,
+    ``store``, ``channel``, ``total_due``, ``subtotal``, ``discount`` and
+    ``redeemed_value``, labelled so, for a caller to pick and add up
+    (``with_only_columns`` over its ``selected_columns``)."""
+    columns: list[Any] = [
+        Purchase.occurred_at.label("occurred_at"),
+        Purchase.member_id.label("member_id"),
+        Purchase.store.label("store"),
+        Purchase.channel.label("channel"),
+        Purchase.total_due.label("total_due"),
+        Purchase.subtotal.label("subtotal"),
+        Purchase.discount.label("discount"),
+        Purchase.redeemed_value.label("redeemed_value"),
+    ]
+    return select(*columns).where(
+        Purchase.status == "confirmed",
+        Purchase.occurred_at >= start,
+        Purchase.occurred_at < end,
+    )
+
+
+def with_store_and_channel(q: Select[Any], purchase_id: Any) -> Select[Any]:
+    """``q`` with the receipt whose id is ``purchase_id`` (a column of ``q``'s rows)
+    outer-joined, and its store and channel added as the last columns, labelled ``store``
+    and ``channel`` (None where there is no such receipt)."""
+    joined: Select[Any] = q.outerjoin(Purchase, Purchase.id == purchase_id).add_columns(
+        Purchase.store.label("store"), Purchase.channel.label("channel")
+    )
+    return joined

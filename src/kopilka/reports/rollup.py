@@ -33,7 +33,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Date,
     case,
     cast,
@@ -43,7 +42,6 @@ from sqlalchemy import (
     literal,
     select,
     text,
-    type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -51,10 +49,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kopilka.core.db import now
 from kopilka.core.money import from_units
-from kopilka.events.models import OutboxEvent
-from kopilka.ledger.models import Account, Entry, Posting
-from kopilka.members.models import Member
-from kopilka.purchases.models import Purchase
+from kopilka.events import queries as events_queries
+from kopilka.ledger import queries as ledger_queries
+from kopilka.members import queries as members_queries
+from kopilka.purchases import queries as purchases_queries
 from kopilka.reports import membersets
 from kopilka.reports.models import (
     CohortCell,
@@ -183,13 +181,7 @@ def _sync_members(
     given: list[int] = []
     after: uuid.UUID | None = None
     while True:
-        q = select(Member.id, Member.created_at).order_by(Member.id).limit(_MEMBER_BATCH)
-        if since is not None:
-            q = q.where(Member.id >= since)
-        if only is not None:
-            q = q.where(Member.id.in_(only))
-        if after is not None:
-            q = q.where(Member.id > after)
+        q = members_queries.joined_by_id(_MEMBER_BATCH, since=since, only=only, after=after)
         rows = session.execute(q).all()
         if not rows:
             return given
@@ -252,30 +244,27 @@ def _redo_receipts(session: Session, tz: str, first: dt.date, last: dt.date) -> 
     _, end = local_day_bounds(last, tz)
     session.execute(delete(SalesDaily).where(SalesDaily.day.between(first, last)))
     session.execute(delete(MemberDay).where(MemberDay.day.between(first, last)))
-    day = local_day(session, Purchase.occurred_at, tz).label("day")
-    tier = func.coalesce(Member.tier, "").label("tier")
-    carded = (Purchase.member_id.is_not(None)).label("carded")
-    base = (
-        select(Purchase)
-        .outerjoin(Member, Member.id == Purchase.member_id)
-        .where(
-            Purchase.status == "confirmed",
-            Purchase.occurred_at >= start,
-            Purchase.occurred_at < end,
-        )
-    )
+    # The receipts and their members' tiers are read as their domains build them; only the
+    # figures are picked here (``with_only_columns`` keeps the join and the conditions, so
+    # each statement stays one pass over ``purchases`` by ``occurred_at``).
+    receipts = purchases_queries.confirmed_between(start, end)
+    base = members_queries.with_tier(receipts, receipts.selected_columns.member_id)
+    r = base.selected_columns
+    day = local_day(session, r.occurred_at, tz).label("day")
+    tier = func.coalesce(r.tier, "").label("tier")
+    carded = (r.member_id.is_not(None)).label("carded")
     sales = base.with_only_columns(
         day,
-        Purchase.store,
-        Purchase.channel,
+        r.store,
+        r.channel,
         tier,
         carded,
         func.count().label("receipts"),
-        func.sum(Purchase.total_due).label("revenue"),
-        func.sum(Purchase.subtotal).label("subtotal"),
-        func.sum(Purchase.discount).label("discount"),
-        func.sum(Purchase.redeemed_value).label("redeemed_value"),
-    ).group_by(day, Purchase.store, Purchase.channel, tier, carded)
+        func.sum(r.total_due).label("revenue"),
+        func.sum(r.subtotal).label("subtotal"),
+        func.sum(r.discount).label("discount"),
+        func.sum(r.redeemed_value).label("redeemed_value"),
+    ).group_by(day, r.store, r.channel, tier, carded)
     session.execute(
         insert(SalesDaily).from_select(
             [
@@ -296,15 +285,15 @@ def _redo_receipts(session: Session, tz: str, first: dt.date, last: dt.date) -> 
     member_days = (
         base.with_only_columns(
             day,
-            Purchase.member_id,
-            Purchase.store,
-            Purchase.channel,
-            func.max(func.coalesce(Member.tier, "")).label("tier"),
+            r.member_id,
+            r.store,
+            r.channel,
+            func.max(func.coalesce(r.tier, "")).label("tier"),
             func.count().label("receipts"),
-            func.sum(Purchase.total_due).label("revenue"),
+            func.sum(r.total_due).label("revenue"),
         )
-        .where(Purchase.member_id.is_not(None))
-        .group_by(day, Purchase.member_id, Purchase.store, Purchase.channel)
+        .where(r.member_id.is_not(None))
+        .group_by(day, r.member_id, r.store, r.channel)
     )
     session.execute(
         insert(MemberDay).from_select(
@@ -318,14 +307,10 @@ def _dirty_days(session: Session, tz: str, since: dt.datetime, today: dt.date) -
     zone = zoneinfo.ZoneInfo(tz)
     days = {today, today - dt.timedelta(days=1)}
     floor = uuid7_floor(since)
-    for (occurred,) in session.execute(
-        select(Purchase.occurred_at).where(Purchase.id >= floor).distinct()
-    ):
+    for (occurred,) in session.execute(purchases_queries.occurred_at_from(floor)):
         days.add(occurred.astimezone(zone).date())
 
-    for (data,) in session.execute(
-        select(OutboxEvent.data).where(OutboxEvent.id >= floor, OutboxEvent.type.like("purchase.%"))
-    ):
+    for (data,) in session.execute(events_queries.purchase_event_data(floor)):
         raw = data.get("occurred_at") if isinstance(data, dict) else None
         if isinstance(raw, str):
             try:
@@ -349,42 +334,33 @@ def _points_rows(
     """Per day, currency, store, channel, tier, kind class and sign: the member-side sum
     of the entries with ids in [lo, hi)."""
     # Raw integer units of 1/10 000 throughout (``Amount`` would turn them into Decimal).
-    member_net = (
-        select(func.coalesce(func.sum(type_coerce(Posting.amount, BigInteger)), 0))
-        .join(Account, Account.id == Posting.account_id)
-        .where(Posting.entry_id == Entry.id, Account.kind == "member")
-        .scalar_subquery()
+    entries = ledger_queries.member_entries(lo, hi, leaving_out=_NEUTRAL)
+    entries = purchases_queries.with_store_and_channel(
+        entries, entries.selected_columns.purchase_id
     )
+    entries = members_queries.with_tier(entries, entries.selected_columns.member_id)
+    e = entries.selected_columns
     signed = case(
-        (Entry.kind.in_(_PLUS), type_coerce(Entry.amount, BigInteger)),
-        (Entry.kind.in_(_MINUS), -type_coerce(Entry.amount, BigInteger)),
-        else_=member_net,
+        (e.kind.in_(_PLUS), e.amount),
+        (e.kind.in_(_MINUS), -e.amount),
+        else_=e.member_net,
     )
     klass = case(
-        (Entry.kind.in_(_PLUS), literal("earned")),
-        (Entry.kind == "redeem", literal("redeemed")),
-        (Entry.kind == "expire", literal("expired")),
-        (Entry.kind == "adjust", literal("adjusted")),
+        (e.kind.in_(_PLUS), literal("earned")),
+        (e.kind == "redeem", literal("redeemed")),
+        (e.kind == "expire", literal("expired")),
+        (e.kind == "adjust", literal("adjusted")),
         else_=literal("reversed"),
     )
-    per_entry = (
-        select(
-            local_day(session, Entry.occurred_at, tz).label("day"),
-            Entry.currency.label("currency"),
-            func.coalesce(Purchase.store, "").label("store"),
-            func.coalesce(Purchase.channel, "").label("channel"),
-            func.coalesce(Member.tier, "").label("tier"),
-            klass.label("klass"),
-            signed.label("signed"),
-        )
-        .outerjoin(Purchase, Purchase.id == Entry.purchase_id)
-        .outerjoin(Member, Member.id == Entry.member_id)
-        .where(Entry.member_id.is_not(None), Entry.kind.not_in(_NEUTRAL))
+    per_entry = entries.with_only_columns(
+        local_day(session, e.occurred_at, tz).label("day"),
+        e.currency,
+        func.coalesce(e.store, "").label("store"),
+        func.coalesce(e.channel, "").label("channel"),
+        func.coalesce(e.tier, "").label("tier"),
+        klass.label("klass"),
+        signed.label("signed"),
     )
-    if lo is not None:
-        per_entry = per_entry.where(Entry.id >= lo)
-    if hi is not None:
-        per_entry = per_entry.where(Entry.id < hi)
     sub = per_entry.subquery()
     sign = case((sub.c.signed > 0, 1), else_=-1)
     q = select(
@@ -512,7 +488,7 @@ def rollup(
             ReportMember,
         ):
             session.execute(delete(table))
-        first = session.execute(select(func.min(Purchase.occurred_at))).scalar()
+        first = session.execute(purchases_queries.first_occurred_at()).scalar()
         days: set[dt.date] = set()
         if first is not None:
             start = first.astimezone(zoneinfo.ZoneInfo(tz)).date()
@@ -529,7 +505,7 @@ def rollup(
         lo = uuid.UUID(lo_raw) if lo_raw else None
         if since is None:
             # Never run: the whole history is dirty.
-            first = session.execute(select(func.min(Purchase.occurred_at))).scalar()
+            first = session.execute(purchases_queries.first_occurred_at()).scalar()
             start = first.astimezone(zoneinfo.ZoneInfo(tz)).date() if first else today
             days = {start + dt.timedelta(days=i) for i in range((today - start).days + 1)}
         else:
