@@ -3,11 +3,12 @@ purchases' tables (the console's member page)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Subquery, select
 from sqlalchemy.orm import Session
 
 from kopilka.core import pagination
@@ -68,3 +69,23 @@ def list_purchases(
         q = q.where(Purchase.id < last)
     shown, nxt = pagination.page(list(session.execute(q).scalars()), limit)
     return [purchase_json(p) for p in shown], nxt
+
+
+# ---------------------------------------------------------------------------- for the reports
+
+
+def confirmed_between(
+    start: dt.datetime, end: dt.datetime, store: str | None = None, channel: str | None = None
+) -> Subquery:
+    """The confirmed purchases (``id``) that occurred from ``start`` (included) to ``end``
+    (excluded), at ``store`` and through ``channel`` when given."""
+    cond: list[Any] = [
+        Purchase.status == "confirmed",
+        Purchase.occurred_at >= start,
+        Purchase.occurred_at < end,
+    ]
+    if store:
+        cond.append(Purchase.store == store)
+    if channel:
+        cond.append(Purchase.channel == channel)
+    return select(Purchase.id.label("id")).where(*cond).subquery()
