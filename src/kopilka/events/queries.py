@@ -48,7 +48,7 @@ def member_events(
     )
 
 
-# ---------------------------------------------------------------------------- for the rollup
+# ---------------------------------------------------------------------------- for the reports
 
 
 def purchase_event_data(first_id: uuid.UUID) -> Select[dict[str, Any]]:

@@ -164,7 +164,7 @@ def points_kept_of_one(m: Any, start: Any, end: Any, currency: Any) -> Any:
     return earned.scalar_subquery() - taken.scalar_subquery()
 
 
-# ---------------------------------------------------------------------------- for the rollup
+# ---------------------------------------------------------------------------- for the reports
 
 
 def member_entries(
@@ -197,3 +197,36 @@ def member_entries(
     if hi is not None:
         q = q.where(Entry.id < hi)
     return q
+
+
+def member_balances() -> Select[str, Decimal]:
+    """``(currency, balance)``: the cached balances of all member wallets, summed per
+    currency (lapsed lots not yet written off included: ``lapsed_lots``)."""
+    return (
+        select(Account.currency.label("currency"), func.sum(Account.balance).label("balance"))
+        .where(Account.kind == "member")
+        .group_by(Account.currency)
+    )
+
+
+def lapsed_lots(at: dt.datetime) -> Select[str, Decimal]:
+    """``(currency, remaining)``: per currency, what remains of member wallets' lots that
+    have expired by ``at`` but whose expiry entry the job has not written yet."""
+    # The lapsed lots come from the partial index of open lots (ix_ledger_lots_lapsing);
+    # their wallets are looked up one by one (a join would read every wallet, and the
+    # lapsed lots are a handful: the expiry job writes them off).
+    wallet_currency = (
+        select(Account.currency)
+        .where(Account.id == Lot.account_id, Account.kind == "member")
+        .scalar_subquery()
+    )
+    lots = (
+        select(wallet_currency.label("currency"), Lot.remaining.label("remaining"))
+        .where(Lot.expires_at <= at, Lot.remaining > 0)
+        .subquery()
+    )
+    return (
+        select(lots.c.currency, func.sum(lots.c.remaining).label("remaining"))
+        .where(lots.c.currency.is_not(None))
+        .group_by(lots.c.currency)
+    )

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, Subquery, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from kopilka.members.models import Member as Member  # the type other domains are handed
@@ -84,7 +84,7 @@ def count_members(session: Session) -> int:
     return session.execute(select(func.count()).select_from(Member)).scalar_one()
 
 
-# ---------------------------------------------------------------------------- for the rollup
+# ---------------------------------------------------------------------------- for the reports
 
 
 def joined_by_id(
@@ -115,3 +115,23 @@ def with_tier(q: Select[Any], member_id: Any) -> Select[Any]:
         Member.tier.label("tier")
     )
     return joined
+
+
+def of_tier(tier: str) -> Subquery:
+    """The members whose tier is ``tier`` now (``member_id``), to join a report's rows of
+    members on."""
+    return select(Member.id.label("member_id")).where(Member.tier == tier).subquery()
+
+
+def count_by_tier() -> Select[str, int]:
+    """``(tier, members)``: how many members not erased each tier has now, members without
+    a tier under the empty name."""
+    tier = func.coalesce(Member.tier, "").label("tier")
+    return (
+        select(tier, func.count().label("members")).where(Member.status != "erased").group_by(tier)
+    )
+
+
+def tiers_in_use() -> Select[str | None]:
+    """``(tier,)``: each tier some member has now (no member without a tier), by name."""
+    return select(Member.tier).where(Member.tier.is_not(None)).distinct().order_by(Member.tier)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Uuid, bindparam, func, or_, select
+from sqlalchemy import Select, Subquery, Uuid, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from kopilka.core import pagination
@@ -215,7 +215,7 @@ def recent_of_members(
     )
 
 
-# ---------------------------------------------------------------------------- for the rollup
+# ---------------------------------------------------------------------------- for the reports
 
 
 def first_occurred_at() -> Select[dt.datetime | None]:
@@ -260,3 +260,20 @@ def with_store_and_channel(q: Select[Any], purchase_id: Any) -> Select[Any]:
         Purchase.store.label("store"), Purchase.channel.label("channel")
     )
     return joined
+
+
+def confirmed_ids_between(
+    start: dt.datetime, end: dt.datetime, store: str | None = None, channel: str | None = None
+) -> Subquery:
+    """The confirmed purchases (``id``) that occurred from ``start`` (included) to ``end``
+    (excluded), at ``store`` and through ``channel`` when given."""
+    cond: list[Any] = [
+        Purchase.status == "confirmed",
+        Purchase.occurred_at >= start,
+        Purchase.occurred_at < end,
+    ]
+    if store:
+        cond.append(Purchase.store == store)
+    if channel:
+        cond.append(Purchase.channel == channel)
+    return select(Purchase.id.label("id")).where(*cond).subquery()

@@ -31,17 +31,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kopilka.core.dates import day_error
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.money import ZERO, from_units, round_half_up
-from kopilka.ledger.models import Account, Lot
-from kopilka.members.models import Member
+from kopilka.ledger import queries as ledger
+from kopilka.members import queries as members
 from kopilka.program.service import current_program
-from kopilka.purchases.models import Purchase
+from kopilka.purchases import queries as purchases
 from kopilka.reports import membersets
 from kopilka.reports.models import (
     CohortCell,
@@ -59,9 +59,9 @@ from kopilka.reports.shared import (
     in_control_group,
     local_day_bounds,
 )
-from kopilka.rules.models import PurchaseRule
+from kopilka.rules import queries as rules
 from kopilka.spec.program import ProgramSpec
-from kopilka.tiers.models import TierChange
+from kopilka.tiers import queries as tier_queries
 
 GRAINS = ("day", "week", "month")
 CHANNELS = ("pos", "online", "app")
@@ -285,7 +285,8 @@ def acquisition(session: Session, program: ProgramSpec, f: Filters) -> Report:
         .group_by(ReportMember.joined_day)
     )
     if f.tier:
-        q = q.join(Member, Member.id == ReportMember.member_id).where(Member.tier == f.tier)
+        of_tier = members.of_tier(f.tier)
+        q = q.join(of_tier, of_tier.c.member_id == ReportMember.member_id)
     per: dict[dt.date, int] = defaultdict(int)
     for day, n in session.execute(q):
         per[bucket_day(as_date(day), f.grain)] += int(n)
@@ -339,12 +340,7 @@ def tiers(session: Session, program: ProgramSpec, f: Filters) -> Report:
     members without a tier under the empty name), whatever the filters. Levels in the
     programme's order, then tiers the programme no longer has. How members moved between
     tiers in a period is ``tier_movement``."""
-    tier = func.coalesce(Member.tier, "")
-    counts = dict(
-        session.execute(
-            select(tier, func.count()).where(Member.status != "erased").group_by(tier)
-        ).all()
-    )
+    counts = dict(session.execute(members.count_by_tier()).all())
     total = sum(counts.values())
     rank = _tier_rank(program)
     rows = [
@@ -390,15 +386,10 @@ def tier_movement(session: Session, program: ProgramSpec, f: Filters) -> Report:
     tz = program.timezone
     start, _ = local_day_bounds(f.start, tz)
     _, end = local_day_bounds(f.end, tz)
-    cond: list[Any] = [TierChange.at >= start, TierChange.at < end]
-    if f.tier:
-        cond.append(or_(TierChange.from_tier == f.tier, TierChange.to_tier == f.tier))
-    day = local_day(session, TierChange.at, tz).label("day")
-    q = (
-        select(day, TierChange.reason, TierChange.from_tier, TierChange.to_tier, func.count())
-        .where(*cond)
-        .group_by(day, TierChange.reason, TierChange.from_tier, TierChange.to_tier)
-    )
+    changes = tier_queries.changes_between(start, end, f.tier)
+    day = local_day(session, changes.c.at, tz).label("day")
+    moves = (changes.c.reason, changes.c.from_tier, changes.c.to_tier)
+    q = select(day, *moves, func.count()).group_by(day, *moves)
     per: dict[tuple[dt.date, str], int] = defaultdict(int)
     by_reason: dict[str, int] = dict.fromkeys(TIER_MOVES, 0)
     matrix: dict[tuple[str | None, str | None], dict[str, int]] = {}
@@ -412,15 +403,13 @@ def tier_movement(session: Session, program: ProgramSpec, f: Filters) -> Report:
     for b in f.buckets():
         counts = [per.get((b, c), 0) for c in TIER_MOVE_COLUMNS]
         rows.append([b, sum(counts), *counts])
-    members = session.execute(
-        select(func.count(func.distinct(TierChange.member_id))).where(*cond)
-    ).scalar_one()
+    moved = session.execute(select(func.count(func.distinct(changes.c.member_id)))).scalar_one()
     rank = _tier_rank(program)
     summary: dict[str, Any] = {
         "changes": sum(r[1] for r in rows),
         **{c: sum(r[2 + i] for r in rows) for i, c in enumerate(TIER_MOVE_COLUMNS)},
         "by_reason": by_reason,
-        "members": int(members),
+        "members": int(moved),
         "matrix": [
             {"from": a, "to": b, "changes": sum(cell.values()), **cell}
             for (a, b), cell in sorted(
@@ -596,33 +585,8 @@ def outstanding_now(session: Session, at: dt.datetime | None = None) -> dict[str
     (their cached balances less the lots that have expired but whose expiry entry the
     job has not written yet)."""
     at = at or now()
-    held = dict(
-        session.execute(
-            select(Account.currency, func.sum(Account.balance))
-            .where(Account.kind == "member")
-            .group_by(Account.currency)
-        ).all()
-    )
-    # The lapsed lots come from the partial index of open lots (ix_ledger_lots_lapsing);
-    # their wallets are looked up one by one (a join would read every wallet, and the
-    # lapsed lots are a handful: the expiry job writes them off).
-    wallet_currency = (
-        select(Account.currency)
-        .where(Account.id == Lot.account_id, Account.kind == "member")
-        .scalar_subquery()
-    )
-    lapsed_lots = (
-        select(wallet_currency.label("currency"), Lot.remaining.label("remaining"))
-        .where(Lot.expires_at <= at, Lot.remaining > 0)
-        .subquery()
-    )
-    lapsed = dict(
-        session.execute(
-            select(lapsed_lots.c.currency, func.sum(lapsed_lots.c.remaining))
-            .where(lapsed_lots.c.currency.is_not(None))
-            .group_by(lapsed_lots.c.currency)
-        ).all()
-    )
+    held = dict(session.execute(ledger.member_balances()).all())
+    lapsed = dict(session.execute(ledger.lapsed_lots(at)).all())
     return {c: Decimal(v) - Decimal(lapsed.get(c) or 0) for c, v in held.items()}
 
 
@@ -851,24 +815,14 @@ def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
     tz = program.timezone
     start, _ = local_day_bounds(f.start, tz)
     _, end = local_day_bounds(f.end, tz)
-    cond: list[Any] = [
-        PurchaseRule.campaign.is_not(None),
-        PurchaseRule.released.is_(False),
-        Purchase.status == "confirmed",
-        Purchase.occurred_at >= start,
-        Purchase.occurred_at < end,
-    ]
-    if f.store:
-        cond.append(Purchase.store == f.store)
-    if f.channel:
-        cond.append(Purchase.channel == f.channel)
+    gifts = rules.campaign_gifts()
+    confirmed = purchases.confirmed_ids_between(start, end, f.store, f.channel)
 
     def touched(*columns: Any) -> Any:
         return (
             select(*columns)
-            .select_from(PurchaseRule)
-            .join(Purchase, Purchase.id == PurchaseRule.purchase_id)
-            .where(*cond)
+            .select_from(gifts)
+            .join(confirmed, confirmed.c.id == gifts.c.purchase_id)
         )
 
     found: dict[str, _Campaign] = {}
@@ -880,8 +834,8 @@ def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
         return found.setdefault(str(code), _Campaign(str(code), None))
 
     given = touched(
-        PurchaseRule.campaign, PurchaseRule.effect, PurchaseRule.unit, func.sum(PurchaseRule.amount)
-    ).group_by(PurchaseRule.campaign, PurchaseRule.effect, PurchaseRule.unit)
+        gifts.c.campaign, gifts.c.effect, gifts.c.unit, func.sum(gifts.c.amount)
+    ).group_by(gifts.c.campaign, gifts.c.effect, gifts.c.unit)
     for code, effect, unit, amount in session.execute(given):
         c = of(code)
         if effect == "discount":  # money, in the base currency
@@ -889,10 +843,10 @@ def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
         else:  # earn, reward, multiply: points of ``unit``
             c.points[str(unit)] += Decimal(amount)
     counts = touched(
-        PurchaseRule.campaign,
-        func.count(func.distinct(PurchaseRule.purchase_id)),
-        func.count(func.distinct(PurchaseRule.member_id)),
-    ).group_by(PurchaseRule.campaign)
+        gifts.c.campaign,
+        func.count(func.distinct(gifts.c.purchase_id)),
+        func.count(func.distinct(gifts.c.member_id)),
+    ).group_by(gifts.c.campaign)
     for code, n_purchases, n_members in session.execute(counts):
         c = of(code)
         c.purchases, c.members = int(n_purchases), int(n_members)
@@ -901,8 +855,8 @@ def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
     # asked), and whether they are outside the control group.
     cut = control_cut(_control_share(program))
     reached = (
-        touched(PurchaseRule.campaign.label("campaign"), PurchaseRule.member_id.label("member_id"))
-        .where(PurchaseRule.member_id.is_not(None))
+        touched(gifts.c.campaign, gifts.c.member_id)
+        .where(gifts.c.member_id.is_not(None))
         .distinct()
         .subquery()
     )
@@ -964,8 +918,8 @@ def campaigns(session: Session, program: ProgramSpec, f: Filters) -> Report:
         )
     n_purchases, n_members = session.execute(
         touched(
-            func.count(func.distinct(PurchaseRule.purchase_id)),
-            func.count(func.distinct(PurchaseRule.member_id)),
+            func.count(func.distinct(gifts.c.purchase_id)),
+            func.count(func.distinct(gifts.c.member_id)),
         )
     ).one()
     value_total = sum((money(totals[cur.code] * cur.value) for cur in currencies), ZERO)
@@ -1056,10 +1010,4 @@ def run(session: Session, name: str, f: Filters) -> Report:
 
 def known_tiers(session: Session) -> list[str]:
     """Tier names members carry now (for the filter's choices)."""
-    return [
-        t
-        for (t,) in session.execute(
-            select(Member.tier).where(Member.tier.is_not(None)).distinct().order_by(Member.tier)
-        )
-        if t
-    ]
+    return [t for (t,) in session.execute(members.tiers_in_use()) if t]
