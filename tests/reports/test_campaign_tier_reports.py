@@ -43,7 +43,8 @@ from kopilka.members.models import Member
 from kopilka.program import service as program_service
 from kopilka.reports import service as reports
 from kopilka.reports.jobs import run_rollup
-from kopilka.reports.shared import bucket_day, in_control_group
+from kopilka.reports.shared import bucket_day
+from kopilka.spec.control_group import in_control_group
 from kopilka.tiers import service as tiers
 from tests.conftest import KeyFactory
 

@@ -34,7 +34,8 @@ from kopilka.members.models import Member
 from kopilka.program import service as program_service
 from kopilka.reports import service as reports
 from kopilka.reports.jobs import run_rollup
-from kopilka.reports.shared import add_months, first_of_month, in_control_group
+from kopilka.reports.shared import add_months, first_of_month
+from kopilka.spec.control_group import in_control_group
 from tests.conftest import KeyFactory
 
 TZ = "Europe/Moscow"

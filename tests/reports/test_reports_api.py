@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kopilka.core.db import Database
 from kopilka.reports.jobs import run_rollup
-from kopilka.reports.shared import bucket_of, control_cut, in_control_group
+from kopilka.spec.control_group import bucket_of, control_cut, in_control_group
 from kopilka.web.admin.charts import nice_ticks
 from tests.conftest import KeyFactory
 

@@ -64,7 +64,8 @@ from kopilka.reports.models import (
     RollupState,
     SalesDaily,
 )
-from kopilka.reports.shared import bucket_of, first_of_month, local_day_bounds
+from kopilka.reports.shared import first_of_month, local_day_bounds
+from kopilka.spec.control_group import bucket_of
 
 # How far a run looks back past the previous one for receipts and events (recomputing a
 # day twice is harmless; missing one is not).

@@ -54,12 +54,11 @@ from kopilka.reports.shared import (
     add_months,
     as_date,
     bucket_day,
-    control_cut,
     first_of_month,
-    in_control_group,
     local_day_bounds,
 )
 from kopilka.rules import queries as rules
+from kopilka.spec.control_group import control_cut, in_control_group
 from kopilka.spec.program import ProgramSpec
 from kopilka.tiers import queries as tier_queries
 

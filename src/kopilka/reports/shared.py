@@ -1,27 +1,11 @@
-"""Pure helpers of the reports (no I/O): days and months, and the control group's hash
-(which lives with the programme's ``control_group_share``, in ``kopilka.spec``)."""
+"""Pure helpers of the reports (no I/O): days and months. (The control group's hash lives
+with the programme's ``control_group_share``: ``kopilka.spec.control_group``.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
 from typing import Any
-
-from kopilka.spec.control_group import BUCKETS, bucket_of, control_cut, in_control_group
-
-__all__ = [
-    "BUCKETS",
-    "add_months",
-    "as_date",
-    "bucket_day",
-    "bucket_of",
-    "control_cut",
-    "first_of_month",
-    "in_control_group",
-    "local_day_bounds",
-    "months_between",
-    "week_start",
-]
 
 
 def first_of_month(day: dt.date) -> dt.date:
