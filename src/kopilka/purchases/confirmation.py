@@ -10,17 +10,17 @@ or the app's rotating code), with coupon codes or without, held or settled at on
    without a member locks nothing.
 2. **Read.** Under those locks, one statement of everything the figures and the plan
    depend on (``_context``): whether the receipt is already recorded, the member's
-   history and cap usage (``rules.None.context_columns``), the budgets spent, the
+   history and cap usage (``rules.service.context_columns``), the budgets spent, the
    redeemed wallet's open lots (``ledger.queries.open_lots_columns``; SQLite reads them
-   in a second statement), the tier standing (``tiers.None.standing_columns``) and
+   in a second statement), the tier standing (``tiers.service.standing_columns``) and
    what the receipt hooks read (``purchases.hooks``).
 3. **Figure.** ``figures.figure``, the function ``calculate`` answers with: discounts,
    coupons, the redemption, the earning.
 4. **Plan.** Every domain adds the rows it writes to one ``core.plan.Plan``: the receipt
-   (``_plan_receipt``), the rules' caps and budgets (``rules.None.plan_draws``), the
+   (``_plan_receipt``), the rules' caps and budgets (``rules.service.plan_draws``), the
    ledger's entries (``ledger.planner`` via ``_ledger_plans``), the tier move
-   (``tiers.None.plan_move``), the hooks' rows, and the events with their webhook
-   deliveries (``events.None.plan_events``).
+   (``tiers.service.plan_move``), the hooks' rows, and the events with their webhook
+   deliveries (``events.service.plan_events``).
 5. **Write.** ``core.write.write``: one statement on PostgreSQL, part by part on SQLite.
    Coupon codes are taken after it, one conditional update each (``coupons.consume``).
 
@@ -381,7 +381,7 @@ def _plan_receipt(
     """``receipt_rows`` as parts of ``plan``: the receipt first, inserted only if
     the store's receipt is not there yet (a twin recorded a moment ago by another till
     is ``Contended``, and the retry replays it), then its lines and earnings (the rules
-    that gave them: ``rules.None.plan_draws``)."""
+    that gave them: ``rules.service.plan_draws``)."""
     pid = values["id"]
     plan.insert_new(table(Purchase), ("store", "external_id"), [values], "receipt")
     plan.insert(table(PurchaseLine), [{"purchase_id": pid, **ln} for ln in lines])
