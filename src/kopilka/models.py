@@ -17,6 +17,7 @@ import kopilka.memberapp.models
 import kopilka.members.models
 import kopilka.program.models
 import kopilka.purchases.models
+import kopilka.referrals.models
 import kopilka.reports.models
 import kopilka.rules.models
 import kopilka.security.models

@@ -4,8 +4,9 @@ hooks, verify checks, the outbox's consumer and what runs when a programme is ap
 The packages do not import each other to find out who plugs into them: each offers a
 registry (``core.auth.use_identity``, ``security.identity.use_api_keys`` and
 ``register_authenticator``, ``members.privacy.register_exporter`` and ``register_eraser``,
-``members.service.use_card_codes``, ``tiers.service.use_purchase_history`` and its
-``rules`` twin, ``security.velocity.use_purchases``, ``ledger.verify.register_check``,
+``members.service.use_card_codes`` and ``on_enrolled``, ``purchases.hooks.register``,
+``tiers.service.use_purchase_history`` and its ``rules`` twin,
+``security.velocity.use_purchases``, ``ledger.verify.register_check``,
 ``events.service.use_consumer``, ``program.service.on_apply``, the ``@job`` decorator of
 ``core.jobs``) and this module, on top of every layer, fills them. ``create_app`` calls
 ``wire`` and ``install``; the commands of ``kopilka`` that run domain code call ``wire``.
@@ -46,10 +47,15 @@ from kopilka.members import service as members
 from kopilka.members.api import router as members_router
 from kopilka.program import service as program
 from kopilka.program.api import router as program_router
+from kopilka.purchases import hooks as receipt_hooks
 from kopilka.purchases import jobs as purchases_jobs
 from kopilka.purchases import queries as purchases
 from kopilka.purchases.api import router as purchases_router
 from kopilka.purchases.checks import purchase_checks
+from kopilka.referrals import jobs as referrals_jobs
+from kopilka.referrals import service as referrals
+from kopilka.referrals.api import router as referrals_router
+from kopilka.referrals.hook import HOOK as referral_hook
 from kopilka.reports import jobs as reports_jobs
 from kopilka.reports.api import router as reports_router
 from kopilka.rules import service as rules
@@ -89,6 +95,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     reports_router,
     memberapp_router,
     tiers_router,
+    referrals_router,
 )
 
 # The modules whose ``@job`` functions ``kopilka worker`` runs: importing one registers its
@@ -99,6 +106,7 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     ledger_notices,
     memberapp_jobs,
     purchases_jobs,
+    referrals_jobs,
     reports_jobs,
     security_jobs,
     tiers_jobs,
@@ -130,6 +138,8 @@ def wire() -> None:
     register_check(purchase_checks)
     program.on_apply(rules.sync_versions)
     members.use_card_codes(memberapp.resolve_card_code)
+    members.on_enrolled(referrals.on_enrolled)
+    receipt_hooks.register(referral_hook)
     # what tiers, rules and the velocity checks read of purchases (the purchases package
     # moves tiers and draws on rules, so neither can import it)
     tiers.use_purchase_history(purchases)

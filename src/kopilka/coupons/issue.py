@@ -5,6 +5,7 @@ to named members, or imported from a file.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import time
 import uuid
@@ -31,6 +32,7 @@ from kopilka.coupons.pools import (
     get_pool,
     pool_json,
 )
+from kopilka.coupons.queries import pools_by_ref
 from kopilka.coupons.schemas import ImportIn
 from kopilka.members.queries import existing_ids
 
@@ -447,3 +449,39 @@ def import_codes(
         details={"count": len(rows)},
     )
     return {"imported": len(rows), "pool": pool_json(pool)}
+
+
+# ---------------------------------------------------------------------------- one code, named
+
+
+def _usable_pool(session: Session, ref: str, at: dt.datetime) -> tuple[Any, str | None]:
+    """The coupon pool a programme names (by id or by name: an event rule's or a referral's
+    reward) and why it cannot issue a code now, if it cannot."""
+    pools = pools_by_ref(session, ref)
+    if not pools:
+        return None, "coupon_pool_not_found"
+    if len(pools) > 1:
+        return None, "coupon_pool_ambiguous"
+    pool = pools[0]
+    if pool.status != "active":
+        return pool, "coupon_pool_paused"
+    if pool.valid_until is not None and at >= pool.valid_until:
+        return pool, "coupon_pool_expired"
+    return pool, None
+
+
+def issue_to_member(
+    session: Session, ref: str, member_id: uuid.UUID, actor: str
+) -> tuple[str | None, str | None]:
+    """A personal code of the pool ``ref`` names for the member: ``(code, None)``, or
+    ``(None, reason)`` when the pool cannot issue one (nothing is written then):
+    ``coupon_pool_not_found``, ``_ambiguous``, ``_paused``, ``_expired``, or the code of
+    the problem that refused it (e.g. the pool's code pattern is full)."""
+    pool, reason = _usable_pool(session, ref, now())
+    if reason is not None:
+        return None, reason
+    try:
+        issued = issue_personal(session, pool.id, [member_id], actor)
+    except Problem as exc:  # refused before writing (e.g. the code pattern is full)
+        return None, exc.code
+    return issued[0]["code"], None

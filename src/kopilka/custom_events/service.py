@@ -29,7 +29,6 @@ from kopilka.core.ids import uuid7
 from kopilka.core.money import fmt
 from kopilka.core.principal import Principal
 from kopilka.coupons import issue as coupons
-from kopilka.coupons.queries import pools_by_ref
 from kopilka.custom_events import evaluate
 from kopilka.custom_events.models import Activity, ActivityReward
 from kopilka.custom_events.schemas import EventIn
@@ -159,37 +158,6 @@ def _limit_reached(
     return None
 
 
-def _find_pool(session: Session, ref: str, at: dt.datetime) -> tuple[Any, str | None]:
-    """The coupon pool a rule names (by id or by name) and why it cannot issue a code
-    now, if it cannot."""
-    pools = pools_by_ref(session, ref)
-    if not pools:
-        return None, "coupon_pool_not_found"
-    if len(pools) > 1:
-        return None, "coupon_pool_ambiguous"
-    pool = pools[0]
-    if pool.status != "active":
-        return pool, "coupon_pool_paused"
-    if pool.valid_until is not None and at >= pool.valid_until:
-        return pool, "coupon_pool_expired"
-    return pool, None
-
-
-def _issue_coupon(
-    session: Session, ref: str, member_id: uuid.UUID, actor: str
-) -> tuple[str | None, str | None]:
-    """A personal code of the pool for the member: ``(code, None)``, or ``(None, reason)``
-    when the pool cannot issue one (nothing is written then)."""
-    pool, reason = _find_pool(session, ref, now())
-    if reason is not None:
-        return None, reason
-    try:
-        issued = coupons.issue_personal(session, pool.id, [member_id], actor)
-    except Problem as exc:  # refused before writing (e.g. the code pattern is full)
-        return None, exc.code
-    return issued[0]["code"], None
-
-
 def record_event(
     session: Session, body: EventIn, principal: Principal
 ) -> tuple[int, dict[str, Any]]:
@@ -313,7 +281,9 @@ def _apply_rules(
         if reason is None and rule.reward.coupon is not None:
             # The coupon first: it is the part that can fail, and a rule gives all or nothing.
             coupon_tried = True
-            code, reason = _issue_coupon(session, rule.reward.coupon.pool, member.id, actor)
+            code, reason = coupons.issue_to_member(
+                session, rule.reward.coupon.pool, member.id, actor
+            )
         if reason is not None:
             status = "limited" if reason.startswith("limit_") else "rejected"
             item.update(status=status, reason=reason)

@@ -61,7 +61,12 @@ def create_member(
     region = current_program(session).spec.default_phone_region
 
     def action() -> tuple[int, object]:
-        member = service.create_member(session, body, region, get_settings().card_prefix)
+        via = service.Enrolment(
+            channel="pos" if principal.role == "cashier" else "api",
+            store=principal.store,
+            cashier=principal.actor if principal.role == "cashier" else None,
+        )
+        member = service.create_member(session, body, region, get_settings().card_prefix, via)
         # Only the id is kept for Idempotency-Key replays: personal data stays encrypted.
         return 201, {"id": str(member.id)}
 

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
@@ -39,6 +40,29 @@ STATUSES = ("active", "blocked")
 # ``kopilka.wiring``: the member whose device shows a code at a moment, or None.
 CardCodes = Callable[[Session, str, dt.datetime], uuid.UUID | None]
 _card_codes: list[CardCodes] = []
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """Where a member enrolled: ``channel`` (``api``, ``pos``, ``app``, ``console``,
+    ``demo``), the store and the cashier (the caller's name) of a till, and the member
+    app's device (an install's id, raw: whoever keeps it digests it)."""
+
+    channel: str = "api"
+    store: str | None = None
+    cashier: str | None = None
+    device: str | None = None
+
+
+# What else happens when a member enrols, in the enrolment's transaction (the referrals:
+# ``referrals.service.on_enrolled``), given the member, who referred them and where.
+Enrolled = Callable[[Session, Member, "uuid.UUID | None", Enrolment], None]
+_enrolled: list[Enrolled] = []
+
+
+def on_enrolled(hook: Enrolled) -> None:
+    """Run ``hook`` after each enrolment (``wiring``; again replaces it)."""
+    _enrolled[:] = [hook]
 
 
 def use_card_codes(resolve: CardCodes) -> None:
@@ -106,10 +130,15 @@ def _exists_problem(fields: Sequence[str]) -> Problem:
 
 
 def create_member(
-    session: Session, data: MemberCreate, region: str, card_prefix: str = "77"
+    session: Session,
+    data: MemberCreate,
+    region: str,
+    card_prefix: str = "77",
+    via: Enrolment | None = None,
 ) -> Member:
     """Create a member (not committed). 409 ``member_exists`` on a taken phone, email or
-    external id; 422 naming the field for a bad phone or referral code."""
+    external id; 422 naming the field for a bad phone or referral code. ``via``: where
+    they enrolled, for what runs on an enrolment (``on_enrolled``)."""
     phone = normalise_phone(data.phone, region) if data.phone else None
     clash = _conflicts(session, phone, data.email, data.external_id)
     if clash:
@@ -167,6 +196,8 @@ def create_member(
         },
         member_id=member.id,
     )
+    for hook in _enrolled:
+        hook(session, member, referrer, via or Enrolment())
     return member
 
 

@@ -75,6 +75,7 @@ from kopilka.purchases.models import (
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import engine
 from kopilka.rules import service as rules_service
+from kopilka.security.crypto import blind_index
 from kopilka.tiers import service as tiers
 
 
@@ -192,6 +193,8 @@ def _attempt(
         codes_later=outcome is not None and not body.hold,
         take_codes=take_codes if outcome is not None else None,
     )
+    if not body.hold:
+        hooks.after_settled(session, settled(purchase, fig.earned), row._mapping)
     return 201, purchase_json(purchase)
 
 
@@ -568,6 +571,7 @@ def settle_hold(
             # the member's row locked: a tier move decided on it cannot be overtaken
             standing = tiers.standing_before(session, setup, p.member_id, p.occurred_at)
     plan = Plan()
+    read = hooks.read(session, p.member_id)
     events = _plan_settled(
         plan,
         session,
@@ -577,10 +581,11 @@ def settle_hold(
         actor,
         setup,
         standing,
-        hooks.read(session, p.member_id),
+        read,
     )
     codes = any(c.get("status") == "applied" for c in p.figures["coupons"])
     _write_with_events(session, plan, p, events, codes_later=codes)
+    hooks.after_settled(session, settled(p, earned), read)
 
 
 # ---------------------------------------------------------------------------- rows, events
@@ -643,6 +648,11 @@ def receipt_rows(
         else None,
         "receipt_number": None,
         "figures": fig.json,
+        "payment_fingerprint": (
+            blind_index("card_fingerprint", body.payment.card_fingerprint)
+            if body.payment is not None and body.payment.card_fingerprint is not None
+            else None
+        ),
         "created_at": at,
         "settled_at": None if body.hold else at,
         "cancelled_at": None,
@@ -696,6 +706,8 @@ def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
         p.occurred_at,
         p.total_due,
         {c: sum(a, ZERO) for c, a in earned.items()},
+        p.channel,
+        p.payment_fingerprint,
     )
 
 

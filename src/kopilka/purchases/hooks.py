@@ -8,8 +8,15 @@ moved, confirmed or a hold committed; ``reversed``: a cancel or a return) as par
 ``core.plan.Plan``. The confirmation reads the hooks' columns with its own context (on
 PostgreSQL in the same statement as the figures' reads) and writes their parts with its
 own (in the receipt's one statement); a conditional part that does not take
-(``UpdateIfUnchanged``) is the receipt's one retry. A hook reads no table and writes no
-row any other way: it runs inside the receipt's transaction, under the member's lock.
+(``UpdateIfUnchanged``) is the receipt's one retry.
+
+Most receipts ask nothing more of a hook than those rows. For the rare one that needs a
+domain's own operations — another member's wallet locked and credited through the
+ledger's service, a coupon issued (a referral qualified by the friend's first purchase) —
+a hook has ``after_settled`` and ``after_reversed``: called once the receipt's rows are
+written, in the same transaction, still under the member's lock, with what ``columns``
+read, so that a hook with nothing to do (the read says so) costs nothing more. A hook
+reads and writes nothing else, and never commits.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ class Settled:
     occurred_at: dt.datetime
     total_due: Decimal
     earned: Mapping[str, Decimal]  # per currency
+    channel: str = "pos"
+    # the keyed digest of the till's ``payment.card_fingerprint``, when it sent one
+    payment_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,15 @@ class ReceiptHook(Protocol):
 
     def reversed(self, receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
         """Add the rows a cancel or a return makes to ``plan``."""
+        ...
+
+    def after_settled(self, session: Session, receipt: Settled, read: Mapping[str, Any]) -> None:
+        """What a settled receipt does beyond rows, once they are written (usually
+        nothing: return at once when ``read`` says so)."""
+        ...
+
+    def after_reversed(self, session: Session, receipt: Reversed, read: Mapping[str, Any]) -> None:
+        """What a cancel or a return does beyond rows, once they are written."""
         ...
 
 
@@ -105,6 +124,11 @@ def on_reversed(receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
         h.reversed(receipt, read, plan)
 
 
+def after_settled(session: Session, receipt: Settled, read: Mapping[str, Any]) -> None:
+    for h in registered():
+        h.after_settled(session, receipt, read)
+
+
 def read(session: Session, member_id: uuid.UUID | None) -> Mapping[str, Any]:
     """What the registered hooks read of ``member_id`` (the columns of ``columns``)."""
     cols = columns()
@@ -118,5 +142,8 @@ def reverse(session: Session, receipt: Reversed) -> None:
     if not _hooks:
         return
     plan = Plan()
-    on_reversed(receipt, read(session, receipt.member_id), plan)
+    seen = read(session, receipt.member_id)
+    on_reversed(receipt, seen, plan)
     write(session, plan)
+    for h in registered():
+        h.after_reversed(session, receipt, seen)

@@ -56,6 +56,8 @@ class Purchase(Base):
     receipt_number: Mapped[str | None] = mapped_column(String(100))
     # the figures answered to the caller (lines, earned, applied rules), for replays
     figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the keyed digest of the payment card's fingerprint the till sent (``payment``)
+    payment_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
     settled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Subquery, Uuid, bindparam, func, or_, select
+from sqlalchemy import Select, Subquery, Uuid, bindparam, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from kopilka.core import pagination
@@ -277,3 +277,38 @@ def confirmed_ids_between(
     if channel:
         cond.append(Purchase.channel == channel)
     return select(Purchase.id.label("id")).where(*cond).subquery()
+
+
+# ---------------------------------------------------------------------------- for the referrals
+
+
+def paid_with(
+    session: Session, member_id: uuid.UUID, fingerprint: str, leaving_out: uuid.UUID
+) -> bool:
+    """Whether the member paid a receipt (other than ``leaving_out``) with the payment card
+    whose fingerprint's digest is ``fingerprint``."""
+    found = session.execute(
+        select(Purchase.id)
+        .where(
+            Purchase.member_id == member_id,
+            Purchase.payment_fingerprint == fingerprint,
+            Purchase.id != leaving_out,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def paid_after_returns(session: Session, purchase_id: uuid.UUID) -> Decimal:
+    """What stays paid of a receipt: its money paid less what its returns refunded."""
+    refunded = (
+        select(func.coalesce(func.sum(PurchaseReturn.refund_due), 0))
+        .where(PurchaseReturn.purchase_id == purchase_id)
+        .scalar_subquery()
+    )
+    total = session.execute(
+        select(type_coerce(Purchase.total_due - refunded, Amount())).where(
+            Purchase.id == purchase_id
+        )
+    ).scalar_one()
+    return Decimal(total)

@@ -82,6 +82,16 @@ class RedeemIn(BaseModel):
     amount: RedeemAmount
 
 
+class PaymentIn(BaseModel):
+    """How the receipt was paid, as far as the loyalty programme needs to know:
+    ``card_fingerprint`` is the payment card's stable fingerprint from the acquirer or the
+    till's payment terminal (never the card number). Kept only as a keyed digest, to tell a
+    friend's purchase paid with their referrer's card (docs/referrals.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    card_fingerprint: Annotated[str | None, Field(min_length=8, max_length=128)] = None
+
+
 class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     external_id: Annotated[str, Field(min_length=1, max_length=100)]
@@ -95,6 +105,7 @@ class PurchaseIn(BaseModel):
     ] = []
     redeem: RedeemIn | None = None
     hold: bool = False
+    payment: PaymentIn | None = None
     quote_id: Annotated[str | None, Field(max_length=64)] = None
 
     @field_validator("lines")
