@@ -22,6 +22,7 @@ from kopilka.core.errors import Problem, field_error, validation_errors, validat
 from kopilka.program.models import Currency, ProgramVersion, Store
 from kopilka.spec.custom_events import validate_event_rules
 from kopilka.spec.program import ProgramSpec
+from kopilka.spec.referrals import validate_referrals
 from kopilka.spec.rules import validate_rules
 from kopilka.spec.tiers import validate_tiers
 
@@ -79,7 +80,12 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
     except ValidationError as exc:
         raise _problem_from_validation(exc) from exc
 
-    errors = validate_tiers(spec) + validate_rules(spec) + validate_event_rules(spec)
+    errors = (
+        validate_tiers(spec)
+        + validate_rules(spec)
+        + validate_event_rules(spec)
+        + validate_referrals(spec)
+    )
     if errors:
         raise Problem(422, "program_invalid", "the programme file has errors", errors=errors)
     return spec

@@ -1,8 +1,8 @@
 """The programme file (YAML): its schema, validated with errors that name the bad path.
 
 Unknown keys are errors, never silently ignored. The sections whose language a domain owns
-are the sibling modules (``kopilka.spec.rules``, ``.tiers``, ``.custom_events``); this
-module holds the whole file and everything else.
+are the sibling modules (``kopilka.spec.rules``, ``.tiers``, ``.custom_events``,
+``.referrals``); this module holds the whole file and everything else.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pydantic import (
 
 from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
 from kopilka.spec.custom_events import EventRuleSpec, EventType
+from kopilka.spec.referrals import ReferralsSpec
 from kopilka.spec.tiers import TiersSpec
 
 CODE_RE = r"^[A-Z][A-Z0-9_]{1,15}$"
@@ -160,6 +161,8 @@ class ProgramSpec(_Strict):
     # Custom events (``kopilka.spec.custom_events``): known types (None: any) and their rules.
     event_types: list[EventType] | None = None
     event_rules: list[EventRuleSpec] = []
+    # Rewards for inviting a friend (``kopilka.spec.referrals``); None: no referral programme.
+    referrals: ReferralsSpec | None = None
 
     @field_validator("timezone")
     @classmethod
