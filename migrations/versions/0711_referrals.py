@@ -2,7 +2,8 @@
 digests after an erasure), invite links opened; purchases.payment_fingerprint
 
 Revision ID: 0711
-Revises: 0710
+Revises: 0201, 0301, 0701, 0702, 0703, 0706, 0708, 0709, 0710 (all the heads: the
+identities are read from members' blind indexes, made by 0201)
 Create Date: 2026-12-07 19:19:17.090813
 """
 
@@ -14,7 +15,17 @@ from alembic import op
 import kopilka.core.db
 
 revision: str = "0711"
-down_revision: str | None = "0710"
+down_revision: str | tuple[str, ...] | None = (
+    "0201",
+    "0301",
+    "0701",
+    "0702",
+    "0703",
+    "0706",
+    "0708",
+    "0709",
+    "0710",
+)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

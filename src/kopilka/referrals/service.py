@@ -13,6 +13,9 @@ less than the minimum paid, revokes them exactly (``reverse``): the referral is
 ``referrals.release`` makes the rewards stand when the hold is over (``rewarded``) and
 gives the referrer's bonus every N friends.
 
+Time is the ledger's clock (``ledger.service.clock``): the hold ends when the pending lots
+it made become available.
+
 Exactly once per friend: one row per friend (unique), its status changed only under the
 friend's lock (every receipt of the friend holds it) and checked again after taking it.
 """
@@ -31,7 +34,6 @@ from sqlalchemy.orm import Session
 
 from kopilka.audit.service import record as audit
 from kopilka.core import dates, pagination
-from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.money import fmt
 from kopilka.coupons.issue import issue_to_member
@@ -99,7 +101,7 @@ def _seen(session: Session, identities: Sequence[tuple[str, str]]) -> dict[uuid.
 def remember(session: Session, member: Member) -> None:
     """Keep the digests of a member's identities (a first owner is never replaced)."""
     rows = [
-        {"kind": k, "digest": d, "member_id": member.id, "created_at": now()}
+        {"kind": k, "digest": d, "member_id": member.id, "created_at": ledger.clock()}
         for k, d in _identities(member)
     ]
     if not rows:
@@ -136,7 +138,7 @@ def on_enrolled(
     if referrer_id is None or found is None:
         return
     spec, tz = found
-    at = now()
+    at = ledger.clock()
     device = blind_index("device", via.device) if via.device else None
     reason = _rejection(session, spec, tz, member, referrer_id, earlier, device, at)
     flags = [] if reason else _flags(session, spec, member, referrer_id, via, device, at)
@@ -242,7 +244,7 @@ def visited(session: Session, code: str) -> bool:
     ).scalar_one_or_none()
     if referrer is None:
         return False
-    session.add(ReferralVisit(referrer_id=referrer, at=now()))
+    session.add(ReferralVisit(referrer_id=referrer, at=ledger.clock()))
     return True
 
 
@@ -312,7 +314,7 @@ def _qualified(
     if _limit_reached(session, spec, tz, ref.referrer_id, receipt.occurred_at):
         _close(session, ref, "rejected", "limit_reached")
         return
-    at = now()
+    at = ledger.clock()
     ref.status = "qualified"
     ref.reason = None
     ref.rounds += 1
@@ -366,7 +368,7 @@ def reverse(session: Session, receipt: Reversed) -> None:
         or ref.status != "qualified"
         or ref.qualifying_purchase_id != receipt.purchase_id
         or ref.hold_until is None
-        or now() >= ref.hold_until
+        or ledger.clock() >= ref.hold_until
     ):
         return
     if receipt.kind == "return":
@@ -418,8 +420,8 @@ def _credit(
             amount=reward.amount,
             entry_id=entry.id,
             available_at=available_at,
-            status="pending" if available_at > now() else "standing",
-            created_at=now(),
+            status="pending" if available_at > ledger.clock() else "standing",
+            created_at=ledger.clock(),
         )
     )
 
@@ -435,7 +437,7 @@ def _post_points(session: Session, spec: ReferralsSpec, ref: Referral) -> None:
     """The points rewards of a qualified referral, pending until the hold ends (coupons
     cannot wait: they are issued when the referral is rewarded)."""
     assert ref.hold_until is not None
-    available = max(ref.hold_until, now())
+    available = max(ref.hold_until, ledger.clock())
     for role, member_id, reward in (
         ("friend", ref.friend_id, spec.friend_reward),
         ("referrer", ref.referrer_id, spec.referrer_reward),
@@ -463,13 +465,13 @@ def _revoke(session: Session, ref: Referral, key: str) -> None:
                 description=f"referral {ref.id}: reward revoked",
             )
         r.status = "revoked"
-        r.revoked_at = now()
+        r.revoked_at = ledger.clock()
 
 
 def _close(session: Session, ref: Referral, status: str, reason: str) -> None:
     ref.status = status
     ref.reason = reason
-    ref.updated_at = now()
+    ref.updated_at = ledger.clock()
     session.flush()
     _emit(session, ref, f"referral.{status}")
 
@@ -486,7 +488,7 @@ def release_due(session: Session, at: dt.datetime | None = None, limit: int = 50
     if found is None:
         return 0
     spec, _ = found
-    at = at or now()
+    at = at or ledger.clock()
     if spec.review.auto_approve_after_days is not None:
         _auto_approve(session, spec, at, limit)
     due = list(
@@ -631,9 +633,9 @@ def approve(
     ref = _for_review(session, referral_id)
     ref.review = "approved"
     ref.reviewed_by = actor
-    ref.reviewed_at = now()
+    ref.reviewed_at = ledger.clock()
     ref.review_note = note
-    ref.updated_at = now()
+    ref.updated_at = ledger.clock()
     found = setup(session)
     if ref.status == "qualified" and found is not None:
         _post_points(session, found[0], ref)
@@ -649,7 +651,7 @@ def reject(session: Session, referral_id: uuid.UUID, actor: str, note: str) -> R
     ref = _for_review(session, referral_id)
     ref.review = "rejected"
     ref.reviewed_by = actor
-    ref.reviewed_at = now()
+    ref.reviewed_at = ledger.clock()
     ref.review_note = note
     _revoke(session, ref, "review")
     audit(session, actor, "referral.reject", "referral", str(ref.id), details={"reason": note})
