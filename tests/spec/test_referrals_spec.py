@@ -319,6 +319,10 @@ def test_the_section_round_trips_through_export(db: Database) -> None:
         apply_program(s, spec)
         exported = export_program(s)
         assert "from: '2026-01-01'" in exported and "from_" not in exported
+        # and the exported section (every key written, unused ones null) fits the schema
+        section = yaml.safe_load(exported)["referrals"]
+        assert section["friend_reward"]["coupon_pool"] is None
+        assert jsonschema_rs.validator_for(referrals_json_schema()).is_valid({"referrals": section})
         again = parse_program(exported)
         assert again == spec
         assert not apply_program(s, again).changed
@@ -388,6 +392,9 @@ def test_the_json_schema_takes_what_the_models_take() -> None:
 
     assert ok(FULL) and ok(MINIMAL) and ok({"referrer_reward": {"coupon_pool": "x"}})
     assert not ok(_with("bogus", 1))
+    assert not ok({"friend_reward": {"currency": "BONUS", "amount": "1", "coupon_pool": "x"}})
+    assert not ok({"friend_reward": {"currency": "BONUS", "amount": None}})
+    assert not ok({"friend_reward": {"coupon_pool": None}})
     assert not ok(_with("friend_reward.coupon_pool", "x"))  # both kinds of reward
     assert not ok(_with("friend_reward.amount", ...))  # currency alone
     assert not ok(_with("friend_reward", {}))

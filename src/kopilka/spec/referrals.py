@@ -69,13 +69,26 @@ class ReferralReward(_Strict):
     (``coupon_pool``: the pool's name or id; pools live in the database, so the name is
     checked when the reward is given, not here)."""
 
+    # The same rule for the JSON Schema; a key given as null counts as absent (an exported
+    # programme writes every key).
     model_config = ConfigDict(
         json_schema_extra={
             "oneOf": [
-                {"required": ["currency", "amount"], "not": {"required": ["coupon_pool"]}},
+                {
+                    "required": ["currency", "amount"],
+                    "properties": {
+                        "currency": {"type": "string"},
+                        "amount": {"not": {"type": "null"}},
+                        "coupon_pool": {"type": "null"},
+                    },
+                },
                 {
                     "required": ["coupon_pool"],
-                    "not": {"anyOf": [{"required": ["currency"]}, {"required": ["amount"]}]},
+                    "properties": {
+                        "coupon_pool": {"type": "string"},
+                        "currency": {"type": "null"},
+                        "amount": {"type": "null"},
+                    },
                 },
             ]
         }
