@@ -36,9 +36,11 @@ if TYPE_CHECKING:
 # What ``kopilka.spec.program`` accepts as a store code and a receipt's channel.
 STORE_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 Channel = Literal["pos", "online", "app"]
-# A domain name as an email address has it after the ``@``, lower case (names are lowered
-# when read): labels of letters, digits and hyphens, at least two of them.
-DOMAIN_RE = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# A domain name as an email address has it after the ``@`` (lowered when read): labels of
+# letters, digits and hyphens, at least two of them.
+DOMAIN_RE = (
+    r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
 
 Points = Annotated[
     Decimal,
@@ -67,13 +69,26 @@ class ReferralReward(_Strict):
     (``coupon_pool``: the pool's name or id; pools live in the database, so the name is
     checked when the reward is given, not here)."""
 
+    # The same rule for the JSON Schema; a key given as null counts as absent (an exported
+    # programme writes every key).
     model_config = ConfigDict(
         json_schema_extra={
             "oneOf": [
-                {"required": ["currency", "amount"], "not": {"required": ["coupon_pool"]}},
+                {
+                    "required": ["currency", "amount"],
+                    "properties": {
+                        "currency": {"type": "string"},
+                        "amount": {"not": {"type": "null"}},
+                        "coupon_pool": {"type": "null"},
+                    },
+                },
                 {
                     "required": ["coupon_pool"],
-                    "not": {"anyOf": [{"required": ["currency"]}, {"required": ["amount"]}]},
+                    "properties": {
+                        "coupon_pool": {"type": "string"},
+                        "currency": {"type": "null"},
+                        "amount": {"type": "null"},
+                    },
                 },
             ]
         }
@@ -145,16 +160,17 @@ class FraudSpec(_Strict):
         list[Annotated[str, Field(max_length=253, pattern=DOMAIN_RE)]], Field(max_length=10_000)
     ] = []
 
-    @field_validator("disposable_email_domains", mode="before")
+    @field_validator("disposable_email_domains")
     @classmethod
-    def _lower(cls, v: object) -> object:
-        # Email addresses are compared lower-cased; ``Mailinator.com`` means the same.
-        if isinstance(v, list):
-            return [d.lower() if isinstance(d, str) else d for d in v]
-        return v
+    def _lower(cls, v: list[str]) -> list[str]:
+        # Email addresses are compared lower-cased; ``Mailinator.COM`` means the same.
+        return [d.lower() for d in v]
 
 
 class ReferralsSpec(_Strict):
+    """The ``referrals:`` section: at least one of the two rewards; everything else has a
+    default (``docs/referrals.md``)."""
+
     friend_reward: ReferralReward | None = None
     referrer_reward: ReferralReward | None = None
     qualifying: QualifyingSpec = QualifyingSpec()
