@@ -5,7 +5,8 @@ The packages do not import each other to find out who plugs into them: each offe
 registry (``core.auth.use_identity``, ``security.identity.use_api_keys`` and
 ``register_authenticator``, ``members.privacy.register_exporter`` and ``register_eraser``,
 ``members.service.use_card_codes``, ``ledger.verify.register_check``,
-``events.service.use_consumer``, ``program.service.on_apply``, the ``@job`` decorator of
+``events.service.use_consumer``, ``program.service.on_apply``,
+``security.rotation.use_metadata``, the ``@job`` decorator of
 ``core.jobs``) and this module, on top of every layer, fills them. ``create_app`` calls
 ``wire`` and ``install``; the commands of ``kopilka`` that run domain code call ``wire``.
 Adding a capability means a line here, not an import from one domain into another
@@ -43,6 +44,7 @@ from kopilka.memberapp.api import router as memberapp_router
 from kopilka.members import privacy
 from kopilka.members import service as members
 from kopilka.members.api import router as members_router
+from kopilka.models import metadata as every_table
 from kopilka.program import service as program
 from kopilka.program.api import router as program_router
 from kopilka.purchases import jobs as purchases_jobs
@@ -52,7 +54,7 @@ from kopilka.reports import jobs as reports_jobs
 from kopilka.reports.api import router as reports_router
 from kopilka.rules import service as rules
 from kopilka.rules.api import router as rules_router
-from kopilka.security import identity
+from kopilka.security import identity, rotation
 from kopilka.security import jobs as security_jobs
 from kopilka.security.api import router as security_router
 from kopilka.tiers import jobs as tiers_jobs
@@ -128,6 +130,7 @@ def wire() -> None:
     program.on_apply(rules.sync_versions)
     members.use_card_codes(memberapp.resolve_card_code)
     use_consumer(webhooks)
+    rotation.use_metadata(every_table)
 
 
 def install(app: FastAPI) -> None:
