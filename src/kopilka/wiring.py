@@ -3,11 +3,11 @@ hooks, verify checks, the outbox's consumer and what runs when a programme is ap
 
 The packages do not import each other to find out who plugs into them: each offers a
 registry (``core.auth.use_identity``, ``security.identity.use_api_keys`` and
-``register_authenticator``, ``members.privacy.register_exporter`` and ``register_eraser``,
-``members.service.use_card_codes``, ``ledger.verify.register_check``,
-``events.service.use_consumer``, ``program.service.on_apply``,
-``security.rotation.use_metadata``, the ``@job`` decorator of
-``core.jobs``) and this module, on top of every layer, fills them. ``create_app`` calls
+``register_authenticator``, ``members.privacy.register_exporter``, ``register_eraser``,
+``use_ledger`` and ``use_purchases``, ``members.service.use_card_codes``,
+``ledger.verify.register_check``, ``events.service.use_consumer``,
+``program.service.on_apply``, ``security.rotation.use_metadata``, the ``@job`` decorator
+of ``core.jobs``) and this module, on top of every layer, fills them. ``create_app`` calls
 ``wire`` and ``install``; the commands of ``kopilka`` that run domain code call ``wire``.
 Adding a capability means a line here, not an import from one domain into another
 (ARCHITECTURE.md).
@@ -35,6 +35,7 @@ from kopilka.events.service import use_consumer
 from kopilka.health.api import router as health_router
 from kopilka.ledger import jobs as ledger_jobs
 from kopilka.ledger import notices as ledger_notices
+from kopilka.ledger import service as ledger
 from kopilka.ledger.api import router as ledger_router
 from kopilka.ledger.verify import register_check
 from kopilka.memberapp import api as memberapp_api
@@ -48,6 +49,7 @@ from kopilka.models import metadata as every_table
 from kopilka.program import service as program
 from kopilka.program.api import router as program_router
 from kopilka.purchases import jobs as purchases_jobs
+from kopilka.purchases import queries as purchase_queries
 from kopilka.purchases.api import router as purchases_router
 from kopilka.purchases.checks import purchase_checks
 from kopilka.reports import jobs as reports_jobs
@@ -129,6 +131,8 @@ def wire() -> None:
     register_check(purchase_checks)
     program.on_apply(rules.sync_versions)
     members.use_card_codes(memberapp.resolve_card_code)
+    privacy.use_ledger(ledger.export_member)
+    privacy.use_purchases(purchase_queries.export_member)
     use_consumer(webhooks)
     rotation.use_metadata(every_table)
 

@@ -68,3 +68,17 @@ def list_purchases(
         q = q.where(Purchase.id < last)
     shown, nxt = pagination.page(list(session.execute(q).scalars()), limit)
     return [purchase_json(p) for p in shown], nxt
+
+
+# ---------------------------------------------------------------------------- for privacy
+
+# The page a member's export reads their purchases in.
+EXPORT_PAGE = 200
+
+
+def export_member(session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every purchase of a member, newest first: their export's ``purchases``
+    (``members.privacy``, through ``kopilka.wiring``)."""
+    return pagination.all_pages(
+        lambda c: list_purchases(session, member_id=member_id, cursor=c, limit=EXPORT_PAGE)
+    )
