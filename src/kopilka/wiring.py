@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from kopilka.adjustments.api import members_router as member_adjustments_router
 from kopilka.adjustments.api import router as adjustments_router
 from kopilka.apikeys import service as apikeys
 from kopilka.apikeys.api import router as apikeys_router
@@ -77,6 +78,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     purchases_router,
     members_router,
     ledger_router,
+    member_adjustments_router,
     adjustments_router,
     custom_events_router,
     program_router,
