@@ -52,6 +52,7 @@ from kopilka.program.api import router as program_router
 from kopilka.purchases import jobs as purchases_jobs
 from kopilka.purchases import queries as purchase_queries
 from kopilka.purchases.api import router as purchases_router
+from kopilka.purchases.api import simulation_router
 from kopilka.purchases.checks import purchase_checks
 from kopilka.reports import jobs as reports_jobs
 from kopilka.reports.api import router as reports_router
@@ -83,6 +84,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     custom_events_router,
     program_router,
     rules_router,
+    simulation_router,
     apikeys_router,
     audit_router,
     security_router,
