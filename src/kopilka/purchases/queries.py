@@ -277,3 +277,17 @@ def confirmed_ids_between(
     if channel:
         cond.append(Purchase.channel == channel)
     return select(Purchase.id.label("id")).where(*cond).subquery()
+
+
+# ---------------------------------------------------------------------------- for privacy
+
+# The page a member's export reads their purchases in.
+EXPORT_PAGE = 200
+
+
+def export_member(session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every purchase of a member, newest first: their export's ``purchases``
+    (``members.privacy``, through ``kopilka.wiring``)."""
+    return pagination.all_pages(
+        lambda c: list_purchases(session, member_id=member_id, cursor=c, limit=EXPORT_PAGE)
+    )
