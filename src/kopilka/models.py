@@ -1,4 +1,5 @@
-"""Imports every domain's tables so that ``Base.metadata`` is complete (Alembic, tests).
+"""Imports every domain's tables so that ``Base.metadata`` is complete (Alembic, tests,
+key rotation through ``kopilka.wiring``).
 
 One line per domain; keep them sorted.
 """
@@ -24,3 +25,7 @@ import kopilka.security.models
 import kopilka.tiers.models
 import kopilka.users.models
 import kopilka.webhooks.models  # noqa: F401
+from kopilka.core.db import Base
+
+# Every table of Kopilka, complete once this module is imported.
+metadata = Base.metadata

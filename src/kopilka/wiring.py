@@ -3,12 +3,13 @@ hooks, verify checks, the outbox's consumer and what runs when a programme is ap
 
 The packages do not import each other to find out who plugs into them: each offers a
 registry (``core.auth.use_identity``, ``security.identity.use_api_keys`` and
-``register_authenticator``, ``members.privacy.register_exporter`` and ``register_eraser``,
-``members.service.use_card_codes`` and ``on_enrolled``, ``purchases.hooks.register``,
-``tiers.service.use_purchase_history`` and its ``rules`` twin,
-``security.velocity.use_purchases``, ``ledger.verify.register_check``,
-``events.service.use_consumer``, ``program.service.on_apply``, the ``@job`` decorator of
-``core.jobs``) and this module, on top of every layer, fills them. ``create_app`` calls
+``register_authenticator``, ``members.privacy.register_exporter``, ``register_eraser``,
+``use_ledger`` and ``use_purchases``, ``members.service.use_card_codes`` and
+``on_enrolled``, ``purchases.hooks.register``, ``tiers.service.use_purchase_history`` and
+its ``rules`` twin, ``security.velocity.use_purchases``, ``ledger.verify.register_check``,
+``events.service.use_consumer``, ``program.service.on_apply``,
+``security.rotation.use_metadata``, the ``@job`` decorator of ``core.jobs``) and this
+module, on top of every layer, fills them. ``create_app`` calls
 ``wire`` and ``install``; the commands of ``kopilka`` that run domain code call ``wire``.
 Adding a capability means a line here, not an import from one domain into another
 (ARCHITECTURE.md).
@@ -22,6 +23,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from kopilka.adjustments.api import members_router as member_adjustments_router
 from kopilka.adjustments.api import router as adjustments_router
 from kopilka.apikeys import service as apikeys
 from kopilka.apikeys.api import router as apikeys_router
@@ -36,6 +38,7 @@ from kopilka.events.service import use_consumer
 from kopilka.health.api import router as health_router
 from kopilka.ledger import jobs as ledger_jobs
 from kopilka.ledger import notices as ledger_notices
+from kopilka.ledger import service as ledger
 from kopilka.ledger.api import router as ledger_router
 from kopilka.ledger.verify import register_check
 from kopilka.memberapp import api as memberapp_api
@@ -45,12 +48,14 @@ from kopilka.memberapp.api import router as memberapp_router
 from kopilka.members import privacy
 from kopilka.members import service as members
 from kopilka.members.api import router as members_router
+from kopilka.models import metadata as every_table
 from kopilka.program import service as program
 from kopilka.program.api import router as program_router
 from kopilka.purchases import hooks as receipt_hooks
 from kopilka.purchases import jobs as purchases_jobs
 from kopilka.purchases import queries as purchases
 from kopilka.purchases.api import router as purchases_router
+from kopilka.purchases.api import simulation_router
 from kopilka.purchases.checks import purchase_checks
 from kopilka.referrals import jobs as referrals_jobs
 from kopilka.referrals import service as referrals
@@ -60,7 +65,7 @@ from kopilka.reports import jobs as reports_jobs
 from kopilka.reports.api import router as reports_router
 from kopilka.rules import service as rules
 from kopilka.rules.api import router as rules_router
-from kopilka.security import identity, velocity
+from kopilka.security import identity, rotation, velocity
 from kopilka.security import jobs as security_jobs
 from kopilka.security.api import router as security_router
 from kopilka.tiers import jobs as tiers_jobs
@@ -82,10 +87,12 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     purchases_router,
     members_router,
     ledger_router,
+    member_adjustments_router,
     adjustments_router,
     custom_events_router,
     program_router,
     rules_router,
+    simulation_router,
     apikeys_router,
     audit_router,
     security_router,
@@ -145,7 +152,10 @@ def wire() -> None:
     tiers.use_purchase_history(purchases)
     rules.use_purchase_history(purchases)
     velocity.use_purchases(purchases.recent_of_members)
+    privacy.use_ledger(ledger.export_member)
+    privacy.use_purchases(purchases.export_member)
     use_consumer(webhooks)
+    rotation.use_metadata(every_table)
 
 
 def install(app: FastAPI) -> None:

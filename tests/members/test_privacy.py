@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -87,6 +88,19 @@ def test_export_holds_everything_about_the_member(
         f"/api/v1/audit?action=member.export&target_id={m['id']}", headers=admin
     ).json()
     assert [a["actor"] for a in audit["items"]] == [doc["audit"][0]["actor"]]
+
+
+def test_an_export_without_the_ledger_or_purchases_wired_refuses(
+    client: TestClient, admin: dict[str, str], db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a member, and the ledger's or the purchases' section not wired
+    m = client.post("/api/v1/members", json={"phone": "+79160000002"}, headers=admin).json()
+    for registry in ("_ledger", "_purchases"):
+        with monkeypatch.context() as patch, db.session() as session:
+            patch.setattr(privacy, registry, [])
+            # when exported, then it refuses rather than answer an incomplete document
+            with pytest.raises(RuntimeError, match="wire"):
+                privacy.export_member(session, uuid.UUID(m["id"]), "test")
 
 
 def test_exporters_and_erasers_of_other_parts_join(

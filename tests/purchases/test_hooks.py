@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
 
 from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
@@ -50,6 +51,23 @@ class Challenge:
         if receipt.kind == "cancel":
             plan.add_to(SPEND, "code", ("spent",), {"challenge": [D(-1)]})  # type: ignore[arg-type]
 
+    def after_settled(
+        self, session: Session, receipt: hooks.Settled, read: Mapping[str, Any]
+    ) -> None:
+        # after the receipt's rows: its own progress is written, in the same transaction
+        written = session.scalar(
+            select(CampaignSpend.spent).where(CampaignSpend.code == "challenge")
+        )
+        self.seen.append(("after settled", written))
+
+    def after_reversed(
+        self, session: Session, receipt: hooks.Reversed, read: Mapping[str, Any]
+    ) -> None:
+        written = session.scalar(
+            select(CampaignSpend.spent).where(CampaignSpend.code == "challenge")
+        )
+        self.seen.append(("after " + receipt.kind, written))
+
 
 @pytest.fixture
 def challenge() -> Iterator[Challenge]:
@@ -77,8 +95,16 @@ def test_a_hook_reads_and_writes_with_each_receipt(
     with program.session() as s:
         returns.cancel(s, ids[1], TILL)
         s.commit()
-    # then the hook saw the progress before each receipt, and the progress is one
-    assert challenge.seen == [("settled", None), ("settled", D(1)), ("cancel", D(2))]
+    # then the hook saw the progress before each receipt, and after its rows were written
+    # (in the receipt's transaction); the progress is one
+    assert challenge.seen == [
+        ("settled", None),
+        ("after settled", D(1)),
+        ("settled", D(1)),
+        ("after settled", D(2)),
+        ("cancel", D(2)),
+        ("after cancel", D(1)),
+    ]
     with program.session() as s:
         progress = s.scalar(select(CampaignSpend.spent).where(CampaignSpend.code == "challenge"))
     assert progress == D(1)

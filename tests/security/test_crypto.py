@@ -133,6 +133,18 @@ def _raw_tokens(db: Database) -> list[str]:
     return [v for row in rows for v in row if v is not None]
 
 
+def test_rotation_sees_every_sealed_table_and_refuses_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given the tables wiring handed over, then every table with sealed columns is found
+    names = {t.name for t in rotation.sealed_tables()}
+    assert {"members", "users", "member_devices", "push_subscriptions"} <= names
+    # when wiring did not hand them over, then rotation refuses rather than skip a table
+    monkeypatch.setattr(rotation, "_metadata", [])
+    with pytest.raises(RuntimeError, match="wire"):
+        rotation.sealed_tables()
+
+
 def test_rotate_data_moves_every_value_to_the_new_key(
     db: Database, keys_env: pytest.MonkeyPatch
 ) -> None:

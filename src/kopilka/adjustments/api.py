@@ -1,23 +1,71 @@
-"""HTTP endpoints for adjustments waiting for a second person's approval (they are asked
-for with ``POST /members/{id}/adjustments``, see ``kopilka.ledger.api``)."""
+"""HTTP endpoints for manual adjustments: asked for with ``POST /members/{id}/adjustments``
+(``members_router``), and those waiting for a second person's approval (``router``)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
 
 from kopilka.adjustments import service
 from kopilka.adjustments.models import PENDING
-from kopilka.adjustments.schemas import AdjustmentOut, AdjustmentPage, RejectIn
+from kopilka.adjustments.schemas import AdjustmentIn, AdjustmentOut, AdjustmentPage, RejectIn
 from kopilka.core.auth import SessionDep, require
+from kopilka.core.idempotency import run_idempotent
 from kopilka.core.principal import Principal
+from kopilka.ledger.schemas import EntryOut, entry_out
 
 router = APIRouter(prefix="/adjustments", tags=["ledger"])
+# A member's adjustment is asked for under the member, beside their balances and ledger.
+members_router = APIRouter(prefix="/members", tags=["ledger"])
 
 Reader = Annotated[Principal, Depends(require("admin", "manager", "support"))]
 Approver = Annotated[Principal, Depends(require("admin", "manager"))]
+Manager = Annotated[Principal, Depends(require("admin", "manager"))]
+
+
+@members_router.post(
+    "/{member_id}/adjustments",
+    status_code=201,
+    response_model=EntryOut,
+    responses={202: {"model": AdjustmentOut, "description": "Waiting for approval"}},
+)
+def adjust(
+    member_id: uuid.UUID,
+    body: AdjustmentIn,
+    session: SessionDep,
+    principal: Manager,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """A manual correction (signed amount) with a reason; recorded in the audit log.
+    Above the currency's ``adjust_approval_above``: 202, waiting for a second person."""
+
+    def action() -> tuple[int, Any]:
+        done = service.request(
+            session,
+            member_id=member_id,
+            currency=body.currency,
+            amount=body.amount,
+            reason=body.reason,
+            actor=principal.actor,
+            key=f"adjust:{principal.actor}:{idempotency_key or uuid.uuid4()}",
+        )
+        if done.adjustment is not None:
+            return 202, service.adjustment_json(done.adjustment, done.currency.precision)
+        assert done.entry is not None
+        return 201, entry_out(done.entry, done.currency.precision)
+
+    status, payload = run_idempotent(
+        session,
+        principal.actor,
+        idempotency_key,
+        f"POST /members/{member_id}/adjustments",
+        body.model_dump(mode="json"),
+        action,
+    )
+    return JSONResponse(payload, status_code=status)
 
 
 @router.get("", response_model=AdjustmentPage)

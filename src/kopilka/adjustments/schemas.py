@@ -1,10 +1,19 @@
-"""What crosses the API for adjustments waiting for approval."""
+"""What crosses the API for adjustments: the request, and those waiting for approval."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from kopilka.ledger.schemas import AmountStr
+
+
+class AdjustmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    currency: Annotated[str, Field(min_length=1, max_length=16)]
+    amount: AmountStr
+    reason: Annotated[str, Field(min_length=3, max_length=500)]
 
 
 class AdjustmentOut(BaseModel):

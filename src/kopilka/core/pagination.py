@@ -46,6 +46,18 @@ def after_number(cursor: str | None) -> int | None:
     )
 
 
+def all_pages(fetch: Callable[[str | None], tuple[Sequence[T], str | None]]) -> list[T]:
+    """Every item of a list, page after page: ``fetch(cursor)`` answers a page and the
+    next cursor (None after the last page)."""
+    out: list[T] = []
+    cursor: str | None = None
+    while True:
+        items, cursor = fetch(cursor)
+        out.extend(items)
+        if cursor is None:
+            return out
+
+
 def page(
     rows: Sequence[T], limit: int, id_of: Callable[[T], Any] | None = None
 ) -> tuple[Sequence[T], str | None]:

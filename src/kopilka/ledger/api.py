@@ -1,4 +1,5 @@
-"""HTTP endpoints for balances, history, adjustments and transfers."""
+"""HTTP endpoints for balances, history and transfers (a manual adjustment,
+``POST /members/{id}/adjustments``, is the adjustments' own: ``kopilka.adjustments.api``)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from kopilka.adjustments import service as adjustments
-from kopilka.adjustments.schemas import AdjustmentOut
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.dates import Timestamp
 from kopilka.core.idempotency import run_idempotent
 from kopilka.core.principal import Principal
 from kopilka.ledger import service
-from kopilka.ledger.schemas import AdjustmentIn, BalancesOut, EntryOut, LedgerPage, TransferIn
+from kopilka.ledger.schemas import BalancesOut, EntryOut, LedgerPage, TransferIn, entry_out
 from kopilka.members import service as members
 from kopilka.program.service import current_program
 
@@ -23,16 +22,6 @@ router = APIRouter(prefix="/members", tags=["ledger"])
 
 Staff = Annotated[Principal, Depends(require("admin", "manager", "analyst", "cashier"))]
 Manager = Annotated[Principal, Depends(require("admin", "manager"))]
-
-
-def _entry_out(entry: Any, precision: int) -> dict[str, Any]:
-    return EntryOut(
-        id=str(entry.id),
-        kind=entry.kind,
-        currency=entry.currency,
-        amount=f"{entry.amount:.{precision}f}",
-        occurred_at=entry.occurred_at.isoformat(),
-    ).model_dump()
 
 
 @router.get("/{member_id}/balances", response_model=BalancesOut)
@@ -60,48 +49,6 @@ def get_ledger(
     members.get_member(session, member_id)
     items, nxt = service.history(session, member_id, currency, cursor, limit)
     return {"items": [i.as_json() for i in items], "next_cursor": nxt}
-
-
-@router.post(
-    "/{member_id}/adjustments",
-    status_code=201,
-    response_model=EntryOut,
-    responses={202: {"model": AdjustmentOut, "description": "Waiting for approval"}},
-)
-def adjust(
-    member_id: uuid.UUID,
-    body: AdjustmentIn,
-    session: SessionDep,
-    principal: Manager,
-    idempotency_key: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
-    """A manual correction (signed amount) with a reason; recorded in the audit log.
-    Above the currency's ``adjust_approval_above``: 202, waiting for a second person."""
-
-    def action() -> tuple[int, Any]:
-        done = adjustments.request(
-            session,
-            member_id=member_id,
-            currency=body.currency,
-            amount=body.amount,
-            reason=body.reason,
-            actor=principal.actor,
-            key=f"adjust:{principal.actor}:{idempotency_key or uuid.uuid4()}",
-        )
-        if done.adjustment is not None:
-            return 202, adjustments.adjustment_json(done.adjustment, done.currency.precision)
-        assert done.entry is not None
-        return 201, _entry_out(done.entry, done.currency.precision)
-
-    status, payload = run_idempotent(
-        session,
-        principal.actor,
-        idempotency_key,
-        f"POST /members/{member_id}/adjustments",
-        body.model_dump(mode="json"),
-        action,
-    )
-    return JSONResponse(payload, status_code=status)
 
 
 @router.post("/{member_id}/transfers", status_code=201, response_model=EntryOut)
@@ -132,7 +79,7 @@ def transfer(
             description=body.message or "",
             program=program,
         )
-        return 201, _entry_out(entry, cur.precision)
+        return 201, entry_out(entry, cur.precision)
 
     status, payload = run_idempotent(
         session,

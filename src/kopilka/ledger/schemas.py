@@ -1,9 +1,10 @@
-"""What crosses the API for balances, history, adjustments and transfers."""
+"""What crosses the API for balances, history and transfers, and the entry an adjustment
+or a transfer answers."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,13 +44,6 @@ class LedgerPage(BaseModel):
     next_cursor: str | None
 
 
-class AdjustmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    currency: Annotated[str, Field(min_length=1, max_length=16)]
-    amount: AmountStr
-    reason: Annotated[str, Field(min_length=3, max_length=500)]
-
-
 class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: MemberRef
@@ -64,3 +58,14 @@ class EntryOut(BaseModel):
     currency: str
     amount: str
     occurred_at: str
+
+
+def entry_out(entry: Any, precision: int) -> dict[str, Any]:
+    """A ledger entry as an adjustment or a transfer answers it (``EntryOut``)."""
+    return EntryOut(
+        id=str(entry.id),
+        kind=entry.kind,
+        currency=entry.currency,
+        amount=f"{entry.amount:.{precision}f}",
+        occurred_at=entry.occurred_at.isoformat(),
+    ).model_dump()

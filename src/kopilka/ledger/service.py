@@ -1044,3 +1044,19 @@ def check_transfer_allowed(
                 f"at most {daily} a day; {Decimal(sent)} sent today",
                 errors=[field_error("amount", f"at most {daily} a day", "daily_limit")],
             )
+
+
+# ---------------------------------------------------------------------------- for privacy
+
+# The page a member's export reads the history in.
+EXPORT_PAGE = 200
+
+
+def export_member(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
+    """A member's balances and whole ledger history, their export's ``balances`` and
+    ``ledger`` (``members.privacy``, through ``kopilka.wiring``)."""
+    entries = pagination.all_pages(lambda c: history(session, member_id, None, c, EXPORT_PAGE))
+    return {
+        "balances": [b.as_json() for b in balances(session, member_id)],
+        "ledger": [e.as_json() for e in entries],
+    }

@@ -2,7 +2,10 @@
 
 Export gathers the profile, every consent record, balances, the whole ledger history,
 purchases and the audit trail about the member, plus what other parts of Kopilka add with
-``register_exporter`` (e.g. the member app's devices).
+``register_exporter`` (e.g. the member app's devices). The ledger's and the purchases'
+sections are the ledger's and the purchases' own (``use_ledger``, ``use_purchases``,
+filled by ``kopilka.wiring``: both packages build on this one, so it does not import
+them); an export without them would be incomplete, so it refuses to run.
 
 Erasure removes the personal data and keeps the member row as an anonymous account: the
 phone, email, name, birth date and external id are cleared, the card number is replaced by
@@ -17,7 +20,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,19 +29,24 @@ from sqlalchemy.orm import Session
 from kopilka.audit import service as audit
 from kopilka.audit.service import record
 from kopilka.core.db import now
+from kopilka.core.pagination import all_pages
 from kopilka.events import service as events
-from kopilka.ledger import service as ledger
 from kopilka.members import service
 from kopilka.members.cards import new_card_number
 from kopilka.members.models import CHANNELS, PERSONAL, Member
-from kopilka.purchases import queries as purchases
 
+T = TypeVar("T")
 Exporter = Callable[[Session, uuid.UUID], Any]
 Eraser = Callable[[Session, uuid.UUID], None]
+# The ledger's part of an export: ``{"balances": [...], "ledger": [...]}``.
+LedgerExporter = Callable[[Session, uuid.UUID], dict[str, Any]]
 
 _lock = threading.Lock()
 _exporters: dict[str, Exporter] = {}
 _erasers: dict[str, Eraser] = {}
+# ``kopilka.wiring``: the ledger's and the purchases' sections of every export.
+_ledger: list[LedgerExporter] = []
+_purchases: list[Exporter] = []
 
 EXPORT_FORMAT = "kopilka.member-export/1"
 PAGE = 200
@@ -58,32 +66,25 @@ def register_eraser(name: str, eraser: Eraser) -> None:
         _erasers[name] = eraser
 
 
-def _all_pages(fetch: Callable[[str | None], tuple[list[Any], str | None]]) -> list[Any]:
-    out: list[Any] = []
-    cursor: str | None = None
-    while True:
-        items, cursor = fetch(cursor)
-        out.extend(items)
-        if cursor is None:
-            return out
+def use_ledger(exporter: LedgerExporter) -> None:
+    """Say how the ledger's part of an export is read: ``exporter(session, member_id)``
+    returns its ``balances`` and ``ledger`` (again replaces it)."""
+    _ledger[:] = [exporter]
 
 
-def _ledger(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
-    entries = _all_pages(lambda c: ledger.history(session, member_id, None, c, PAGE))
-    return {
-        "balances": [b.as_json() for b in ledger.balances(session, member_id)],
-        "ledger": [e.as_json() for e in entries],
-    }
+def use_purchases(exporter: Exporter) -> None:
+    """Say how the ``purchases`` of an export are read (again replaces it)."""
+    _purchases[:] = [exporter]
 
 
-def _purchases(session: Session, member_id: uuid.UUID) -> list[Any]:
-    return _all_pages(
-        lambda c: purchases.list_purchases(session, member_id=member_id, cursor=c, limit=PAGE)
-    )
+def _section(registered: list[T], name: str) -> T:
+    if not registered:
+        raise RuntimeError(f"no {name} for the member's export: wire() was not called")
+    return registered[0]
 
 
 def _audit(session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
-    return _all_pages(
+    return all_pages(
         lambda c: audit.list_entries(
             session, target_type="member", target_id=str(member_id), cursor=c, limit=PAGE
         )
@@ -104,8 +105,8 @@ def export_member(session: Session, member_id: uuid.UUID, actor: str) -> dict[st
         "exported_at": now().isoformat(),
         "member": profile,
         "consents": service.consent_history(session, member_id),
-        **_ledger(session, member_id),
-        "purchases": _purchases(session, member_id),
+        **_section(_ledger, "ledger")(session, member_id),
+        "purchases": _section(_purchases, "purchases")(session, member_id),
         "audit": _audit(session, member_id),
     }
     with _lock:

@@ -1,20 +1,29 @@
-"""HTTP endpoints for purchases: calculate, confirm, commit, cancel, returns."""
+"""HTTP endpoints for purchases: calculate, confirm, commit, cancel, returns; and the
+rules' dry run over receipts, ``POST /rules/simulate`` (``simulation_router``)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from kopilka.core.auth import SessionDep, require
-from kopilka.core.db import get_db
+from kopilka.core.db import get_db, now
+from kopilka.core.errors import Problem, validation_errors
 from kopilka.core.idempotency import run_idempotent
 from kopilka.core.principal import Principal
-from kopilka.core.responses import FastJSONResponse
+from kopilka.core.responses import FastJSONResponse, pydantic_json
 from kopilka.core.threads import run_in_thread
-from kopilka.program.service import check_occurred_at
+from kopilka.program.service import (
+    Program,
+    canonical,
+    check_occurred_at,
+    digest_of,
+    validate_program,
+)
 from kopilka.purchases import confirmation, figures, holds, queries, returns
 from kopilka.purchases.schemas import (
     CalculationOut,
@@ -25,13 +34,22 @@ from kopilka.purchases.schemas import (
     PurchasePage,
     ReturnIn,
     ReturnOut,
+    SimulateIn,
+    SimulationOut,
+    SimulationPage,
 )
+from kopilka.rules import engine
+from kopilka.rules import service as rules
 
 router = APIRouter(prefix="/purchases", tags=["purchases"])
+# The rules' dry run: among the rules' routes (``/rules/simulate``, tag ``rules``), here
+# because it runs receipts through the purchases' figuring.
+simulation_router = APIRouter(tags=["rules"])
 
 Till = Annotated[Principal, Depends(require("admin", "manager", "cashier", "partner"))]
 Reader = Annotated[Principal, Depends(require("admin", "manager", "analyst", "cashier", "partner"))]
 IdemKey = Annotated[str | None, Header()]
+Simulator = Annotated[Principal, Depends(require("admin", "manager", "analyst", "cashier"))]
 
 
 # The two calls a till makes on every receipt are async and hop to a thread once, for the
@@ -190,3 +208,78 @@ def create_return(
         action,
     )
     return FastJSONResponse(payload, status_code=status)
+
+
+# ---------------------------------------------------------------------------- simulate
+
+
+def _receipt(raw: dict[str, Any], path: str) -> PurchaseIn:
+    doc = {"external_id": "simulation", "occurred_at": now().isoformat(), **raw}
+    try:
+        return PurchaseIn.model_validate(doc)
+    except ValidationError as exc:
+        errors = validation_errors(exc, path)
+        raise Problem(422, "validation_error", "the receipt is not valid", errors=errors) from exc
+
+
+def _draft(session: Any, body: SimulateIn) -> Program | None:
+    if body.program is None and body.rules is None:
+        return None
+    if body.program is not None and body.rules is not None:
+        raise Problem(
+            422,
+            "validation_error",
+            "give a draft programme or draft rules, not both",
+            errors=[{"field": "rules", "code": "exclusive", "message": "not with program"}],
+        )
+    doc = body.program
+    if doc is None:
+        _, doc = rules.current_document(session)
+        doc = {**doc, "rules": body.rules}
+    prefix = "program" if body.program is not None else ""
+    try:
+        spec = validate_program(doc)
+    except Problem as exc:
+        errors = [
+            {**e, "field": f"{prefix}.{e.get('field')}" if prefix else e.get("field")}
+            for e in exc.errors or []
+        ]
+        raise Problem(422, "validation_error", "the draft is not valid", errors=errors) from exc
+    return Program(0, digest_of(canonical(spec)), spec)
+
+
+@simulation_router.post("/rules/simulate", response_model=SimulationOut | SimulationPage)
+def simulate(body: SimulateIn, session: SessionDep, principal: Simulator) -> Response:
+    """Run a receipt (or up to 100) against the programme in force or a draft, and answer
+    the figures and every rule's verdict: fired (with what it gave) or not (and why).
+    Writes nothing."""
+    if (body.receipt is None) == (body.receipts is None):
+        raise Problem(
+            422,
+            "validation_error",
+            "give receipt or receipts",
+            errors=[{"field": "receipt", "code": "missing", "message": "receipt or receipts"}],
+        )
+    program = _draft(session, body)
+    hypo = None
+    if body.member_context is not None:
+        m = body.member_context
+        hypo = engine.MemberContext(
+            id=uuid.UUID(int=0),
+            tier=m.tier,
+            tags=frozenset(m.tags),
+            birth_date=m.birth_date,
+            joined_at=m.joined_at,
+            purchases_count=m.purchases_count,
+            lifetime_spend=m.lifetime_spend,
+            personal_discount=m.personal_discount,
+        )
+    raws = [body.receipt] if body.receipt is not None else list(body.receipts or [])
+    path = "receipt" if body.receipt is not None else "receipts"
+    results = []
+    for i, raw in enumerate(raws):
+        receipt = _receipt(raw, path if body.receipt is not None else f"{path}[{i}]")
+        results.append(figures.simulate(session, receipt, principal, program, hypo))
+    if body.receipt is not None:
+        return pydantic_json(results[0])
+    return pydantic_json({"items": results})

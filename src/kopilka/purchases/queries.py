@@ -312,3 +312,17 @@ def paid_after_returns(session: Session, purchase_id: uuid.UUID) -> Decimal:
         )
     ).scalar_one()
     return Decimal(total)
+
+
+# ---------------------------------------------------------------------------- for privacy
+
+# The page a member's export reads their purchases in.
+EXPORT_PAGE = 200
+
+
+def export_member(session: Session, member_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every purchase of a member, newest first: their export's ``purchases``
+    (``members.privacy``, through ``kopilka.wiring``)."""
+    return pagination.all_pages(
+        lambda c: list_purchases(session, member_id=member_id, cursor=c, limit=EXPORT_PAGE)
+    )

@@ -1,9 +1,10 @@
-"""What crosses the API for purchases and returns."""
+"""What crosses the API for purchases and returns, and for the simulation of receipts
+(``POST /rules/simulate``)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -16,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from kopilka.core.dates import Timestamp
+from kopilka.core.dates import Day, Timestamp
 from kopilka.core.money import MAX_AMOUNT, AmountError, round_half_up, to_decimal
 from kopilka.members.schemas import MemberRef
 
@@ -294,3 +295,57 @@ class ReturnOut(_Out):
     points_restored: list[PointsOut]
     points_revoked: list[PointsOut]
     lines: list[ReturnLineOut]
+
+
+# ---------------------------------------------------------------------------- simulate
+
+
+class HypotheticalMember(BaseModel):
+    """A member who need not exist, for "what would a gold member with a birthday get"."""
+
+    model_config = ConfigDict(extra="forbid")
+    tier: Annotated[str | None, Field(max_length=32)] = None
+    tags: list[Annotated[str, Field(max_length=64)]] = []
+    birth_date: Day | None = None
+    joined_at: Timestamp | None = None
+    purchases_count: Annotated[int, Field(ge=0)] = 0
+    lifetime_spend: Annotated[Decimal, Field(ge=0, max_digits=17, decimal_places=2)] = Decimal(0)
+    personal_discount: Annotated[Decimal | None, Field(gt=0, le=100, decimal_places=4)] = None
+
+
+class SimulateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    receipt: dict[str, Any] | None = None
+    receipts: Annotated[list[dict[str, Any]], Field(max_length=100)] | None = None
+    member_context: HypotheticalMember | None = None
+    # a draft: a whole programme (as the programme file's mapping) or only new rules
+    program: dict[str, Any] | None = None
+    rules: list[dict[str, Any]] | None = None
+
+
+class VerdictOut(BaseModel):
+    """One rule's fate on the receipt: ``fired`` (with what it gave in ``applied_rules``) or
+    not, and why (``reason``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    key: str
+    version: int | None
+    name: str
+    effect: str
+    fired: bool
+    reason: str
+
+
+class SimulationOut(FiguresOut):
+    """A receipt's figures under the programme in force (``program_version``) or a draft
+    (null), with every rule's verdict."""
+
+    program_version: int | None
+    rules: list[VerdictOut]
+
+
+class SimulationPage(BaseModel):
+    """The answer for ``receipts``: one simulation per receipt, in the order sent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    items: list[SimulationOut]

@@ -1,4 +1,4 @@
-"""What crosses the API for rules, campaigns and the simulation.
+"""What crosses the API for rules and campaigns (the simulation's: ``purchases/schemas.py``).
 
 A rule and a campaign are answered in the rule language itself (``rules/schema.py``, the
 programme file's form), normalised: defaults filled, absent options left out, the key
@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kopilka.purchases.schemas import FiguresOut
 from kopilka.spec.rules import CampaignSpec, RuleSpec
 
 
@@ -78,31 +77,3 @@ class CampaignPage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     items: list[CampaignOut]
     next_cursor: str | None
-
-
-class VerdictOut(BaseModel):
-    """One rule's fate on the receipt: ``fired`` (with what it gave in ``applied_rules``) or
-    not, and why (``reason``)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    key: str
-    version: int | None
-    name: str
-    effect: str
-    fired: bool
-    reason: str
-
-
-class SimulationOut(FiguresOut):
-    """A receipt's figures under the programme in force (``program_version``) or a draft
-    (null), with every rule's verdict."""
-
-    program_version: int | None
-    rules: list[VerdictOut]
-
-
-class SimulationPage(BaseModel):
-    """The answer for ``receipts``: one simulation per receipt, in the order sent."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    items: list[SimulationOut]

@@ -10,6 +10,11 @@ rows locked, so the command can run while Kopilka serves; it can be stopped and 
 Rotating: put a new key first in ``KOPILKA_DATA_KEYS`` (keep the old ones after it),
 restart, run ``kopilka keys rotate-data``, then drop the old keys once ``kopilka keys
 status`` shows no value under them.
+
+Rotation must see every table, or a table's values would stay under a key about to be
+dropped. It does not import the tables itself (``kopilka.models`` sits beside it among the
+domains): ``kopilka.wiring`` hands it the complete metadata (``use_metadata``), and without
+it rotation refuses to run rather than pass over a table.
 """
 
 from __future__ import annotations
@@ -22,9 +27,21 @@ from typing import Any
 from sqlalchemy import Column, MetaData, String, Table, Text, select, update
 from sqlalchemy.engine import Engine
 
-import kopilka.models  # noqa: F401 - every table registered
-from kopilka.core.db import Base
 from kopilka.security import crypto
+
+# ``kopilka.wiring``: the metadata of every table (``kopilka.models`` imported).
+_metadata: list[MetaData] = []
+
+
+def use_metadata(metadata: MetaData) -> None:
+    """Look for encrypted columns in ``metadata``, every table's (again replaces it)."""
+    _metadata[:] = [metadata]
+
+
+def _every_table() -> MetaData:
+    if not _metadata:
+        raise RuntimeError("rotation does not know every table: wire() was not called")
+    return _metadata[0]
 
 
 @dataclass(frozen=True)
@@ -43,9 +60,9 @@ class Report:
 
 
 def sealed_tables() -> list[SealedTable]:
-    """Every table with encrypted columns, from ``Base.metadata``."""
+    """Every table with encrypted columns, from every table's metadata (``use_metadata``)."""
     out = []
-    for table in Base.metadata.sorted_tables:
+    for table in _every_table().sorted_tables:
         sealed = {
             c.name: c.type.context for c in table.columns if isinstance(c.type, crypto.Sealed)
         }
