@@ -20,13 +20,15 @@ from kopilka.core.principal import Principal
 from kopilka.custom_events import service as custom_events
 from kopilka.custom_events.schemas import EventIn
 from kopilka.demo.keys import demo_keys, keys_file
-from kopilka.members.queries import active_joined, cards, count_members
+from kopilka.members.queries import Member, active_joined, cards, count_members
 from kopilka.members.schemas import Consents, MemberCreate
-from kopilka.members.service import backdate, create_member
+from kopilka.members.service import Enrolment, backdate, create_member
 from kopilka.program.service import apply_program, parse_program
 from kopilka.purchases import confirmation
 from kopilka.purchases import returns as purchases
 from kopilka.purchases.schemas import PurchaseIn, ReturnIn
+from kopilka.referrals import service as referrals
+from kopilka.referrals.service import release_due
 from kopilka.reports.jobs import run_rollup
 from kopilka.tiers.service import reevaluate
 from kopilka.users.queries import user_by_email
@@ -326,6 +328,97 @@ def seed_custom_events(seed: int = 11, share: float = 0.4) -> int:
     return made
 
 
+def seed_referrals(seed: int = 13, friends: int = 40) -> dict[str, int]:
+    """Friends enrolled with demo members' referral codes over the last 60 days, in every
+    state of the lifecycle (docs/referrals.md): joined and not bought yet, qualified (a
+    receipt of 1000 ₽ or more still within its 14 days' hold), rewarded (the hold over),
+    reversed (the qualifying receipt returned within the hold), rejected (the referrer's
+    own mailbox written another way) and waiting for a review (a throwaway mailbox). All
+    through the services a till and the worker use. Returns the referrals by status."""
+    rng = random.Random(seed)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    system = Principal(kind="system", id="demo", role="admin")
+    hold_days = 14  # the demo programme's
+    with get_db().session() as session:
+        referrers = list(cards(session))[:60]
+    for n in range(friends):
+        referrer_id, _ = rng.choice(referrers)
+        roll = rng.random()
+        joined = now - dt.timedelta(days=rng.randint(1, 60), hours=rng.randint(0, 12))
+        if n == 2:  # bought five days ago and brought it back: reversed
+            roll, joined = 0.25, now - dt.timedelta(days=6)
+        email = f"friend{n}@example.ru"
+        if n == 0:
+            email = "friend0@mailinator.com"  # waits for a review
+        with get_db().session() as session:
+            referrer = session.get(Member, referrer_id)
+            assert referrer is not None
+            if n == 1:  # the referrer themself, their mailbox written another way: rejected
+                referrer = next(
+                    m for m in (session.get(Member, r) for r, _ in referrers) if m and m.email
+                )
+                local, _, domain = (referrer.email or "").partition("@")
+                email = f"{local}+friend@{domain}"
+            data = MemberCreate(
+                phone=f"+7999{n:07d}",
+                email=email,
+                name=f"{rng.choice(FIRST_F)} {rng.choice(LAST)}а",
+                referral_code=referrer.referral_code,
+                consent_source="demo",
+            )
+            try:
+                friend = create_member(
+                    session, data, "RU", via=Enrolment(channel="pos", store="msk-01")
+                )
+            except Problem:
+                session.rollback()
+                continue
+            backdate(session, friend.id, joined)
+            referrals.backdate(session, friend.id, joined)
+            session.commit()
+            card = friend.card_number
+        if roll < 0.2:
+            continue  # joined, no receipt yet
+        when = joined + dt.timedelta(days=rng.randint(0, 10), hours=rng.randint(1, 8))
+        if n == 2:
+            when = joined + dt.timedelta(days=1)
+        body = {
+            "external_id": f"REF-{n}",
+            "store": rng.choice(STORES[:3]),
+            "occurred_at": min(when, now - dt.timedelta(minutes=5)).isoformat(),
+            "member": {"card": card},
+            "lines": [
+                {
+                    "sku": "COFFEE-250",
+                    "name": "Кофе в зёрнах 250 г",
+                    "category": "grocery",
+                    "quantity": "2",
+                    "unit_price": "450.00",
+                },
+                {
+                    "sku": "CHEESE-RU",
+                    "name": "Сыр Российский",
+                    "category": "dairy",
+                    "quantity": "0.500",
+                    "unit_price": "899.00",
+                },
+            ],
+        }
+        with get_db().session() as session:
+            _, p = confirmation.confirm(session, PurchaseIn.model_validate(body), system)
+            session.commit()
+            if roll < 0.3 and when > now - dt.timedelta(days=hold_days):
+                ret = ReturnIn.model_validate(
+                    {"external_id": "R1", "lines": [{"line_no": 1, "quantity": "2"}]}
+                )
+                purchases.create_return(session, uuid.UUID(p["id"]), ret, system)
+                session.commit()
+    with get_db().session() as session:
+        release_due(session, now)
+    with get_db().session() as session:
+        return referrals.count_by_status(session)
+
+
 def run_demo(host: str, port: int, members: int, serve: bool) -> None:
     os.environ.setdefault("KOPILKA_DATABASE_URL", "sqlite:///kopilka-demo.db")
 
@@ -344,6 +437,8 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         receipts = seed_history()
         typer.echo(f"{receipts} receipts recorded")
         typer.echo(f"{seed_custom_events()} custom events recorded (recycling, jars, check-ins)")
+        counts = seed_referrals()
+        typer.echo("referrals: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once
     kept = keys_file(get_settings().database_url)

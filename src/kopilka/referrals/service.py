@@ -28,7 +28,7 @@ import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -806,3 +806,25 @@ def list_referrals(
         q = q.where(Referral.id < last)
     shown, nxt = pagination.page(list(session.execute(q).scalars()), limit)
     return referral_json(session, list(shown)), nxt
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many referrals there are in each status (and waiting for a review)."""
+    out = {
+        str(status): int(n)
+        for status, n in session.execute(
+            select(Referral.status, func.count()).group_by(Referral.status)
+        )
+    }
+    waiting = session.execute(select(func.count()).where(Referral.review == "pending")).scalar_one()
+    if waiting:
+        out["in review"] = int(waiting)
+    return out
+
+
+def backdate(session: Session, friend_id: uuid.UUID, created_at: dt.datetime) -> None:
+    """Set when a friend's referral was made (the demo's history, enrolments spread over
+    weeks, as ``members.service.backdate`` does for the member)."""
+    session.execute(
+        update(Referral).where(Referral.friend_id == friend_id).values(created_at=created_at)
+    )
