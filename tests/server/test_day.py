@@ -475,6 +475,63 @@ def test_a_custom_event_grants_its_reward(day: Day, http: httpx.Client) -> None:
     assert available(day, http, "vera") == "280.00"
 
 
+def test_a_friend_enrolled_with_a_code_qualifies_and_a_return_takes_it_back(
+    day: Day, http: httpx.Client
+) -> None:
+    boris = day.need("boris")
+    # when the till enrols Gleb with Boris's referral code
+    gleb = ok(
+        http.post(
+            "/api/v1/members",
+            headers=day.till,
+            json={
+                "phone": "+7 926 000-11-22",
+                "name": "Глеб Орлов",
+                "referral_code": boris["referral_code"],
+            },
+        ),
+        201,
+    )
+    # then Boris sees him joined, masked
+    [ref] = ok(http.get(f"/api/v1/members/{boris['id']}/referrals", headers=day.admin), 200)[
+        "items"
+    ]
+    assert (ref["friend"]["display_name"], ref["status"]) == ("Глеб О.", "joined")
+    # when Gleb buys for 1200 at the till
+    bought = ok(
+        http.post(
+            "/api/v1/purchases",
+            headers=day.till,
+            json=receipt("REF-1", gleb["card_number"], [line("COFFEE", "700"), line("TEA", "500")]),
+        ),
+        201,
+    )
+    # then the referral qualifies: Boris's 300 and Gleb's 200 pending for 14 days
+    [ref] = ok(http.get(f"/api/v1/members/{boris['id']}/referrals", headers=day.admin), 200)[
+        "items"
+    ]
+    assert ref["status"] == "qualified"
+    assert [(r["amount"], r["status"]) for r in ref["rewards"]] == [("300.00", "pending")]
+    pending = ok(http.get(f"/api/v1/members/{gleb['id']}/balances", headers=day.admin), 200)
+    assert pending["balances"][0]["pending"] == "200.00"
+    # when he brings back the 700 line: 500 stays paid, below the minimum
+    ok(
+        http.post(
+            f"/api/v1/purchases/{bought['id']}/returns",
+            headers=day.till,
+            json={"external_id": "REF-1-R", "lines": [{"line_no": 1, "quantity": "1"}]},
+        ),
+        201,
+    )
+    # then both rewards are revoked and the referral waits for the next receipt
+    [ref] = ok(http.get(f"/api/v1/members/{boris['id']}/referrals", headers=day.admin), 200)[
+        "items"
+    ]
+    assert (ref["status"], ref["reason"]) == ("reversed", "purchase_returned")
+    after = ok(http.get(f"/api/v1/members/{gleb['id']}/balances", headers=day.admin), 200)
+    assert after["balances"][0]["pending"] == "0.00"
+
+
 # ------------------------------------------------------------------------ people
 
 
