@@ -119,3 +119,22 @@ def test_a_referral_is_joined_qualified_held_and_rewarded(
     assert friends(client, admin, anna["id"])[0]["status"] == "rewarded"
     assert balance(client, admin, anna["id"]) == ("300.00", "0.00")
     ledger_holds(db)
+
+
+def test_a_referral_without_a_qualifying_receipt_in_its_window_is_closed(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol, referrals: Clock
+) -> None:
+    # given a friend who never buys enough
+    anna = enrol()
+    enrol(code=anna["referral_code"])
+    # when the worker runs on the 30th day, then the referral is still open
+    referrals.advance(days=29)
+    release(db, referrals)
+    assert friends(client, admin, anna["id"])[0]["status"] == "joined"
+    # when it runs after the 30 days of the window
+    referrals.advance(days=2)
+    release(db, referrals)
+    # then the referral is closed, and says why
+    [ref] = friends(client, admin, anna["id"])
+    assert (ref["status"], ref["reason"]) == ("rejected", "window_passed")
+    assert event_types(db) == ["referral.joined", "referral.rejected"]

@@ -311,7 +311,7 @@ def qualify(session: Session, receipt: Settled) -> None:
 def _qualified(
     session: Session, spec: ReferralsSpec, tz: str, ref: Referral, receipt: Settled
 ) -> None:
-    if _limit_reached(session, spec, tz, ref.referrer_id, receipt.occurred_at):
+    if _limit_reached(session, spec, tz, ref.referrer_id, ledger.clock()):
         _close(session, ref, "rejected", "limit_reached")
         return
     at = ledger.clock()
@@ -482,8 +482,9 @@ def _close(session: Session, ref: Referral, status: str, reason: str) -> None:
 def release_due(session: Session, at: dt.datetime | None = None, limit: int = 500) -> int:
     """Referrals whose hold is over become ``rewarded``: their pending rewards stand, coupon
     rewards are issued, and the referrer's bonus is given every N rewarded friends.
-    Flagged referrals wait for their review (or the programme's auto-approval). Each in a
-    transaction of its own, under the friend's lock. Returns how many were rewarded."""
+    Flagged referrals wait for their review (or the programme's auto-approval); open ones
+    whose window passed are rejected (``window_passed``). Each in a transaction of its own,
+    under the friend's lock. Returns how many were rewarded."""
     found = setup(session)
     if found is None:
         return 0
@@ -491,6 +492,7 @@ def release_due(session: Session, at: dt.datetime | None = None, limit: int = 50
     at = at or ledger.clock()
     if spec.review.auto_approve_after_days is not None:
         _auto_approve(session, spec, at, limit)
+    _close_passed(session, spec, at, limit)
     due = list(
         session.execute(
             select(Referral.friend_id)
@@ -517,6 +519,26 @@ def release_due(session: Session, at: dt.datetime | None = None, limit: int = 50
         session.commit()
         done += 1
     return done
+
+
+def _close_passed(session: Session, spec: ReferralsSpec, at: dt.datetime, limit: int) -> None:
+    """Referrals still open when the window for a qualifying receipt has passed are
+    rejected, ``window_passed`` (each under the friend's lock, committed)."""
+    before = at - dt.timedelta(days=spec.qualifying.within_days)
+    passed = list(
+        session.execute(
+            select(Referral.friend_id)
+            .where(Referral.status.in_(OPEN), Referral.created_at < before)
+            .order_by(Referral.created_at)
+            .limit(limit)
+        ).scalars()
+    )
+    for friend_id in passed:
+        members.get_member(session, friend_id, lock=True)
+        ref = _locked(session, friend_id)
+        if ref is not None and ref.status in OPEN and ref.created_at < before:
+            _close(session, ref, "rejected", "window_passed")
+        session.commit()
 
 
 def _reward(session: Session, spec: ReferralsSpec, ref: Referral, at: dt.datetime) -> None:
