@@ -130,6 +130,7 @@ AUTHENTICATORS: tuple[tuple[str, identity.Authenticator], ...] = (
 PRIVACY_HOOKS: tuple[tuple[str, Callable[..., Any], Callable[..., None]], ...] = (
     ("member_app", memberapp.export_devices, memberapp.erase_devices),
     ("custom_events", custom_events.export_events, custom_events.erase_events),
+    ("referrals", referrals.export_referrals, referrals.erase_referrals),
 )
 
 

@@ -118,3 +118,28 @@ def test_who_may_see_and_review_referrals(
         ]
         == "referral_not_found"
     )
+
+
+def test_a_members_export_holds_their_referrals_and_erasure_forgets_the_device(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol
+) -> None:
+    # given Anna who invited Olga
+    anna = enrol()
+    olga = enrol(code=anna["referral_code"], name="Ольга Смирнова")
+    # when each asks for their data
+    mine = client.get(f"/api/v1/members/{anna['id']}/export", headers=admin)
+    theirs = client.get(f"/api/v1/members/{olga['id']}/export", headers=admin)
+    # then Anna's export lists her friend, masked, and Olga's says who referred her
+    assert mine.status_code == 200, mine.text
+    section = mine.json()["other"]["referrals"]
+    assert section["referred_by"] is None
+    assert [(f["friend"]["display_name"], f["status"]) for f in section["invited"]] == [
+        ("Ольга С.", "joined")
+    ]
+    assert theirs.json()["other"]["referrals"]["referred_by"]["referrer_id"] == anna["id"]
+    # and Olga's erasure keeps the referral (Anna's history) without her name
+    r = client.post(f"/api/v1/members/{olga['id']}/erase", headers=admin)
+    assert r.status_code == 200, r.text
+    [ref] = friends(client, admin, anna["id"])
+    assert ref["friend"]["id"] == olga["id"]
+    assert "Ольга" not in ref["friend"]["display_name"]

@@ -850,3 +850,40 @@ def backdate(session: Session, friend_id: uuid.UUID, created_at: dt.datetime) ->
     session.execute(
         update(Referral).where(Referral.friend_id == friend_id).values(created_at=created_at)
     )
+
+
+# ---------------------------------------------------------------------------- privacy
+
+
+def export_referrals(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
+    """The referrals' part of a member's data export: who referred them, whom they invited
+    (friends masked, as the member sees them), and their rewards."""
+    as_friend = session.execute(
+        select(Referral).where(Referral.friend_id == member_id)
+    ).scalar_one_or_none()
+    invited = friends_of(session, member_id)
+    return {
+        "referred_by": (
+            {
+                "referrer_id": str(as_friend.referrer_id),
+                "status": as_friend.status,
+                "reason": as_friend.reason,
+                "created_at": as_friend.created_at.isoformat(),
+                "rewards": referral_json(session, [as_friend], only_for=member_id)[0]["rewards"],
+            }
+            if as_friend is not None
+            else None
+        ),
+        "invited": invited,
+    }
+
+
+def erase_referrals(session: Session, member_id: uuid.UUID) -> None:
+    """Erasure: the device and till a member enrolled on are forgotten. The referral itself
+    stays (the ledger's rewards point at it), and so do the keyed digests of what the
+    member enrolled with (``referral_identities``: no personal data, docs/referrals.md)."""
+    session.execute(
+        update(Referral)
+        .where(Referral.friend_id == member_id)
+        .values(device=None, cashier=None, updated_at=ledger.clock())
+    )
