@@ -135,3 +135,28 @@ def count_by_tier() -> Select[str, int]:
 def tiers_in_use() -> Select[str | None]:
     """``(tier,)``: each tier some member has now (no member without a tier), by name."""
     return select(Member.tier).where(Member.tier.is_not(None)).distinct().order_by(Member.tier)
+
+
+# ---------------------------------------------------------------------------- for the referrals
+
+
+def referrer_of(session: Session, member_id: uuid.UUID) -> uuid.UUID | None:
+    """Who referred a member (None: nobody, or no such member)."""
+    return session.execute(
+        select(Member.referred_by).where(Member.id == member_id)
+    ).scalar_one_or_none()
+
+
+def with_referral_code(session: Session, code: str) -> uuid.UUID | None:
+    """The member whose referral code this is (codes are upper case)."""
+    return session.execute(
+        select(Member.id).where(Member.referral_code == code.upper())
+    ).scalar_one_or_none()
+
+
+def by_ids(session: Session, member_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Member]:
+    """These members, by id (unknown ids left out)."""
+    if not member_ids:
+        return {}
+    found = session.execute(select(Member).where(Member.id.in_(list(member_ids)))).scalars()
+    return {m.id: m for m in found}

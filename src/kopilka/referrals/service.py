@@ -39,6 +39,7 @@ from kopilka.core.money import fmt
 from kopilka.coupons.issue import issue_to_member
 from kopilka.events.service import emit
 from kopilka.ledger import service as ledger
+from kopilka.members import queries as member_queries
 from kopilka.members import service as members
 from kopilka.members.queries import Member
 from kopilka.program.service import current_program
@@ -115,7 +116,8 @@ def _upline(session: Session, referrer_id: uuid.UUID) -> set[uuid.UUID]:
     chain = {referrer_id}
     at: uuid.UUID | None = referrer_id
     for _ in range(UPLINE_DEPTH):
-        at = session.execute(select(Member.referred_by).where(Member.id == at)).scalar_one_or_none()
+        assert at is not None
+        at = member_queries.referrer_of(session, at)
         if at is None or at in chain:
             break
         chain.add(at)
@@ -239,9 +241,7 @@ def _flags(
 
 def visited(session: Session, code: str) -> bool:
     """An invite link opened: counted for the funnel (nothing about who opened it)."""
-    referrer = session.execute(
-        select(Member.id).where(Member.referral_code == code.upper())
-    ).scalar_one_or_none()
+    referrer = member_queries.with_referral_code(session, code)
     if referrer is None:
         return False
     session.add(ReferralVisit(referrer_id=referrer, at=ledger.clock()))
@@ -757,12 +757,7 @@ def referral_json(
     member only (a referrer's own list)."""
     program = current_program(session).spec
     rewards = rewards_of(session, [r.id for r in refs])
-    friends = {
-        m.id: m
-        for m in session.execute(
-            select(Member).where(Member.id.in_([r.friend_id for r in refs]))
-        ).scalars()
-    }
+    friends = member_queries.by_ids(session, [r.friend_id for r in refs])
     out = []
     for ref in refs:
         mine = [
