@@ -31,7 +31,7 @@ def test_the_report_counts_the_funnel_by_week_the_cost_and_the_revenue(
             {
                 "week": "2026-W49",
                 "week_start": "2026-11-30",
-                "links_opened": 3,
+                "links_opened": 7,
                 "joined": 5,
                 "qualified": 3,
                 "rewarded": 0,
@@ -53,7 +53,7 @@ def test_the_report_counts_the_funnel_by_week_the_cost_and_the_revenue(
                 "rewarded": 1,
             },
         ],
-        "totals": {"links_opened": 4, "joined": 5, "qualified": 3, "rewarded": 1},
+        "totals": {"links_opened": 8, "joined": 5, "qualified": 3, "rewarded": 1},
         "outcomes": [
             {"status": "rejected", "reason": "self_referral", "referrals": 1},
             {"status": "reversed", "reason": "purchase_cancelled", "referrals": 1},
@@ -97,10 +97,10 @@ def test_the_csv_is_for_russian_excel(
         r.content
         == (
             "\ufeffweek;week_start;links_opened;joined;qualified;rewarded\r\n"
-            "2026-W49;2026-11-30;3;5;3;0\r\n"
+            "2026-W49;2026-11-30;7;5;3;0\r\n"
             "2026-W50;2026-12-07;0;0;0;0\r\n"
             "2026-W51;2026-12-14;1;0;0;1\r\n"
-            "total;;4;5;3;1\r\n"
+            "total;;8;5;3;1\r\n"
             "\r\n"
             "status;reason;referrals\r\n"
             "rejected;self_referral;1\r\n"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -42,6 +41,7 @@ from kopilka.spec.program import ProgramSpec
 
 FUNNEL = ("links_opened", "joined", "qualified", "rewarded")
 CENT = Decimal("0.01")
+RATE_PLACES = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,13 @@ def week_label(monday: dt.date) -> str:
     """``2026-W49``: the ISO week of a Monday."""
     year, week, _ = monday.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def rate(part: int, whole: int) -> Decimal | None:
+    """``part`` ÷ ``whole`` to 4 places, half-up (0.25 = 25 %); None without a whole."""
+    if not whole:
+        return None
+    return (Decimal(part) / Decimal(whole)).quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
 
 
 def money_text(value: Decimal) -> str:
@@ -278,8 +285,3 @@ def _group(members: int, revenue: Decimal) -> dict[str, Any]:
         "revenue": money_text(revenue),
         "revenue_per_member": money_text(average) if average is not None else None,
     }
-
-
-def weekly(report: ReferralReport, key: str) -> Iterable[int]:
-    """One funnel step's counts, week by week (for a chart)."""
-    return (w[key] for w in report.weeks)
