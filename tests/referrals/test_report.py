@@ -7,9 +7,10 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from kopilka.core.db import Database
-from tests.conftest import Clock, KeyFactory
+from kopilka.referrals.service import release_due
+from tests.conftest import TEST_PROGRAM, Clock, KeyFactory
 from tests.referrals import dataset
-from tests.referrals.conftest import Enrol
+from tests.referrals.conftest import Enrol, apply
 
 PERIOD = {"from": "2026-11-30", "to": "2026-12-20"}
 
@@ -141,3 +142,46 @@ def test_bad_dates_are_a_422_naming_the_field_and_roles_are_kept(
     r = client.get("/api/v1/reports/referrals", headers=admin)
     period = {"from": "2026-09-07", "to": "2026-12-05", "timezone": "Europe/Moscow"}
     assert r.json()["period"] == period
+
+
+COUPON_PROGRAM = (
+    TEST_PROGRAM
+    + """
+referrals:
+  friend_reward: {coupon_pool: "=Скидка 10%"}
+  referrer_reward: {currency: BONUS, amount: "300"}
+  qualifying: {min_paid: "1000.00", within_days: 30}
+  hold_days: 14
+"""
+)
+
+
+def test_coupon_rewards_are_counted_apart_and_their_pool_cannot_run_in_excel(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol, referrals: Clock
+) -> None:
+    # given a pool whose name starts as a formula, and a programme giving the friend its coupon
+    r = client.post(
+        "/api/v1/coupon-pools",
+        json={"name": "=Скидка 10%", "reward": {"kind": "percent", "value": "10"}},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    apply(db, COUPON_PROGRAM)
+    # when a friend qualifies and the hold ends
+    anna = enrol()
+    olga = enrol(code=anna["referral_code"])
+    dataset.buy(client, admin, "R-1", olga["card_number"], "1000")
+    referrals.advance(days=15)
+    with db.session() as s:
+        assert release_due(s, referrals.at) == 1
+        s.commit()
+    # then the coupon is counted apart from the referrer's 300 points (worth 1.00 each)
+    got = client.get("/api/v1/reports/referrals", params=PERIOD, headers=admin).json()
+    assert got["coupons"] == [{"coupon_pool": "=Скидка 10%", "rewards": 1}]
+    assert [(c["currency"], c["points_standing"], c["money"]) for c in got["cost"]] == [
+        ("BONUS", "300.00", "300.00")
+    ]
+    assert got["cost_total"] == "300.00"
+    # and in the CSV the pool's name is text, not a formula
+    csv = client.get("/api/v1/reports/referrals.csv", params=PERIOD, headers=admin).content
+    assert "coupon_pool;rewards\r\n'=Скидка 10%;1\r\n".encode() in csv
