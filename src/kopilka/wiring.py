@@ -59,6 +59,7 @@ from kopilka.purchases.api import simulation_router
 from kopilka.purchases.checks import purchase_checks
 from kopilka.referrals import jobs as referrals_jobs
 from kopilka.referrals import service as referrals
+from kopilka.referrals.api import reports_router as referral_reports_router
 from kopilka.referrals.api import router as referrals_router
 from kopilka.referrals.hook import HOOK as referral_hook
 from kopilka.reports import jobs as reports_jobs
@@ -99,6 +100,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     webhooks_router,
     jobs_router,
     coupons_router,
+    referral_reports_router,
     reports_router,
     memberapp_router,
     tiers_router,

@@ -314,6 +314,27 @@ def paid_after_returns(session: Session, purchase_id: uuid.UUID) -> Decimal:
     return Decimal(total)
 
 
+def paid_by_member_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """``(member_id, paid)``, labelled so: money paid on each member's confirmed receipts
+    that occurred from ``start`` (included) to ``end`` (excluded), less what their returns
+    refunded, whenever made (``Amount`` units; receipts without a member and members
+    without a receipt left out). The referrals' report compares friends with the others."""
+    refunded = _refunded()
+    return (
+        select(
+            Purchase.member_id.label("member_id"),
+            func.sum(Purchase.total_due - refunded, type_=Amount()).label("paid"),
+        )
+        .where(
+            Purchase.member_id.is_not(None),
+            Purchase.status == "confirmed",
+            Purchase.occurred_at >= start,
+            Purchase.occurred_at < end,
+        )
+        .group_by(Purchase.member_id)
+    )
+
+
 # ---------------------------------------------------------------------------- for privacy
 
 # The page a member's export reads their purchases in.

@@ -6,19 +6,25 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.principal import Principal
+from kopilka.referrals import report as referral_report
 from kopilka.referrals import service
 from kopilka.referrals.schemas import (
     ApproveIn,
     ReferralList,
     ReferralOut,
     ReferralPage,
+    ReferralReportOut,
     RejectIn,
 )
 
 router = APIRouter(tags=["referrals"])
+# The report, beside the other reports' URLs: included before the reports' router, whose
+# ``/reports/{name}`` would take ``referrals`` for a report of its own.
+reports_router = APIRouter(prefix="/reports", tags=["reports"])
 
 # A member sees their own friends (masked names); only staff see and review the rest.
 FriendsReader = Annotated[
@@ -26,6 +32,7 @@ FriendsReader = Annotated[
 ]
 Staff = Annotated[Principal, Depends(require("admin", "manager", "analyst", "support"))]
 Reviewer = Annotated[Principal, Depends(require("admin", "manager", "support"))]
+Analyst = Annotated[Principal, Depends(require("admin", "manager", "analyst"))]
 
 Status = Literal["joined", "qualified", "rewarded", "rejected", "reversed"]
 Review = Literal["none", "pending", "approved", "rejected"]
@@ -79,3 +86,51 @@ def reject(
     ref = service.reject(session, referral_id, principal.actor, body.reason)
     session.commit()
     return service.referral_json(session, [ref])[0]
+
+
+def csv_response(rep: referral_report.ReferralReport) -> Response:
+    """The report as a CSV file for spreadsheets (UTF-8 with a BOM, ``;``, CRLF)."""
+    return Response(
+        rep.to_csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{rep.csv_name()}"'},
+    )
+
+
+PeriodFrom = Annotated[str | None, Query(alias="from", max_length=10)]
+PeriodTo = Annotated[str | None, Query(alias="to", max_length=10)]
+
+
+@reports_router.get(
+    "/referrals",
+    response_model=ReferralReportOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def referrals_report(
+    session: SessionDep,
+    _: Analyst,
+    start: PeriodFrom = None,
+    end: PeriodTo = None,
+    format: Annotated[Literal["json", "csv"] | None, Query()] = None,
+) -> Any:
+    """The referrals' funnel by ISO week (links opened → joined → qualified → rewarded),
+    rejections and reversals by reason, the cost of the rewards in money and the revenue
+    of referred members against the others, for ``from``/``to`` (local dates, inclusive;
+    the 90 days up to today by default). ``format=csv``: the same as CSV."""
+    rep = referral_report.build(session, referral_report.period_of(session, start, end))
+    if format == "csv":
+        return csv_response(rep)
+    return rep.as_json()
+
+
+@reports_router.get(
+    "/referrals.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def referrals_report_csv(
+    session: SessionDep, _: Analyst, start: PeriodFrom = None, end: PeriodTo = None
+) -> Response:
+    """The referrals' report as CSV (UTF-8 with a BOM, ``;`` between fields, CRLF)."""
+    rep = referral_report.build(session, referral_report.period_of(session, start, end))
+    return csv_response(rep)

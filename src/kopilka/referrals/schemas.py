@@ -53,3 +53,72 @@ class ApproveIn(BaseModel):
 class RejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Annotated[str, Field(min_length=3, max_length=500)]
+
+
+# ---------------------------------------------------------------------------- the report
+
+
+class ReportPeriodOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str = Field(alias="from")  # local dates, inclusive
+    to: str
+    timezone: str
+
+
+class FunnelWeekOut(BaseModel):
+    week: str  # ISO week: 2026-W49
+    week_start: str  # its Monday
+    links_opened: int
+    joined: int
+    qualified: int
+    rewarded: int
+
+
+class FunnelTotalsOut(BaseModel):
+    links_opened: int
+    joined: int
+    qualified: int
+    rewarded: int
+
+
+class OutcomeOut(BaseModel):
+    status: str  # rejected | reversed
+    reason: str | None
+    referrals: int
+
+
+class RewardCostOut(BaseModel):
+    currency: str
+    points_pending: str
+    points_standing: str
+    value: str  # the money value of one point
+    money: str  # exact
+
+
+class CouponRewardsOut(BaseModel):
+    coupon_pool: str
+    rewards: int
+
+
+class RevenueGroupOut(BaseModel):
+    members: int  # who bought in the period
+    revenue: str
+    revenue_per_member: str | None
+
+
+class RevenueOut(BaseModel):
+    referred: RevenueGroupOut
+    others: RevenueGroupOut
+
+
+class ReferralReportOut(BaseModel):
+    report: str  # "referrals"
+    period: ReportPeriodOut
+    base_currency: str
+    weeks: list[FunnelWeekOut]
+    totals: FunnelTotalsOut
+    outcomes: list[OutcomeOut]
+    cost: list[RewardCostOut]
+    cost_total: str
+    coupons: list[CouponRewardsOut]
+    revenue: RevenueOut

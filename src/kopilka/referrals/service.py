@@ -825,6 +825,43 @@ def list_referrals(
     return referral_json(session, list(shown)), nxt
 
 
+def review_queue(session: Session, limit: int = 200) -> list[dict[str, Any]]:
+    """The referrals waiting for a person's review, oldest first, for the console: each
+    with its friend's and referrer's name and card (staff see them in full), its flags,
+    status and whether the friend's purchase already qualified it."""
+    refs = list(
+        session.execute(
+            select(Referral)
+            .where(Referral.review == "pending")
+            .order_by(Referral.created_at, Referral.id)
+            .limit(limit)
+        ).scalars()
+    )
+    ids = {r.friend_id for r in refs} | {r.referrer_id for r in refs}
+    people = member_queries.by_ids(session, ids)
+
+    def person(member_id: uuid.UUID) -> dict[str, Any]:
+        m = people[member_id]
+        return {"id": str(m.id), "name": m.name, "card_number": m.card_number}
+
+    return [
+        {
+            "id": str(r.id),
+            "friend": person(r.friend_id),
+            "referrer": person(r.referrer_id),
+            "status": r.status,
+            "reason": r.reason,
+            "flags": list(r.flags or []),
+            "channel": r.channel,
+            "store": r.store,
+            "cashier": r.cashier,
+            "qualified_at": r.qualified_at,
+            "created_at": r.created_at,
+        }
+        for r in refs
+    ]
+
+
 def count_by_status(session: Session) -> dict[str, int]:
     """How many referrals there are in each status (and waiting for a review)."""
     out = {

@@ -319,6 +319,92 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Откройте {url}, чтобы войти в {app}. Ссылка действует один раз, {minutes} минут.",
     ),
     "message_card": ("Your {app} card number: {card}.", "Номер вашей карты {app}: {card}."),
+    "referrals": ("Referrals", "Рефералы"),
+    "referral_funnel": (
+        "Funnel by week: links opened → joined → qualified → rewarded",
+        "Воронка по неделям: открыли ссылку → вступили → выполнили условие → награждены",
+    ),
+    "referral_weeks_hint": (
+        "ISO weeks in the programme's time zone; each step counted in the week it happened.",
+        "Недели ISO в часовом поясе программы; каждый шаг считается в неделе, когда он произошёл.",
+    ),
+    "step_links_opened": ("Links opened", "Открыли ссылку"),
+    "step_joined": ("Joined", "Вступили"),
+    "step_qualified": ("Qualified", "Выполнили условие"),
+    "step_rewarded": ("Rewarded", "Награждены"),
+    "of_previous": ("of the step before", "от предыдущего шага"),
+    "week": ("Week", "Неделя"),
+    "total": ("Total", "Итого"),
+    "referrals_count": ("Referrals", "Рефералов"),
+    "referral_outcomes": ("Rejections and reversals", "Отказы и отмены"),
+    "referral_outcomes_hint": (
+        "Referrals rejected or reversed now, by reason, whose last change fell in the period.",
+        "Рефералы, отклонённые или отменённые сейчас, по причинам, с последним изменением в "
+        "выбранном периоде.",
+    ),
+    "referral_cost": ("Cost of rewards", "Затраты на награды"),
+    "referral_cost_hint": (
+        "Points posted as rewards in the period and not revoked, times the point's money "
+        "value in the programme. Coupons are counted apart.",
+        "Баллы, начисленные в награду за период и не отозванные, умноженные на денежную "
+        "стоимость балла в программе. Купоны считаются отдельно.",
+    ),
+    "standing": ("Standing", "Начислено"),
+    "point_value": ("Point's value", "Стоимость балла"),
+    "coupons_given": ("Coupons given", "Выдано купонов"),
+    "referral_revenue": (
+        "Revenue: referred members and the others",
+        "Выручка: приглашённые и остальные",
+    ),
+    "referral_revenue_hint": (
+        "Money paid on the period's receipts less refunds, per member who bought. Referred: "
+        "friends whose referral was not rejected.",
+        "Оплачено по чекам периода за вычетом возвратов, на купившего участника. "
+        "Приглашённые — друзья, чей реферал не отклонён.",
+    ),
+    "group_referred": ("referred", "приглашённые"),
+    "group_others": ("others", "остальные"),
+    "buyers": ("Members who bought", "Покупавших участников"),
+    "revenue": ("Revenue", "Выручка"),
+    "referral_review": ("Referrals waiting for a review", "Рефералы на проверке"),
+    "no_referrals_to_review": ("No referral waits for a review.", "Нет рефералов на проверке."),
+    "friend": ("Friend", "Друг"),
+    "referrer": ("Referrer", "Пригласивший"),
+    "flags": ("Why it waits", "Почему на проверке"),
+    "referral_approved": ("Referral approved.", "Реферал одобрен."),
+    "referral_rejected": ("Referral rejected.", "Реферал отклонён."),
+    "referral_reason_needed": (
+        "Say why it is rejected (at least 3 characters).",
+        "Укажите причину отказа (не короче 3 символов).",
+    ),
+    "flag_referrer_velocity": (
+        "many friends of one referrer in a day",
+        "много друзей одного участника за день",
+    ),
+    "flag_device_velocity": (
+        "many enrolments on one device",
+        "много регистраций с одного устройства",
+    ),
+    "flag_cashier_velocity": (
+        "many enrolments by one cashier in an hour",
+        "много регистраций одним кассиром за час",
+    ),
+    "flag_disposable_email": ("a throwaway mailbox", "одноразовый почтовый ящик"),
+    "flag_same_device": ("the referrer's device", "устройство пригласившего"),
+    "referral_status_joined": ("joined", "вступил"),
+    "referral_status_qualified": ("qualified", "выполнил условие"),
+    "referral_status_rewarded": ("rewarded", "награждён"),
+    "referral_status_rejected": ("rejected", "отклонён"),
+    "referral_status_reversed": ("reversed", "отменён"),
+    "referral_reason_self_referral": ("self-referral", "приглашение самого себя"),
+    "referral_reason_already_member": ("already a member", "уже был участником"),
+    "referral_reason_circular": ("circular referral", "круговое приглашение"),
+    "referral_reason_limit_reached": ("referrer's limit reached", "исчерпан лимит пригласившего"),
+    "referral_reason_outside_dates": ("outside the programme's dates", "вне сроков программы"),
+    "referral_reason_review_rejected": ("rejected on review", "отклонён при проверке"),
+    "referral_reason_window_passed": ("no qualifying purchase in time", "нет покупки в срок"),
+    "referral_reason_purchase_cancelled": ("purchase cancelled", "покупка отменена"),
+    "referral_reason_purchase_returned": ("purchase returned", "покупка возвращена"),
     "language": ("Language", "Язык"),
 }
 

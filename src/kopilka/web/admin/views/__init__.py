@@ -20,6 +20,7 @@ from kopilka.web.admin.views import (
     dashboards,
     members,
     programme,
+    referrals,
     signin,
 )
 from kopilka.web.admin.views.shared import (
@@ -31,7 +32,7 @@ from kopilka.web.admin.views.shared import (
     problem_text,
 )
 
-SCREENS = (signin, account, members, approvals, programme, dashboards, audit)
+SCREENS = (signin, account, members, approvals, referrals, programme, dashboards, audit)
 
 router = APIRouter()
 for screen in SCREENS:

@@ -42,6 +42,9 @@ CAN = {
     "programme.view": ("admin", "manager", "analyst"),
     "programme.apply": ("admin", "manager"),
     "dashboards": ("admin", "manager", "analyst"),
+    # the referrals' dashboard, and their review queue (as the API's reviewers)
+    "referrals.dashboard": ("admin", "manager", "analyst"),
+    "referrals.review": ("admin", "manager", "support"),
     "audit": ("admin", "manager"),
 }
 
