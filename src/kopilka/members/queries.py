@@ -135,3 +135,14 @@ def count_by_tier() -> Select[str, int]:
 def tiers_in_use() -> Select[str | None]:
     """``(tier,)``: each tier some member has now (no member without a tier), by name."""
     return select(Member.tier).where(Member.tier.is_not(None)).distinct().order_by(Member.tier)
+
+
+# ---------------------------------------------------------------------------- for the member app
+
+
+def referrer_of(session: Session, referral_code: str) -> uuid.UUID | None:
+    """Reads the id of the member whose referral code this is (any case), None if nobody's."""
+    found: uuid.UUID | None = session.execute(
+        select(Member.id).where(Member.referral_code == referral_code.strip().upper())
+    ).scalar_one_or_none()
+    return found
