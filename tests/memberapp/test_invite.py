@@ -523,6 +523,47 @@ def test_the_invite_screen_lists_friends_with_status_reason_and_reward(
     assert _text(html, "friend-reward") == [f"Available from {day}: +300.00 Бонусные рубли"]
 
 
+def test_a_cancelled_purchase_and_a_flagged_friend_are_said_in_words(
+    client: TestClient,
+    referrer: SignedIn,
+    referrals: Database,
+    admin: dict[str, str],
+    auth: KeyFactory,
+) -> None:
+    code = client.get("/api/v1/app/me").json()["member"]["referral_code"]
+    # given a friend whose qualifying purchase was cancelled within the hold
+    r = client.post(
+        "/api/v1/members",
+        json={"phone": "+79035550001", "name": "Пётр", "referral_code": code},
+        headers=admin,
+    )
+    cancelled = str(r.json()["id"])
+    _buy(client, auth, cancelled, "R-INV-C")
+    purchase = client.get(
+        "/api/v1/purchases", params={"member_id": cancelled}, headers=admin
+    ).json()["items"][0]["id"]
+    assert client.post(f"/api/v1/purchases/{purchase}/cancel", headers=admin).status_code == 200
+    # and a friend at a throwaway mailbox (flagged for review) who bought
+    r = client.post(
+        "/api/v1/members",
+        json={"phone": "+79035550002", "email": "x@throwaway.example", "referral_code": code},
+        headers=admin,
+    )
+    _buy(client, auth, str(r.json()["id"]), "R-INV-F")
+    # when the member opens the invite screen in Russian
+    html = client.get("/app/invite", headers={"Accept-Language": "ru"}).text
+    # then the flagged friend's reward waits for a check, and the cancelled one is said so
+    assert _text(html, "friend-status") == [
+        "Покупка совершена",
+        "Покупка отменена, ждём новую",
+    ]
+    assert _text(html, "friend-reason") == ["Покупка отменена"]
+    assert _text(html, "friend-reward") == [
+        "Награда — после проверки",
+        "Отменено: +300,00 Бонусные рубли",
+    ]
+
+
 def _last4(client: TestClient, admin: dict[str, str], index: int) -> str:
     found = client.get("/api/v1/members", params={"phone": "+79035550003"}, headers=admin)
     return str(found.json()["items"][0]["card_number"])[-4:]
