@@ -486,6 +486,18 @@ def test_the_invite_screen_shows_the_link_its_qr_code_and_the_terms(
     assert re.search(r'href="/app/invite" aria-current="page" data-testid="nav-invite"', html)
 
 
+def test_without_a_referral_programme_the_invite_screen_shows_the_link_alone(
+    client: TestClient, referrer: SignedIn
+) -> None:
+    # given a programme without a referrals: section
+    html = client.get("/app/invite").text
+    # then the screen has the link and its QR code, and promises no reward
+    assert _text(html, "invite-link")[0].startswith("http://testserver/app/r/")
+    assert 'class="qr-box" role="img"' in html
+    assert 'data-testid="invite-terms"' not in html
+    assert "a friend joins with it in the app, or gives your code at the till" in html
+
+
 def test_the_invite_screen_lists_friends_with_status_reason_and_reward(
     client: TestClient,
     referrer: SignedIn,

@@ -89,8 +89,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "email": ("Email", "Email"),
     "referral_heading": ("Invite friends", "Пригласите друзей"),
     "referral_text": (
-        "Share your code: a friend gives it at the till when they join.",
-        "Поделитесь кодом: друг назовёт его на кассе при регистрации.",
+        "Share your link: a friend joins with it in the app, or gives your code at the till.",
+        "Поделитесь ссылкой: друг зарегистрируется по ней в приложении или назовёт ваш код "
+        "на кассе.",
     ),
     "your_code": ("Your code", "Ваш код"),
     "share": ("Share", "Поделиться"),
@@ -170,11 +171,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "invite_open": ("Invite friends", "Пригласить друзей"),
     "invite_heading": ("Invite friends", "Пригласите друзей"),
-    "invite_text": (
-        "Share your link: a friend joins with it in the app, or gives your code at the till.",
-        "Поделитесь ссылкой: друг зарегистрируется по ней в приложении или назовёт ваш код "
-        "на кассе.",
-    ),
     "invite_coupon": ("a coupon «{pool}»", "купон «{pool}»"),
     "invite_you_get": ("You get {prize}", "Вам — {prize}"),
     "invite_friend_gets": ("Your friend gets {prize}", "Другу — {prize}"),
