@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import text
 
 from kopilka.adjustments.service import post as adjust
 from kopilka.core.db import Database, now
@@ -187,17 +188,26 @@ def test_the_profile_shows_consents_devices_and_the_referral_link(
     assert _text(html, "referral-code") == me["referral_code"]
 
 
-def test_the_invitation_page_shows_the_code(client: TestClient) -> None:
-    r = client.get("/app/r/ab2cd3ef", headers={"Accept-Language": "ru"})
+def test_the_invitation_page_shows_the_code(
+    client: TestClient, make_member: MemberFactory, db: Database
+) -> None:
+    # (joining from it: tests/memberapp/test_invite.py)
+    make_member()
+    with db.session() as s:
+        code = s.execute(text("SELECT referral_code FROM members")).scalar_one()
+    r = client.get(f"/app/r/{code.lower()}", headers={"Accept-Language": "ru"})
     assert r.status_code == 200
-    assert _text(r.text, "invited-code") == "AB2CD3EF"
+    assert _text(r.text, "invited-code") == code
     assert "Вас приглашают в Test programme" in r.text
+    assert client.get("/app/r/AB2CD3EF").status_code == 404  # nobody's code
     assert client.get("/app/r/%3Cscript%3E").status_code == 404
 
 
 def test_pages_run_no_inline_script_or_style(client: TestClient, signed: SignedIn) -> None:
     # the Content-Security-Policy forbids inline scripts and styles: no page relies on them
-    for path in ("/app/", "/app/history", "/app/profile", "/app/offline", "/app/link"):
+    code = client.get("/api/v1/app/me").json()["member"]["referral_code"]
+    pages = ("/app/", "/app/history", "/app/invite", "/app/profile", "/app/offline", "/app/link")
+    for path in (*pages, f"/app/r/{code}"):
         r = client.get(path)
         assert r.status_code == 200, path
         assert "script-src 'self'" in r.headers["content-security-policy"]

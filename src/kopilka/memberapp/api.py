@@ -32,6 +32,9 @@ from kopilka.memberapp.schemas import (
     ConsentsOut,
     DeviceList,
     DeviceOut,
+    JoinCodeIn,
+    JoinedOut,
+    JoinIn,
     LinkIn,
     MeOut,
     PublicKeyOut,
@@ -114,7 +117,13 @@ def set_session_cookie(response: Response, request: Request, token: str) -> None
     )
 
 
-def _signed_in(request: Request, session: Any, device: MemberDevice, token: str) -> JSONResponse:
+def _signed_in(
+    request: Request,
+    session: Any,
+    device: MemberDevice,
+    token: str,
+    joined: bool | None = None,
+) -> JSONResponse:
     old = request.cookies.get(service.COOKIE)
     if old:  # the device this browser was signed in as before is signed out
         previous = service.load_device(session, old)
@@ -129,9 +138,24 @@ def _signed_in(request: Request, session: Any, device: MemberDevice, token: str)
         card=service.card_params(device),
         csrf_token=service.csrf_token(device),
     )
+    if joined is not None:
+        body = JoinedOut(**body.model_dump(), joined=joined)
     response = JSONResponse(body.model_dump(mode="json"))
     set_session_cookie(response, request, token)
     return response
+
+
+def set_browser_cookie(response: Response, request: Request, browser: str) -> None:
+    """The browser's own id (``kopilka_device``), kept as long as browsers keep cookies."""
+    response.set_cookie(
+        service.DEVICE_COOKIE,
+        browser,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        secure=came_over_tls(request.scope),
+        samesite="lax",
+    )
 
 
 def _ip_subjects(request: Request) -> list[str]:
@@ -204,6 +228,73 @@ def use_link(body: LinkIn, request: Request, session: SessionDep) -> JSONRespons
         ratelimit.count_later(service.SIGN_IN_FAILURE, subjects)
         raise
     return _signed_in(request, session, device, token)
+
+
+@router.post(
+    "/app/join/code",
+    status_code=202,
+    response_model=CodeOut,
+    dependencies=[
+        Depends(public("a friend invited to the programme asks for a code to join")),
+        Depends(rate_limit(service.SEND_PER_IP, per=("ip",))),
+    ],
+)
+def ask_to_join(body: JoinCodeIn, request: Request, session: SessionDep) -> CodeOut:
+    """Send a one-time code to a phone to join from an invitation (``/app/r/{code}``). The
+    answer is the same whether or not the phone is a member's (a member's gets a sign-in
+    code). 422 naming ``referral_code`` for an unknown one."""
+    spec = current_program(session).spec
+    sent = service.request_join_code(
+        session,
+        spec.default_phone_region,
+        phone=body.phone,
+        referral_code=body.referral_code,
+        lang=_lang(request, body.lang),
+        app_name=spec.branding.app_name or spec.name,
+    )
+    return CodeOut(
+        challenge=sent.challenge,
+        expires_at=sent.expires_at,
+        channel="sms",
+        sent_to=service.mask(sent.kind, sent.destination),
+    )
+
+
+@router.post(
+    "/app/join/verify",
+    response_model=JoinedOut,
+    dependencies=[Depends(public("a friend exchanges a code for a new card and a session"))],
+)
+def join(body: JoinIn, request: Request, session: SessionDep) -> JSONResponse:
+    """Join with the code: a new member enrolled from the app with the referral code (the
+    browser's ``kopilka_device`` cookie is the enrolment's device), signed in (the cookie is
+    set), ``joined: true``; a member's phone signs them in instead, ``joined: false``."""
+    subjects = _ip_subjects(request)
+    ratelimit.enforce_blocked(service.SIGN_IN_FAILURE, subjects)
+    browser = service.browser_id(request.cookies.get(service.DEVICE_COOKIE))
+    fresh = browser is None
+    browser = browser or service.new_browser_id()
+    try:
+        done = service.join(
+            session,
+            current_program(session).spec.default_phone_region,
+            get_settings().card_prefix,
+            challenge=body.challenge,
+            code=body.code,
+            phone=body.phone,
+            name=body.name,
+            referral_code=body.referral_code,
+            browser=browser,
+            label=service.device_label(request.headers.get("user-agent")),
+        )
+    except Problem as exc:
+        if exc.code == "sign_in_code_invalid":
+            ratelimit.count_later(service.SIGN_IN_FAILURE, subjects)
+        raise
+    response = _signed_in(request, session, done.device, done.token, joined=done.joined)
+    if fresh:
+        set_browser_cookie(response, request, browser)
+    return response
 
 
 @router.post("/app/sign-out", response_model=SignedOut)

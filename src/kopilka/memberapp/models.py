@@ -1,5 +1,6 @@
 """Tables of the member app: devices (sessions with their card-code secrets), sign-in
-codes, one-time app links, web-push subscriptions, the VAPID key pair and the push log.
+codes, the codes that enrol a new member from an invitation, one-time app links, web-push
+subscriptions, the VAPID key pair and the push log.
 
 Secrets are never stored in a form that lets someone who reads the database sign in or
 show a member's card: session tokens, sign-in codes and link tokens are kept as hashes;
@@ -54,6 +55,21 @@ class SignInCode(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     member_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("members.id"))
     channel: Mapped[str] = mapped_column(String(8))  # "sms" | "email"
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class JoinCode(Base):
+    """A one-time code sent to a phone that belongs to no member, to enrol it from an
+    invitation (``/app/r/{code}``). Only an HMAC of the challenge, the phone and the code
+    is kept: the phone is sent again with the code, and nothing personal stays here."""
+
+    __tablename__ = "member_join_codes"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
     code_hash: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)

@@ -74,6 +74,35 @@ class SignedIn(BaseModel):
     csrf_token: str
 
 
+class JoinCodeIn(BaseModel):
+    """Ask for a code to join from an invitation: the phone and the inviter's code."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    phone: Annotated[str, Field(min_length=3, max_length=32)]
+    referral_code: Annotated[str, Field(min_length=4, max_length=16)]
+    lang: Literal["en", "ru"] | None = None
+
+
+class JoinIn(BaseModel):
+    """Join with the code: the same phone and referral code, and a name if given."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    challenge: uuid.UUID
+    code: Annotated[str, Field(min_length=1, max_length=12)]
+    phone: Annotated[str, Field(min_length=3, max_length=32)]
+    referral_code: Annotated[str, Field(min_length=4, max_length=16)]
+    name: Annotated[str | None, Field(max_length=200)] = None
+
+
+class JoinedOut(SignedIn):
+    """Signed in; ``joined``: a new member enrolled with the referral code, or false when
+    the phone was a member's already (signed in as them, no referral)."""
+
+    joined: bool
+
+
 class CardOut(BaseModel):
     card_number: str
     card: CardParams

@@ -43,6 +43,7 @@ from kopilka.core.errors import Problem, field_error
 from kopilka.memberapp import cardcode
 from kopilka.memberapp.models import (
     AppLink,
+    JoinCode,
     PushNotice,
     PushSubscription,
     SignInCode,
@@ -50,8 +51,9 @@ from kopilka.memberapp.models import (
 from kopilka.memberapp.models import (
     MemberDevice as MemberDevice,  # the type of a signed-in device (the app's pages)
 )
+from kopilka.members import queries as member_queries
 from kopilka.members import service as members
-from kopilka.members.schemas import normalise_email
+from kopilka.members.schemas import MemberCreate, normalise_email
 from kopilka.security import ratelimit
 
 log = structlog.get_logger("kopilka.memberapp")
@@ -401,12 +403,7 @@ def verify_code(
         raise _wrong_code()
     if row.used_at is not None or row.expires_at <= at or row.attempts >= CODE_ATTEMPTS:
         session.rollback()
-        raise Problem(
-            422,
-            "sign_in_code_expired",
-            "this code is used, expired or was mistyped too often: ask for a new one",
-            errors=[field_error("challenge", "ask for a new code", "expired")],
-        )
+        raise _expired_code()
     clean = code.strip()
     if not hmac.compare_digest(row.code_hash, _code_hash(challenge, clean)):
         row.attempts += 1
@@ -426,6 +423,15 @@ def verify_code(
     return device, token
 
 
+def _expired_code() -> Problem:
+    return Problem(
+        422,
+        "sign_in_code_expired",
+        "this code is used, expired or was mistyped too often: ask for a new one",
+        errors=[field_error("challenge", "ask for a new code", "expired")],
+    )
+
+
 def _wrong_code(left: int | None = None) -> Problem:
     return Problem(
         422,
@@ -433,6 +439,180 @@ def _wrong_code(left: int | None = None) -> Problem:
         "the code is not right" + (f"; {left} tries left" if left is not None else ""),
         errors=[field_error("code", "not the code we sent", "invalid")],
         extra={"attempts_left": left} if left is not None else None,
+    )
+
+
+# ---------------------------------------------------------------------------- joining
+
+
+# A browser's own id (a random string in a long-lived cookie): the enrolment's "app device",
+# by which the referrals tell a member inviting themselves on their own phone.
+DEVICE_COOKIE = "kopilka_device"
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def browser_id(raw: str | None) -> str | None:
+    """The browser id of a ``kopilka_device`` cookie, None if it is not one."""
+    return raw if raw and _DEVICE_ID.match(raw) else None
+
+
+def new_browser_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _join_hash(challenge: uuid.UUID, phone: str, code: str) -> str:
+    return _keyed("join-code", f"{challenge}:{phone}:{code}")
+
+
+def _referrer(session: Session, referral_code: str) -> uuid.UUID:
+    """The member a referral code is of, or a 422 naming ``referral_code``."""
+    found = member_queries.with_referral_code(session, referral_code)
+    if found is None:
+        raise Problem(
+            422,
+            "validation_error",
+            errors=[field_error("referral_code", "no member has this referral code", "unknown")],
+        )
+    return found
+
+
+def request_join_code(
+    session: Session,
+    region: str,
+    *,
+    phone: str,
+    referral_code: str,
+    lang: str,
+    app_name: str,
+) -> CodeRequest:
+    """Send a one-time code to a phone to enrol it from an invitation (committed).
+
+    The answer looks the same whether or not the phone is a member's: a member's phone gets
+    their sign-in code (``join`` then signs them in, without the referral), a new one a
+    code to enrol with (kept as an HMAC of the challenge, the phone and the code). 422 for
+    a malformed phone or an unknown referral code; 429 past the per-phone limit (shared
+    with the sign-in's)."""
+    destination = members.normalise_phone(phone, region)
+    _referrer(session, referral_code)
+    session.rollback()
+    ratelimit.enforce(SEND_PER_DESTINATION, f"sms:{_keyed('destination', destination)}")
+    found, _ = members.find_members(session, region, phone=destination, limit=1)
+    member = found[0] if found else None
+    if member is not None and member.status != "active":
+        session.rollback()
+        return CodeRequest(uuid.uuid4(), now() + CODE_TTL, "sms", destination)
+    at = now()
+    challenge = uuid.uuid4()
+    code = f"{secrets.randbelow(10**6):06d}"
+    if member is not None:
+        session.add(
+            SignInCode(
+                id=challenge,
+                member_id=member.id,
+                channel="sms",
+                code_hash=_code_hash(challenge, code),
+                attempts=0,
+                created_at=at,
+                expires_at=at + CODE_TTL,
+            )
+        )
+    else:
+        session.add(
+            JoinCode(
+                id=challenge,
+                code_hash=_join_hash(challenge, destination, code),
+                attempts=0,
+                created_at=at,
+                expires_at=at + CODE_TTL,
+            )
+        )
+    session.commit()
+    text = CODE_TEXT.get(lang, CODE_TEXT["en"]).format(
+        code=code, app=app_name, minutes=int(CODE_TTL.total_seconds() // 60)
+    )
+    deliver_code(CodeMessage("sms", destination, code, lang, text))
+    return CodeRequest(challenge, at + CODE_TTL, "sms", destination)
+
+
+@dataclass(frozen=True)
+class Joined:
+    device: MemberDevice
+    token: str
+    joined: bool  # False: the phone was a member's already, signed in (no referral)
+
+
+def join(
+    session: Session,
+    region: str,
+    card_prefix: str,
+    *,
+    challenge: uuid.UUID,
+    code: str,
+    phone: str,
+    name: str | None,
+    referral_code: str,
+    browser: str | None,
+    label: str,
+) -> Joined:
+    """Exchange a code of ``request_join_code`` for a new member enrolled with the referral
+    code from the app (the referrals' hook runs in the same transaction), signed in on a
+    new device (committed). A member's sign-in code signs them in instead. A wrong code
+    counts against the challenge (committed): after ``CODE_ATTEMPTS`` it is dead."""
+    if session.execute(select(SignInCode.id).where(SignInCode.id == challenge)).first():
+        device, token = verify_code(session, challenge, code, label)
+        return Joined(device, token, joined=False)
+    at = now()
+    row = session.execute(
+        select(JoinCode).where(JoinCode.id == challenge).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        session.rollback()
+        raise _wrong_code()
+    if row.used_at is not None or row.expires_at <= at or row.attempts >= CODE_ATTEMPTS:
+        session.rollback()
+        raise _expired_code()
+    destination = members.normalise_phone(phone, region)
+    if not hmac.compare_digest(row.code_hash, _join_hash(challenge, destination, code.strip())):
+        row.attempts += 1
+        session.commit()
+        raise _wrong_code(CODE_ATTEMPTS - row.attempts)
+    row.used_at = at
+    data = MemberCreate(
+        phone=destination,
+        name=(name or "").strip() or None,
+        referral_code=referral_code,
+    )
+    via = members.Enrolment(channel="app", device=browser)
+    try:
+        with session.begin_nested():
+            member = members.create_member(session, data, region, card_prefix, via)
+    except Problem as exc:
+        if exc.code != "member_exists":
+            raise
+        # enrolled meanwhile (at a till): the code proved the phone, so its member signs in
+        found, _ = members.find_members(session, region, phone=destination, limit=1)
+        if not found or found[0].status != "active":
+            raise
+        device, token = new_device(session, found[0].id, "code", label)
+        _signed_in_audit(session, found[0].id, device, "code (join, a member already)")
+        session.commit()
+        return Joined(device, token, joined=False)
+    device, token = new_device(session, member.id, "code", label)
+    _signed_in_audit(session, member.id, device, "code (joined from an invitation)")
+    session.commit()
+    return Joined(device, token, joined=True)
+
+
+def _signed_in_audit(
+    session: Session, member_id: uuid.UUID, device: MemberDevice, how: str
+) -> None:
+    record(
+        session,
+        f"member:{member_id}",
+        "member_app.sign_in",
+        "member",
+        str(member_id),
+        details={"device_id": str(device.id), "by": how},
     )
 
 

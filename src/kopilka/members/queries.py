@@ -148,9 +148,9 @@ def referrer_of(session: Session, member_id: uuid.UUID) -> uuid.UUID | None:
 
 
 def with_referral_code(session: Session, code: str) -> uuid.UUID | None:
-    """The member whose referral code this is (codes are upper case)."""
+    """The member whose referral code this is (written in any case), None if nobody's."""
     return session.execute(
-        select(Member.id).where(Member.referral_code == code.upper())
+        select(Member.id).where(Member.referral_code == code.strip().upper())
     ).scalar_one_or_none()
 
 

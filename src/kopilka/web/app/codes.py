@@ -1,13 +1,17 @@
-"""The static card number as an EAN-13 barcode, drawn as SVG on the server.
+"""Codes drawn as SVG on the server: the static card number as an EAN-13 barcode, and the
+invite link as a QR code.
 
 ``python-barcode`` supplies the EAN-13 encoding (the bar pattern, with guard bars); the
 SVG is drawn here with plain ``rect`` elements and presentation attributes only, so the
-page's Content-Security-Policy (no inline styles) is kept.
+page's Content-Security-Policy (no inline styles) is kept. ``segno`` draws the QR code
+the same way (paths with presentation attributes). The rotating card code's QR code is
+drawn on the phone instead (``static/qr.js``): it changes offline every 30 seconds.
 """
 
 from __future__ import annotations
 
 import barcode
+import segno
 from markupsafe import Markup, escape
 
 MODULE = 2  # SVG units per bar module
@@ -48,4 +52,16 @@ def ean13_svg(number: str, label: str) -> Markup:
         f'role="img" aria-label="{escape(label)}" preserveAspectRatio="none">'
         f'<rect x="0" y="0" width="{width}" height="{HEIGHT}" fill="#fff"/>'
         f'<g fill="#000">{"".join(rects)}</g></svg>'
+    )
+
+
+def qr_svg(text: str, label: str) -> Markup:
+    """An accessible QR code (level M) of ``text``: an SVG that scales to its box, white
+    quiet zone included, in an element with ``role="img"`` and ``label``."""
+    svg = segno.make(text, error="m").svg_inline(
+        scale=1, omitsize=True, svgclass="qr-code", lineclass=None, light="#fff", dark="#000"
+    )
+    # segno's own SVG (paths with presentation attributes) and the escaped label only.
+    return Markup(  # noqa: S704
+        f'<div class="qr-box" role="img" aria-label="{escape(label)}">{svg}</div>'
     )

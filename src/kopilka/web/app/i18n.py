@@ -15,6 +15,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav_card": ("Card", "Карта"),
     "nav_history": ("History", "История"),
     "nav_profile": ("Profile", "Профиль"),
+    "nav_invite": ("Friends", "Друзья"),
     "card_heading": ("Your card", "Ваша карта"),
     "card_code_label": ("Code for the till", "Код для кассы"),
     "card_code_hint": (
@@ -88,8 +89,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "email": ("Email", "Email"),
     "referral_heading": ("Invite friends", "Пригласите друзей"),
     "referral_text": (
-        "Share your code: a friend gives it at the till when they join.",
-        "Поделитесь кодом: друг назовёт его на кассе при регистрации.",
+        "Share your link: a friend joins with it in the app, or gives your code at the till.",
+        "Поделитесь ссылкой: друг зарегистрируется по ней в приложении или назовёт ваш код "
+        "на кассе.",
     ),
     "your_code": ("Your code", "Ваш код"),
     "share": ("Share", "Поделиться"),
@@ -167,11 +169,98 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Too many tries. Please wait a little.",
         "Слишком много попыток. Подождите немного.",
     ),
-    "invited_heading": ("You are invited to {app}", "Вас приглашают в {app}"),
-    "invited_text": (
-        "Give this code at the till when you join:",
-        "Назовите этот код на кассе при регистрации:",
+    "invite_open": ("Invite friends", "Пригласить друзей"),
+    "invite_heading": ("Invite friends", "Пригласите друзей"),
+    "invite_coupon": ("a coupon «{pool}»", "купон «{pool}»"),
+    "invite_you_get": ("You get {prize}", "Вам — {prize}"),
+    "invite_friend_gets": ("Your friend gets {prize}", "Другу — {prize}"),
+    "invite_purchase_from": (
+        "For your friend's first purchase of {amount} or more within {days} days of joining.",
+        "За первую покупку друга от {amount} в течение {days} дн. после регистрации.",
     ),
+    "invite_purchase_any": (
+        "For your friend's first purchase within {days} days of joining.",
+        "За первую покупку друга в течение {days} дн. после регистрации.",
+    ),
+    "invite_hold": (
+        "Rewards can be used {days} days after the purchase.",
+        "Награды можно потратить через {days} дн. после покупки.",
+    ),
+    "invite_qr_label": ("QR code of the link {url}", "QR-код ссылки {url}"),
+    "friends_heading": ("Invited friends", "Приглашённые друзья"),
+    "friends_empty": (
+        "Nobody has joined with your link yet.",
+        "По вашей ссылке пока никто не зарегистрировался.",
+    ),
+    "friend_since": ("Joined {day}", "Регистрация {day}"),
+    "referral_status_joined": ("Waiting for the first purchase", "Ждём первую покупку"),
+    "referral_status_qualified": ("Purchase made", "Покупка совершена"),
+    "referral_status_rewarded": ("Reward given", "Награда начислена"),
+    "referral_status_rejected": ("Not counted", "Не засчитано"),
+    "referral_status_reversed": (
+        "Purchase undone, waiting for another",
+        "Покупка отменена, ждём новую",
+    ),
+    "referral_reason_self_referral": (
+        "Looks like your own account",
+        "Похоже на вашу собственную карту",
+    ),
+    "referral_reason_already_member": (
+        "Was a member of the programme before",
+        "Уже был участником программы",
+    ),
+    "referral_reason_circular": (
+        "Is in your own chain of invitations",
+        "Уже есть в вашей цепочке приглашений",
+    ),
+    "referral_reason_limit_reached": (
+        "Your limit of rewarded friends is reached",
+        "Достигнут лимит приглашений",
+    ),
+    "referral_reason_outside_dates": (
+        "Joined outside the dates of the offer",
+        "Регистрация вне сроков акции",
+    ),
+    "referral_reason_review_rejected": ("Not approved after a check", "Не одобрено после проверки"),
+    "referral_reason_window_passed": ("No purchase in time", "Покупки не было в срок"),
+    "referral_reason_purchase_cancelled": ("The purchase was cancelled", "Покупка отменена"),
+    "referral_reason_purchase_returned": ("The purchase was returned", "Покупка возвращена"),
+    "friend_reward_pending": ("Available from {day}: {reward}", "Станет доступно {day}: {reward}"),
+    "friend_reward_standing": ("Received: {reward}", "Получено: {reward}"),
+    "friend_reward_revoked": ("Taken back: {reward}", "Отменено: {reward}"),
+    "friend_reward_checked": ("The reward waits for a check", "Награда — после проверки"),
+    "invited_heading": ("You are invited to {app}", "Вас приглашают в {app}"),
+    "invited_prize_from": (
+        "Join and get {prize} for your first purchase of {amount} or more within {days} days.",
+        "Зарегистрируйтесь и получите {prize} за первую покупку от {amount} в течение {days} дн.",
+    ),
+    "invited_prize_any": (
+        "Join and get {prize} for your first purchase within {days} days.",
+        "Зарегистрируйтесь и получите {prize} за первую покупку в течение {days} дн.",
+    ),
+    "invited_text": (
+        "Or give this code at the till when you join:",
+        "Или назовите этот код на кассе при регистрации:",
+    ),
+    "invited_member": (
+        "You already have a card: the invitation is for new members.",
+        "У вас уже есть карта: приглашение — для новых участников.",
+    ),
+    "join_intro": (
+        "Enter your phone number and we will send you a code to join.",
+        "Введите номер телефона — мы пришлём код для регистрации.",
+    ),
+    "join_name": ("Your name (optional)", "Ваше имя (необязательно)"),
+    "join_button": ("Join", "Зарегистрироваться"),
+    "other_phone": ("Use another phone", "Указать другой телефон"),
+    "join_already_member": (
+        "This phone already has a card, and the invitation is for new members only. "
+        "You are signed in.",
+        "У этого телефона уже есть карта, а приглашение — только для новых участников. "
+        "Вы вошли в приложение.",
+    ),
+    "already_member": ("Already a member? Sign in", "Уже участник? Войти"),
+    "open_card": ("Open my card", "Открыть мою карту"),
     "not_found_heading": ("Not found", "Не найдено"),
 }
 

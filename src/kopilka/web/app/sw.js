@@ -4,15 +4,15 @@
 // - The app shell (styles, modules, icons, manifest, offline page) is precached per
 //   version; a new version waits until the page asks it to take over (update banner).
 // - Pages are network-first: each page that loads is kept (Cache Storage), and shown
-//   when there is no network, so the card, the balance and the history work in a
-//   basement. The copies are dropped when the member signs out.
+//   when there is no network, so the card, the balance, the history and the invite
+//   screen work in a basement. The copies are dropped when the member signs out.
 // - Push messages become notifications; a tap opens the app at the message's page.
 
 const VERSION = __VERSION__;
 const PRECACHE = __PRECACHE__;
 const STATIC_CACHE = `kopilka-static-${VERSION}`;
 const PAGES_CACHE = "kopilka-pages";
-const KEPT_PAGES = new Set(["/app/", "/app/history", "/app/profile"]);
+const KEPT_PAGES = new Set(["/app/", "/app/history", "/app/invite", "/app/profile"]);
 const NETWORK_TIMEOUT_MS = 6000;
 
 self.addEventListener("install", (event) => {

@@ -34,13 +34,16 @@ from kopilka.coupons.queries import member_coupons
 from kopilka.ledger.service import balances, history
 from kopilka.memberapp import formatting
 from kopilka.memberapp import service as app_service
+from kopilka.memberapp.api import set_browser_cookie
 from kopilka.memberapp.lang import LANG_COOKIE, LANGS, pick_lang
 from kopilka.members import service as members
 from kopilka.program.service import current_program
 from kopilka.purchases.confirmation import purchase_json
 from kopilka.purchases.queries import get_purchase
+from kopilka.referrals import service as referrals
 from kopilka.security.middleware import CSP
 from kopilka.spec.program import BrandingSpec, ProgramSpec
+from kopilka.spec.referrals import ReferralReward
 from kopilka.tiers.service import progress
 from kopilka.web.app import branding, codes, i18n
 
@@ -371,6 +374,90 @@ def _coupons(page: Page, session: Session, member_id: uuid.UUID) -> list[dict[st
     return out
 
 
+def _prize(page: Page, reward: ReferralReward | None) -> str | None:
+    """A reward of the programme in words ("200,00 Бонусные рубли", "a coupon «Welcome»")."""
+    if reward is None:
+        return None
+    if reward.coupon_pool is not None:
+        return page.t("invite_coupon", pool=reward.coupon_pool)
+    assert reward.currency is not None and reward.amount is not None
+    amount = page.points(reward.amount, page.precision(reward.currency))
+    return f"{amount} {page.currency_name(reward.currency)}"
+
+
+def _terms(page: Page) -> dict[str, str] | None:
+    """The programme's referral rewards in words, None without referrals: for the member
+    who invites (``you``, ``friend``, ``purchase``, ``hold``) and for the friend invited
+    (``welcome``)."""
+    spec = page.spec.referrals if page.spec else None
+    if spec is None:
+        return None
+    q = spec.qualifying
+    paid = page.money(q.min_paid)
+    out: dict[str, str] = {}
+    if q.min_paid > 0:
+        out["purchase"] = page.t("invite_purchase_from", amount=paid, days=q.within_days)
+    else:
+        out["purchase"] = page.t("invite_purchase_any", days=q.within_days)
+    you, friend = _prize(page, spec.referrer_reward), _prize(page, spec.friend_reward)
+    if you:
+        out["you"] = page.t("invite_you_get", prize=you)
+    if friend:
+        out["friend"] = page.t("invite_friend_gets", prize=friend)
+        key = "invited_prize_from" if q.min_paid > 0 else "invited_prize_any"
+        out["welcome"] = page.t(key, prize=friend, amount=paid, days=q.within_days)
+    if spec.hold_days:
+        out["hold"] = page.t("invite_hold", days=spec.hold_days)
+    return out
+
+
+@dataclass(frozen=True)
+class FriendRow:
+    name: str
+    status: str  # joined | qualified | rewarded | rejected | reversed
+    status_text: str
+    reason: str | None
+    since: str
+    rewards: list[str]
+
+
+def _reward_line(page: Page, r: dict[str, Any]) -> str:
+    """One of the member's rewards for a friend: what, and pending until when or given."""
+    if r.get("coupon_pool"):
+        what = page.t("invite_coupon", pool=r["coupon_pool"])
+    else:
+        code = str(r.get("currency") or "")
+        what = f"{page.amount(str(r['amount']), code, signed=True)} {page.currency_name(code)}"
+    if r["status"] == "pending":
+        return page.t("friend_reward_pending", reward=what, day=page.day(r["available_at"]))
+    if r["status"] == "revoked":
+        return page.t("friend_reward_revoked", reward=what)
+    return page.t("friend_reward_standing", reward=what)
+
+
+def _friends(page: Page, session: Session, member_id: uuid.UUID) -> list[FriendRow]:
+    """The friends the member invited, newest first, in words."""
+    rows = []
+    for f in referrals.friends_of(session, member_id):
+        status = str(f["status"])
+        reason = f.get("reason")
+        reason_key = f"referral_reason_{reason}"
+        rewards = [_reward_line(page, r) for r in f["rewards"]]
+        if status == "qualified" and not rewards and f.get("review") == "pending":
+            rewards = [page.t("friend_reward_checked")]
+        rows.append(
+            FriendRow(
+                name=str(f["friend"]["display_name"]),
+                status=status,
+                status_text=page.t(f"referral_status_{status}"),
+                reason=page.t(reason_key) if reason and reason_key in i18n.MESSAGES else reason,
+                since=page.t("friend_since", day=page.day(f["created_at"])),
+                rewards=rewards,
+            )
+        )
+    return rows
+
+
 def _origin(request: Request) -> str:
     return (get_settings().public_url or str(request.base_url)).rstrip("/")
 
@@ -483,6 +570,27 @@ def profile(request: Request) -> Response:
     )
 
 
+@router.get("/invite")
+def invite(request: Request) -> Response:
+    """The member's invite link with its QR code and a share button, the programme's
+    referral rewards, and the friends invited with their status and the member's rewards."""
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        friends = _friends(page, session, page.member.id)
+        session.commit()
+    url = f"{_origin(request)}/app/r/{page.member.referral_code}"
+    return page.render(
+        "invite.html",
+        nav="invite",
+        url=url,
+        qr=codes.qr_svg(url, page.t("invite_qr_label", url=url)),
+        terms=_terms(page),
+        friends=friends,
+    )
+
+
 @router.get("/sign-in")
 def sign_in(request: Request, next: str | None = None) -> Response:
     """Sign in with a one-time code sent to the phone or email."""
@@ -514,14 +622,25 @@ def offline(request: Request) -> Response:
 
 @router.get("/r/{code}")
 def invited(request: Request, code: str) -> Response:
-    """The page a member's referral link opens: the code to give at the till."""
+    """The page a member's invite link opens (counted as a visit, the referral funnel's
+    first step, unless a member signed in opens it): the friend joins here with a phone
+    and a one-time code, or gives the code at the till. The browser gets its own id
+    (``kopilka_device``), the enrolment's device."""
+    clean = code.strip().upper()
     with _session() as session:
         page = _page(request, session)
+        if not clean.isalnum() or len(clean) > 16:
+            session.commit()
+            return page.render("not_found.html", 404)
+        member = _signed_in(request, session, page)
+        known = member or referrals.visited(session, clean)
         session.commit()
-    clean = code.strip().upper()
-    if not clean.isalnum() or len(clean) > 16:
+    if not known:
         return page.render("not_found.html", 404)
-    return page.render("invited.html", code=clean)
+    response = page.render("invited.html", code=clean, terms=_terms(page), signed_in=member)
+    if app_service.browser_id(request.cookies.get(app_service.DEVICE_COOKIE)) is None:
+        set_browser_cookie(response, request, app_service.new_browser_id())
+    return response
 
 
 @router.get("/lang/{lang}")

@@ -3,7 +3,7 @@
 import { fill, words } from "./api.js";
 
 // The pages kept for offline use while signed in (the service worker refreshes them).
-const KEPT = ["/app/", "/app/history", "/app/profile"];
+const KEPT = ["/app/", "/app/history", "/app/invite", "/app/profile"];
 
 function offlineBanner(w) {
   const banner = document.getElementById("offline-banner");
@@ -54,6 +54,8 @@ const MODULES = {
   "sign-in": "./signin.js",
   link: "./link.js",
   profile: "./profile.js",
+  invite: "./invite.js",
+  invited: "./join.js",
 };
 
 async function main() {

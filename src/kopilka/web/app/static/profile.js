@@ -1,29 +1,7 @@
 // The profile: share the referral link, consents, push notifications, devices, sign-out.
-import { api, fill, forgetPages, problemText } from "./api.js";
+import { api, forgetPages, problemText } from "./api.js";
 import { base64urlToBytes } from "./cardcode.js";
-
-function setupShare(w) {
-  const section = document.getElementById("referral");
-  const status = document.getElementById("share-status");
-  document.getElementById("share").addEventListener("click", async () => {
-    const url = section.dataset.url;
-    const text = fill(w.share_text, { app: section.dataset.app, code: section.dataset.code });
-    if (navigator.share) {
-      try {
-        await navigator.share({ title: section.dataset.app, text, url });
-        return;
-      } catch (error) {
-        if (error && error.name === "AbortError") return;
-      }
-    }
-    try {
-      await navigator.clipboard.writeText(`${text} ${url}`);
-      status.textContent = w.copied;
-    } catch {
-      status.textContent = url;
-    }
-  });
-}
+import { setupShare } from "./share.js";
 
 function setupConsents(w) {
   const form = document.getElementById("consents-form");
