@@ -195,6 +195,7 @@ PATH_IDS: dict[str, str] = {
     "flag_id": "flag_not_found",
     "session_id": "device_not_found",
     "adjustment_id": "adjustment_not_found",
+    "referral_id": "referral_not_found",
 }
 
 
