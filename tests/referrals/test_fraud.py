@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kopilka.core.db import Database
+from kopilka.members.schemas import MemberCreate
+from kopilka.members.service import Enrolment, create_member
 from kopilka.referrals import fraud
 from tests.referrals.conftest import REFERRAL_PROGRAM, Enrol, apply, receipt
 from tests.referrals.test_lifecycle import balance, event_types, friends, ledger_holds
@@ -170,3 +172,54 @@ def test_different_mailboxes_stay_apart() -> None:
     assert fraud.is_disposable("a@sub.mailinator.com")
     assert not fraud.is_disposable("a@gmail.com")
     assert fraud.is_disposable("a@x.example", ["X.example"])
+
+
+def enrol_at(db: Database, code: str, phone: str, via: Enrolment) -> None:
+    """Enrol through the service, as the member app's invite page or a till does."""
+    with db.session() as s:
+        create_member(s, MemberCreate(phone=phone, referral_code=code), "RU", via=via)
+        s.commit()
+
+
+def test_many_enrolments_at_one_till_or_on_one_device_wait_for_review(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol
+) -> None:
+    # given ten referrers, and a till that enrolled ten friends this hour (the programme
+    # looks twice from the eleventh)
+    referrers = [enrol() for _ in range(12)]
+    till = Enrolment(channel="pos", store="msk-01", cashier="api_key:till-7")
+    for i in range(10):
+        enrol_at(db, referrers[i]["referral_code"], f"+7926100{i:04d}", till)
+    # when the till enrols an eleventh
+    enrol_at(db, referrers[10]["referral_code"], "+79261009999", till)
+    # then that one waits for a review: cashier velocity
+    assert only(client, admin, referrers[10]["id"])["flags"] == ["cashier_velocity"]
+    assert only(client, admin, referrers[9]["id"])["flags"] == []
+    # when one phone's browser enrolled two friends and enrols a third (two per 24 hours)
+    phone = Enrolment(channel="app", device="browser-5c1e")
+    enrol_at(db, referrers[0]["referral_code"], "+79262000001", phone)
+    enrol_at(db, referrers[1]["referral_code"], "+79262000002", phone)
+    enrol_at(db, referrers[11]["referral_code"], "+79262000003", phone)
+    # then the third waits: device velocity
+    assert only(client, admin, referrers[11]["id"])["flags"] == ["device_velocity"]
+
+
+def test_the_total_limit_rejects_past_it(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol
+) -> None:
+    # given a programme rewarding at most one friend per referrer, ever
+    apply(db, REFERRAL_PROGRAM.replace("{per_referrer_per_month: 2}", "{per_referrer_total: 1}"))
+    anna = enrol()
+    olga, ivan = enrol(code=anna["referral_code"]), enrol(code=anna["referral_code"])
+    # when both buy enough
+    for ext, f in (("R-1", olga), ("R-2", ivan)):
+        r = client.post(
+            "/api/v1/purchases", json=receipt(ext, f["card_number"], "1000"), headers=admin
+        )
+        assert r.status_code == 201, r.text
+    # then the first qualifies and the second is rejected: limit reached
+    by_friend = {f["friend"]["id"]: f for f in friends(client, admin, anna["id"])}
+    assert (by_friend[olga["id"]]["status"], by_friend[ivan["id"]]["reason"]) == (
+        "qualified",
+        "limit_reached",
+    )
