@@ -61,8 +61,11 @@ def live_server(db: Database) -> Iterator[str]:
         thread.join(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module: Playwright's sync API allows one running instance per
+    thread, and each module importing this fixture gets one of its own (a session-wide one
+    stayed open while the next module started another)."""
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
