@@ -2,8 +2,8 @@
 digests after an erasure), invite links opened; purchases.payment_fingerprint
 
 Revision ID: 0711
-Revises: 0710 (the purchases' branch: a new column of purchases); depends on 0201, whose
-members' blind indexes the identities are copied from
+Revises: 0710 (a new column of purchases) and 0201 (the members' blind indexes the
+identities are copied from): it joins those two branches
 Create Date: 2026-12-07 19:19:17.090813
 """
 
@@ -15,9 +15,9 @@ from alembic import op
 import kopilka.core.db
 
 revision: str = "0711"
-down_revision: str | None = "0710"
+down_revision: str | tuple[str, ...] | None = ("0710", "0201")
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = "0201"  # members' blind indexes, read below
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
