@@ -91,22 +91,32 @@ class ReceiptHook(Protocol):
 
 _lock = threading.Lock()
 _hooks: dict[str, ReceiptHook] = {}
+# The hooks in name order, made again on each change: every receipt reads it (three times),
+# registering happens at start-up.
+_ordered: tuple[ReceiptHook, ...] = ()
+
+
+def _reorder() -> None:
+    global _ordered
+    _ordered = tuple(_hooks[n] for n in sorted(_hooks))
 
 
 def register(hook: ReceiptHook) -> None:
     """Add (or replace, by name) a hook."""
     with _lock:
         _hooks[hook.name] = hook
+        _reorder()
 
 
 def unregister(name: str) -> None:
     with _lock:
         _hooks.pop(name, None)
+        _reorder()
 
 
 def registered() -> tuple[ReceiptHook, ...]:
-    with _lock:
-        return tuple(_hooks[n] for n in sorted(_hooks))
+    """The hooks, in name order (a tuple made when they change: reading it takes no lock)."""
+    return _ordered
 
 
 def columns() -> list[ColumnElement[Any]]:
