@@ -28,7 +28,7 @@ import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -87,15 +87,17 @@ def _identities(member: Member) -> list[tuple[str, str]]:
 def _seen(session: Session, identities: Sequence[tuple[str, str]]) -> dict[uuid.UUID, str]:
     """The members (other than whoever has them now) who enrolled with any of these
     identities before, and with which kind."""
+    if not identities:
+        return {}
+    order = {kind: i for i, (kind, _) in enumerate(identities)}
+    rows = session.execute(
+        select(ReferralIdentity.member_id, ReferralIdentity.kind).where(
+            tuple_(ReferralIdentity.kind, ReferralIdentity.digest).in_(list(identities))
+        )
+    ).all()
     found: dict[uuid.UUID, str] = {}
-    for kind, digest in identities:
-        owner = session.execute(
-            select(ReferralIdentity.member_id).where(
-                ReferralIdentity.kind == kind, ReferralIdentity.digest == digest
-            )
-        ).scalar_one_or_none()
-        if owner is not None:
-            found.setdefault(owner, kind)
+    for owner, kind in sorted(rows, key=lambda r: order[r.kind]):
+        found.setdefault(owner, kind)
     return found
 
 
@@ -509,10 +511,13 @@ def release_due(session: Session, at: dt.datetime | None = None, limit: int = 50
     for friend_id in due:
         members.get_member(session, friend_id, lock=True)
         ref = _locked(session, friend_id)
-        if ref is None or ref.status != "qualified" or ref.hold_until is None:
-            session.rollback()
-            continue
-        if ref.hold_until > at or ref.review not in ("none", "approved"):
+        if (
+            ref is None
+            or ref.status != "qualified"
+            or ref.hold_until is None
+            or ref.hold_until > at
+            or ref.review not in ("none", "approved")
+        ):  # changed since it was listed
             session.rollback()
             continue
         _reward(session, spec, ref, at)
