@@ -18,7 +18,7 @@ from kopilka.apikeys.service import Principal
 from kopilka.core.db import Database
 from kopilka.core.plan import Plan
 from kopilka.purchases import confirmation, hooks, returns
-from kopilka.purchases.schemas import PurchaseIn
+from kopilka.purchases.schemas import PurchaseIn, ReturnIn
 from kopilka.rules.models import CampaignSpend
 from tests.purchases.conftest import Enrol, receipt
 
@@ -108,3 +108,75 @@ def test_a_hook_reads_and_writes_with_each_receipt(
     with program.session() as s:
         progress = s.scalar(select(CampaignSpend.spent).where(CampaignSpend.code == "challenge"))
     assert progress == D(1)
+
+
+class Witness:
+    """A hook that only keeps what it is told of each receipt."""
+
+    name = "witness"
+
+    def __init__(self) -> None:
+        self.settled_seen: list[hooks.Settled] = []
+        self.reversed_seen: list[hooks.Reversed] = []
+
+    def columns(self) -> Sequence[ColumnElement[Any]]:
+        return []
+
+    def settled(self, receipt: hooks.Settled, read: Mapping[str, Any], plan: Plan) -> None:
+        self.settled_seen.append(receipt)
+
+    def reversed(self, receipt: hooks.Reversed, read: Mapping[str, Any], plan: Plan) -> None:
+        self.reversed_seen.append(receipt)
+
+    def after_settled(
+        self, session: Session, receipt: hooks.Settled, read: Mapping[str, Any]
+    ) -> None:
+        pass
+
+    def after_reversed(
+        self, session: Session, receipt: hooks.Reversed, read: Mapping[str, Any]
+    ) -> None:
+        pass
+
+
+def test_a_hook_is_told_the_lines_settled_and_the_lines_returned(
+    program: Database, enrol: Enrol
+) -> None:
+    # given a member and a hook that keeps what it is told
+    witness = Witness()
+    hooks.register(witness)
+    try:
+        card = enrol()["card_number"]
+        # when the worked receipt is confirmed and one of its two milks returned
+        with program.session() as s:
+            status, body = confirmation.confirm(
+                s, PurchaseIn.model_validate(receipt("W-1", card)), TILL
+            )
+            s.commit()
+        assert status == 201
+        with program.session() as s:
+            returns.create_return(
+                s,
+                uuid.UUID(body["id"]),
+                ReturnIn.model_validate(
+                    {"external_id": "W-1-R", "lines": [{"line_no": 1, "quantity": "1"}]}
+                ),
+                TILL,
+            )
+            s.commit()
+    finally:
+        hooks.unregister(witness.name)
+    # then the settled receipt carried its lines as recorded
+    (settled,) = witness.settled_seen
+    assert [(ln.line_no, ln.sku, ln.category, ln.quantity) for ln in settled.lines] == [
+        (1, "MILK-1L", "dairy", D(2)),
+        (2, "COFFEE-250", "grocery", D(1)),
+    ]
+    assert [ln.total_due for ln in settled.lines] == [D("179.80"), D("450.00")]
+    assert [ln.amount for ln in settled.lines] == [D("179.80"), D("450.00")]
+    # and the return, the line and quantity it took back, its refund and the points revoked
+    (back,) = witness.reversed_seen
+    assert back.kind == "return"
+    assert back.lines == (hooks.ReversedLine(1, D(1), D("89.90")),)
+    assert back.refund == D("89.90")
+    assert back.revoked == {"BONUS": D("4.50")}  # half the line's 8.99, rounded up

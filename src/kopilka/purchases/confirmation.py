@@ -708,6 +708,17 @@ def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
         {c: sum(a, ZERO) for c, a in earned.items()},
         p.channel,
         p.payment_fingerprint,
+        tuple(
+            hooks.SettledLine(
+                ln["line_no"],
+                ln["sku"],
+                ln["category"],
+                Decimal(ln["quantity"]),
+                Decimal(ln["amount"]),
+                Decimal(ln["total_due"]),
+            )
+            for ln in p.figures["lines"]
+        ),
     )
 
 

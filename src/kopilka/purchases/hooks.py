@@ -25,7 +25,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -34,6 +34,18 @@ from sqlalchemy.orm import Session
 
 from kopilka.core.plan import Plan
 from kopilka.core.write import write
+
+
+@dataclass(frozen=True)
+class SettledLine:
+    """A line of a settled receipt, as its figures recorded it."""
+
+    line_no: int
+    sku: str
+    category: str | None
+    quantity: Decimal
+    amount: Decimal  # before discounts
+    total_due: Decimal  # the money paid on it: after discounts and points redeemed
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,14 @@ class Settled:
     channel: str = "pos"
     # the keyed digest of the till's ``payment.card_fingerprint``, when it sent one
     payment_fingerprint: str | None = None
+    lines: tuple[SettledLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReversedLine:
+    line_no: int
+    quantity: Decimal
+    refund: Decimal
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,9 @@ class Reversed:
     kind: str  # "cancel" or "return"
     key: str
     refund: Decimal
+    # what this reversal takes back: each line's quantity and refund, the points revoked
+    lines: tuple[ReversedLine, ...] = ()
+    revoked: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 class ReceiptHook(Protocol):

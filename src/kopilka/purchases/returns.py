@@ -154,7 +154,21 @@ def _return_figures(
 def _post_return(
     session: Session, p: Purchase, fig: dict[str, Any], key: str, kind: str, actor: str
 ) -> None:
-    hooks.reverse(session, hooks.Reversed(p.id, p.member_id, kind, key, fig["refund"]))
+    hooks.reverse(
+        session,
+        hooks.Reversed(
+            p.id,
+            p.member_id,
+            kind,
+            key,
+            fig["refund"],
+            tuple(
+                hooks.ReversedLine(ln["line_no"], Decimal(ln["quantity"]), Decimal(ln["refund"]))
+                for ln in fig["lines"]
+            ),
+            dict(fig["revoked"]),
+        ),
+    )
     if p.member_id is None:
         return
     if fig["restored"] > 0 and p.redeem_currency:
