@@ -63,6 +63,7 @@ from kopilka.referrals.api import reports_router as referral_reports_router
 from kopilka.referrals.api import router as referrals_router
 from kopilka.referrals.hook import HOOK as referral_hook
 from kopilka.reports import jobs as reports_jobs
+from kopilka.reports import service as reports
 from kopilka.reports.api import router as reports_router
 from kopilka.rules import service as rules
 from kopilka.rules.api import router as rules_router
@@ -150,6 +151,7 @@ def wire() -> None:
     members.use_card_codes(memberapp.resolve_card_code)
     members.on_enrolled(referrals.on_enrolled)
     receipt_hooks.register(referral_hook)
+    reports.served_elsewhere("referrals")  # GET /reports/referrals: referrals/api.py
     # what tiers, rules and the velocity checks read of purchases (the purchases package
     # moves tiers and draws on rules, so neither can import it)
     tiers.use_purchase_history(purchases)

@@ -30,6 +30,7 @@ def test_reports_list_and_roles(program: Database, client: TestClient, auth: Key
         "liability",
         "points",
         "receipts",
+        "referrals",
         "roi",
         "tier_movement",
         "tiers",

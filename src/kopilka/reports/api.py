@@ -53,7 +53,7 @@ def index(session: SessionDep, _: Analyst) -> dict[str, Any]:
     """The reports there are, and when the rollup last ran."""
     ran = last_run(session)
     return {
-        "reports": sorted(service.REPORTS),
+        "reports": service.names(),
         "rolled_up_at": ran.isoformat() if ran else None,
     }
 

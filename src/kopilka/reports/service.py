@@ -995,6 +995,21 @@ REPORTS = {
 }
 
 
+# Reports another domain serves under ``/reports/{name}`` with a router of its own (the
+# referrals' funnel): registered by ``wiring`` so that the index lists them too.
+_elsewhere: set[str] = set()
+
+
+def served_elsewhere(name: str) -> None:
+    """Lists ``name`` in the reports' index; its route is its own domain's."""
+    _elsewhere.add(name)
+
+
+def names() -> list[str]:
+    """Every report's name: the rollup's and those served elsewhere."""
+    return sorted(set(REPORTS) | _elsewhere)
+
+
 def run(session: Session, name: str, f: Filters) -> Report:
     """The report called ``name`` (404 ``report_not_found`` for another name)."""
     fn = REPORTS.get(name)
