@@ -36,6 +36,9 @@ from kopilka.custom_events import service as custom_events
 from kopilka.custom_events.api import router as custom_events_router
 from kopilka.events.service import use_consumer
 from kopilka.health.api import router as health_router
+from kopilka.leaderboards import service as leaderboards
+from kopilka.leaderboards.api import router as leaderboards_router
+from kopilka.leaderboards.hook import HOOK as leaderboard_hook
 from kopilka.ledger import jobs as ledger_jobs
 from kopilka.ledger import notices as ledger_notices
 from kopilka.ledger import service as ledger
@@ -105,6 +108,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     memberapp_router,
     tiers_router,
     referrals_router,
+    # --- leaderboards ---
+    leaderboards_router,
 )
 
 # The modules whose ``@job`` functions ``kopilka worker`` runs: importing one registers its
@@ -133,6 +138,8 @@ PRIVACY_HOOKS: tuple[tuple[str, Callable[..., Any], Callable[..., None]], ...] =
     ("member_app", memberapp.export_devices, memberapp.erase_devices),
     ("custom_events", custom_events.export_events, custom_events.erase_events),
     ("referrals", referrals.export_referrals, referrals.erase_referrals),
+    # --- leaderboards ---
+    ("leaderboards", leaderboards.export_leaderboards, leaderboards.erase_leaderboards),
 )
 
 
@@ -159,6 +166,8 @@ def wire() -> None:
     privacy.use_purchases(purchases.export_member)
     use_consumer(webhooks)
     rotation.use_metadata(every_table)
+    # --- leaderboards ---
+    receipt_hooks.register(leaderboard_hook)
 
 
 def install(app: FastAPI) -> None:
