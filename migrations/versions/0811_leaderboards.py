@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import kopilka.core.db
+from kopilka.leaderboards.buckets import BUCKET_SQL, DROP_SQL, TRIGGER_SQL, statements
 
 revision: str = "0811"
 down_revision: str | None = "0712"
@@ -28,6 +29,7 @@ def upgrade() -> None:
         sa.Column("store", sa.String(length=64), nullable=False),
         sa.Column("member_id", sa.Uuid(), nullable=False),
         sa.Column("value", kopilka.core.db.Amount(), nullable=False),
+        sa.Column("minus_value", kopilka.core.db.Amount(), nullable=False),
         sa.Column("visible", sa.Boolean(), nullable=False),
         sa.Column("reached_at", When, nullable=False),
         sa.PrimaryKeyConstraint(
@@ -37,7 +39,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_leaderboard_scores_rank",
         "leaderboard_scores",
-        ["board", "period", "store", "value", "reached_at", "member_id"],
+        ["board", "period", "store", "minus_value", "reached_at", "member_id"],
         unique=False,
         postgresql_where=sa.text("visible"),
         sqlite_where=sa.text("visible"),
@@ -56,9 +58,40 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("member_id", name=op.f("pk_leaderboard_players")),
         sa.UniqueConstraint("nickname_key", name=op.f("uq_leaderboard_players_nickname_key")),
     )
+    op.create_table(
+        "leaderboard_buckets",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+            autoincrement=True,
+        ),
+        sa.Column("board", sa.String(length=40), nullable=False),
+        sa.Column("period", sa.String(length=10), nullable=False),
+        sa.Column("store", sa.String(length=64), nullable=False),
+        sa.Column("bucket", sa.BigInteger(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_leaderboard_buckets")),
+    )
+    op.create_index(
+        "ix_leaderboard_buckets_board",
+        "leaderboard_buckets",
+        ["board", "period", "store", "bucket"],
+        unique=False,
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        # the members shown counted per bucket of values as scores change (a trigger:
+        # kopilka.leaderboards.buckets), so that a rank costs no count of everyone ahead
+        for statement in statements(BUCKET_SQL) + statements(TRIGGER_SQL):
+            op.execute(statement)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in statements(DROP_SQL):
+            op.execute(statement)
+    op.drop_index("ix_leaderboard_buckets_board", table_name="leaderboard_buckets")
+    op.drop_table("leaderboard_buckets")
     op.drop_table("leaderboard_players")
     op.drop_index("ix_leaderboard_scores_member", table_name="leaderboard_scores")
     op.drop_index("ix_leaderboard_scores_rank", table_name="leaderboard_scores")

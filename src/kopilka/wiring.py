@@ -36,6 +36,7 @@ from kopilka.custom_events import service as custom_events
 from kopilka.custom_events.api import router as custom_events_router
 from kopilka.events.service import use_consumer
 from kopilka.health.api import router as health_router
+from kopilka.leaderboards import jobs as leaderboards_jobs
 from kopilka.leaderboards import service as leaderboards
 from kopilka.leaderboards.api import router as leaderboards_router
 from kopilka.leaderboards.hook import HOOK as leaderboard_hook
@@ -124,6 +125,8 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     reports_jobs,
     security_jobs,
     tiers_jobs,
+    # --- leaderboards ---
+    leaderboards_jobs,
 )
 
 # Ways to recognise a caller without an API key, asked in this order.

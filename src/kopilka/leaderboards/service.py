@@ -34,6 +34,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     true,
     tuple_,
     type_coerce,
@@ -46,8 +47,13 @@ from kopilka.core.errors import Problem, field_error, validation_problem
 from kopilka.core.money import ZERO, fmt, plain
 from kopilka.core.plan import Plan, UpsertAdd, table
 from kopilka.core.write import write
-from kopilka.leaderboards import names, periods
-from kopilka.leaderboards.models import ALL_STORES, LeaderboardPlayer, LeaderboardScore
+from kopilka.leaderboards import buckets, names, periods
+from kopilka.leaderboards.models import (
+    ALL_STORES,
+    LeaderboardBucket,
+    LeaderboardPlayer,
+    LeaderboardScore,
+)
 from kopilka.ledger import service as ledger
 from kopilka.members import service as members
 from kopilka.program.service import current_program, program_in_force
@@ -166,14 +172,16 @@ def plan_adds(
                 "store": store,
                 "member_id": a.member_id,
                 "value": a.delta,
+                "minus_value": -a.delta,
                 "visible": visible,
                 "reached_at": reached_at,
             }
         else:
             row["value"] += a.delta
+            row["minus_value"] -= a.delta
             row["reached_at"] = max(row["reached_at"], reached_at)
     if part is None:
-        plan.upsert_add(SCORES, KEY, ("value",), list(rows.values()))
+        plan.upsert_add(SCORES, KEY, ("value", "minus_value"), list(rows.values()))
     else:
         part.rows = list(rows.values())
 
@@ -339,6 +347,11 @@ def set_player(
     return player_json(player)
 
 
+def masked_name_of(name: str | None, card_number: str) -> str:
+    """The name a member without a nickname is shown under ("Анна К.")."""
+    return names.masked_name(name, card_number)
+
+
 def _nickname_taken(nick: str) -> Problem:
     return validation_problem(
         [field_error("nickname", f"the nickname {nick!r} is taken", "taken")],
@@ -446,7 +459,7 @@ def top(session: Session, w: Where, limit: int) -> list[dict[str, Any]]:
         .join(LeaderboardPlayer, LeaderboardPlayer.member_id == LeaderboardScore.member_id)
         .where(*_shown(w))
         .order_by(
-            LeaderboardScore.value.desc(),
+            LeaderboardScore.minus_value,
             LeaderboardScore.reached_at,
             LeaderboardScore.member_id,
         )
@@ -473,17 +486,30 @@ def rank_of(session: Session, w: Where, member_id: uuid.UUID) -> dict[str, Any] 
     value, reached = mine
     # two ranges of the index, not one OR (which reads every member shown): the higher
     # values, and the same value before the member's (reached_at, member_id)
-    higher = select(func.count()).where(*_shown(w), LeaderboardScore.value > value)
+    higher = select(func.count()).where(*_shown(w), LeaderboardScore.minus_value < -value)
     tied = select(func.count()).where(
         *_shown(w),
-        LeaderboardScore.value == value,
+        LeaderboardScore.minus_value == -value,
         tuple_(LeaderboardScore.reached_at, LeaderboardScore.member_id)
         < tuple_(
             type_coerce(reached, LeaderboardScore.reached_at.type),
             type_coerce(member_id, LeaderboardScore.member_id.type),
         ),
     )
-    ahead = session.execute(select(higher.scalar_subquery() + tied.scalar_subquery())).scalar_one()
+    if session.get_bind().dialect.name == "postgresql":
+        # the buckets above the member's, summed, and a count within theirs only
+        bucket, end = buckets.bounds(value)
+        above = select(func.coalesce(func.sum(LeaderboardBucket.n), 0)).where(
+            LeaderboardBucket.board == w.board.code,
+            LeaderboardBucket.period == w.period,
+            LeaderboardBucket.store == w.store,
+            LeaderboardBucket.bucket > bucket,
+        )
+        higher = higher.where(LeaderboardScore.minus_value > -end)
+        total = above.scalar_subquery() + higher.scalar_subquery() + tied.scalar_subquery()
+    else:
+        total = higher.scalar_subquery() + tied.scalar_subquery()
+    ahead = int(session.execute(select(total)).scalar_one())
     return {"rank": ahead + 1, "value": value}
 
 
@@ -520,6 +546,29 @@ def board_answer(
             else {"rank": mine["rank"], "value": format_value(spec, w.board, mine["value"])}
         ),
     }
+
+
+def compact(session: Session) -> int:
+    """Sum the buckets' additions into one row per bucket (PostgreSQL; a job): what a
+    rank sums stays some 90 rows per power of ten of a board's values. Additions written
+    meanwhile are other rows, left for the next time. How many rows it folded."""
+    if session.get_bind().dialect.name != "postgresql":
+        return 0
+    folded = session.execute(
+        text(
+            """
+WITH gone AS (DELETE FROM leaderboard_buckets RETURNING board, period, store, bucket, n),
+kept AS (
+  INSERT INTO leaderboard_buckets (board, period, store, bucket, n)
+  SELECT board, period, store, bucket, sum(n) FROM gone
+  GROUP BY board, period, store, bucket HAVING sum(n) <> 0
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept)
+"""
+        )
+    ).scalar_one()
+    return int(folded)
 
 
 # ---------------------------------------------------------------------------- privacy
