@@ -40,21 +40,32 @@ def test_the_triggers_function_is_the_python_one(db: Database) -> None:
     assert got == [buckets.bucket_of(v) for v in values]
 
 
+@pytest.mark.parametrize("probe", [20_000, 1, 2, 3])
 def test_ranks_are_the_same_before_and_after_the_buckets_are_compacted(
-    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol, buy: Buy, join: Join
+    client: TestClient,
+    db: Database,
+    admin: dict[str, str],
+    enrol: Enrol,
+    buy: Buy,
+    join: Join,
+    probe: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # (``probe``: how far a rank counts one side of the member's bucket before the other;
+    # small, every way of counting is taken: ahead, behind, and the whole side ahead)
+    monkeypatch.setattr(service, "TIE_PROBE", probe)
     # given eight members shown, spending 100, 150, 150, 1000 … (ties and buckets apart)
-    amounts = ["100", "150", "150", "1000", "1099", "1100", "5", "150"]
+    amounts = ["100", "150", "150", "1000", "1099", "1100", "5", "150", "150", "1010"]
     people = []
     for i, amount in enumerate(amounts):
         m = enrol(name=f"Member{i} X")
         join(m)
-        buy(f"R-{i}", m["card_number"], amount, at=f"2026-12-07T1{i}:00:00+03:00")
+        buy(f"R-{i}", m["card_number"], amount, at=f"2026-12-07T{1 + i:02d}:00:00+03:00")
         people.append(m)
     # and one moving from its bucket (150 → 1150) and one hidden again
-    buy("R-9", people[2]["card_number"], "1000")
+    buy("R-X", people[2]["card_number"], "1000")
     join(people[7], opted_in=False)
-    expected = {0: 6, 1: 5, 2: 1, 3: 4, 4: 3, 5: 2, 6: 7, 7: None}
+    expected = {0: 8, 1: 6, 2: 1, 3: 5, 4: 3, 5: 2, 6: 9, 7: None, 8: 7, 9: 4}
     ranks = {
         i: (board(client, admin, "spenders", member=m["id"])["member"] or {}).get("rank")
         for i, m in enumerate(people)

@@ -35,10 +35,13 @@ def bucket_end(units: int) -> int:
     return start + (1 if digits <= 2 else 10 ** (digits - 2))
 
 
-def bounds(value: Decimal) -> tuple[int, Decimal]:
-    """The bucket of ``value`` and the first value after it."""
+def bounds(value: Decimal) -> tuple[int, Decimal, Decimal]:
+    """The bucket of ``value`` (in units), its first value (the lowest of all for 0: it
+    holds every value up to zero) and the first value after it."""
     units = to_units(value)
-    return bucket_of(units), from_units(bucket_end(units))
+    start = bucket_of(units)
+    low = from_units(start) if start > 0 else from_units(-(2**62))
+    return start, low, from_units(bucket_end(units))
 
 
 BUCKET_SQL = """

@@ -33,6 +33,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    literal,
     select,
     text,
     true,
@@ -484,33 +485,80 @@ def rank_of(session: Session, w: Where, member_id: uuid.UUID) -> dict[str, Any] 
     if mine is None:
         return None
     value, reached = mine
-    # two ranges of the index, not one OR (which reads every member shown): the higher
-    # values, and the same value before the member's (reached_at, member_id)
-    higher = select(func.count()).where(*_shown(w), LeaderboardScore.minus_value < -value)
-    tied = select(func.count()).where(
-        *_shown(w),
-        LeaderboardScore.minus_value == -value,
-        tuple_(LeaderboardScore.reached_at, LeaderboardScore.member_id)
-        < tuple_(
-            type_coerce(reached, LeaderboardScore.reached_at.type),
-            type_coerce(member_id, LeaderboardScore.member_id.type),
-        ),
+    me = tuple_(
+        type_coerce(reached, LeaderboardScore.reached_at.type),
+        type_coerce(member_id, LeaderboardScore.member_id.type),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # the buckets above the member's, summed, and a count within theirs only
-        bucket, end = buckets.bounds(value)
-        above = select(func.coalesce(func.sum(LeaderboardBucket.n), 0)).where(
-            LeaderboardBucket.board == w.board.code,
-            LeaderboardBucket.period == w.period,
-            LeaderboardBucket.store == w.store,
-            LeaderboardBucket.bucket > bucket,
+    order = tuple_(LeaderboardScore.reached_at, LeaderboardScore.member_id)
+    # ranges of the index, never one OR (which reads every member shown): the higher
+    # values, and the same value before the member's (reached_at, member_id)
+    higher = [*_shown(w), LeaderboardScore.minus_value < -value]
+    tied = [*_shown(w), LeaderboardScore.minus_value == -value, order < me]
+    if session.get_bind().dialect.name != "postgresql":
+        total = _count(higher) + _count(tied)
+        ahead = int(session.execute(select(total)).scalar_one())
+        return {"rank": ahead + 1, "value": value}
+    # PostgreSQL: the buckets above the member's, summed, and within theirs (``size``
+    # members) the shorter side counted: those ahead, or those behind (``size`` - 1 -
+    # behind), each first counted up to ``TIE_PROBE`` rows; only in the middle of a
+    # crowd of more than that on both sides is the side ahead counted whole
+    bucket, start, end = buckets.bounds(value)
+    sums = _bucket_sums(w, bucket)
+    higher.append(LeaderboardScore.minus_value > -end)
+    tied_after = [*_shown(w), LeaderboardScore.minus_value == -value, order > me]
+    lower = [
+        *_shown(w),
+        LeaderboardScore.minus_value > -value,
+        LeaderboardScore.minus_value <= -start,
+    ]
+    row = session.execute(
+        select(
+            sums[0],
+            sums[1],
+            _count(higher, TIE_PROBE),
+            _count(tied, TIE_PROBE),
+            _count(tied_after, TIE_PROBE),
+            _count(lower, TIE_PROBE),
         )
-        higher = higher.where(LeaderboardScore.minus_value > -end)
-        total = above.scalar_subquery() + higher.scalar_subquery() + tied.scalar_subquery()
+    ).one()
+    above, size, h, t, ta, lo = (int(x) for x in row)
+    if h < TIE_PROBE and t < TIE_PROBE:
+        ahead = above + h + t
+    elif ta < TIE_PROBE and lo < TIE_PROBE:
+        ahead = above + size - 1 - ta - lo
     else:
-        total = higher.scalar_subquery() + tied.scalar_subquery()
-    ahead = int(session.execute(select(total)).scalar_one())
+        ahead = above + int(session.execute(select(_count(higher) + _count(tied))).scalar_one())
     return {"rank": ahead + 1, "value": value}
+
+
+# How many rows of the member's bucket a rank counts on one side before trying the other.
+TIE_PROBE = 20_000
+
+
+def _count(where: list[ColumnElement[bool]], limit: int | None = None) -> Any:
+    """The number of scores ``where`` holds (at most ``limit``), as a scalar subquery."""
+    rows = select(literal(1)).select_from(LeaderboardScore).where(*where)
+    if limit is not None:
+        rows = rows.limit(limit)
+    return select(func.count()).select_from(rows.subquery()).scalar_subquery()
+
+
+def _bucket_sums(w: Where, bucket: int) -> tuple[Any, Any]:
+    """The members shown in the buckets above ``bucket``, and in ``bucket`` itself."""
+
+    def total(*where: ColumnElement[bool]) -> Any:
+        return (
+            select(func.coalesce(func.sum(LeaderboardBucket.n), 0))
+            .where(
+                LeaderboardBucket.board == w.board.code,
+                LeaderboardBucket.period == w.period,
+                LeaderboardBucket.store == w.store,
+                *where,
+            )
+            .scalar_subquery()
+        )
+
+    return total(LeaderboardBucket.bucket > bucket), total(LeaderboardBucket.bucket == bucket)
 
 
 def board_answer(
