@@ -112,6 +112,7 @@ def test_a_member_takes_part_and_sees_her_place_in_russian_and_english(
         page.get_by_test_id("leaderboard-nickname").fill("Оля К")
         page.get_by_test_id("leaderboard-save").click()
         expect(page.locator("tr.mine")).to_be_visible()
+        page.evaluate("window.scrollTo(0, 0)")
         screenshot(page, "app-leaderboard.png")
         return {
             "mine": page.get_by_test_id("my-rank").inner_text(),
