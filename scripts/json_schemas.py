@@ -2,8 +2,9 @@
 
     PYTHONPATH=src .venv/bin/python -m scripts.json_schemas
 
-Rewrites ``docs/rules.schema.json`` and ``docs/referrals.schema.json``; the tests
-(``tests/rules/test_schema_doc.py``, ``tests/spec/test_referrals_spec.py``) fail while a
+Rewrites ``docs/rules.schema.json``, ``docs/referrals.schema.json`` and
+``docs/leaderboards.schema.json``; the tests (``tests/rules/test_schema_doc.py``,
+``tests/spec/test_referrals_spec.py``, ``tests/spec/test_leaderboards_spec.py``) fail while a
 published schema differs from what this writes.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kopilka.spec.leaderboards import leaderboards_json_schema
 from kopilka.spec.referrals import referrals_json_schema
 from kopilka.spec.rules import rules_json_schema
 
@@ -21,6 +23,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "rules.schema.json": rules_json_schema,
     "referrals.schema.json": referrals_json_schema,
+    "leaderboards.schema.json": leaderboards_json_schema,
 }
 
 

@@ -13,6 +13,7 @@ import kopilka.core.jobs
 import kopilka.coupons.models
 import kopilka.custom_events.models
 import kopilka.events.models
+import kopilka.leaderboards.models
 import kopilka.ledger.models
 import kopilka.memberapp.models
 import kopilka.members.models

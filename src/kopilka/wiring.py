@@ -36,6 +36,10 @@ from kopilka.custom_events import service as custom_events
 from kopilka.custom_events.api import router as custom_events_router
 from kopilka.events.service import use_consumer
 from kopilka.health.api import router as health_router
+from kopilka.leaderboards import jobs as leaderboards_jobs
+from kopilka.leaderboards import service as leaderboards
+from kopilka.leaderboards.api import router as leaderboards_router
+from kopilka.leaderboards.hook import HOOK as leaderboard_hook
 from kopilka.ledger import jobs as ledger_jobs
 from kopilka.ledger import notices as ledger_notices
 from kopilka.ledger import service as ledger
@@ -106,6 +110,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     memberapp_router,
     tiers_router,
     referrals_router,
+    # --- leaderboards ---
+    leaderboards_router,
 )
 
 # The modules whose ``@job`` functions ``kopilka worker`` runs: importing one registers its
@@ -120,6 +126,8 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     reports_jobs,
     security_jobs,
     tiers_jobs,
+    # --- leaderboards ---
+    leaderboards_jobs,
 )
 
 # Ways to recognise a caller without an API key, asked in this order.
@@ -134,6 +142,8 @@ PRIVACY_HOOKS: tuple[tuple[str, Callable[..., Any], Callable[..., None]], ...] =
     ("member_app", memberapp.export_devices, memberapp.erase_devices),
     ("custom_events", custom_events.export_events, custom_events.erase_events),
     ("referrals", referrals.export_referrals, referrals.erase_referrals),
+    # --- leaderboards ---
+    ("leaderboards", leaderboards.export_leaderboards, leaderboards.erase_leaderboards),
 )
 
 
@@ -161,6 +171,8 @@ def wire() -> None:
     privacy.use_purchases(purchases.export_member)
     use_consumer(webhooks)
     rotation.use_metadata(every_table)
+    # --- leaderboards ---
+    receipt_hooks.register(leaderboard_hook)
 
 
 def install(app: FastAPI) -> None:

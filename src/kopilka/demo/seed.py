@@ -20,6 +20,7 @@ from kopilka.core.principal import Principal
 from kopilka.custom_events import service as custom_events
 from kopilka.custom_events.schemas import EventIn
 from kopilka.demo.keys import demo_keys, keys_file
+from kopilka.leaderboards import service as leaderboards
 from kopilka.members.queries import Member, active_joined, cards, count_members
 from kopilka.members.schemas import Consents, MemberCreate
 from kopilka.members.service import Enrolment, backdate, create_member
@@ -419,6 +420,31 @@ def seed_referrals(seed: int = 13, friends: int = 40) -> dict[str, int]:
         return referrals.count_by_status(session)
 
 
+# --- leaderboards ---
+
+NICKNAMES = ("Кофеман", "Лиса", "Tiger", "Мария_М", "Pro.Shopper", "Сова", "Ёжик", "Max 2026")
+
+
+def seed_leaderboards(seed: int = 17, share: float = 0.4) -> int:
+    """Some demo members take part in the leaderboards (a few under a nickname, the rest
+    under their masked names), through the service the member app calls; their receipts
+    already scored. Returns how many opted in."""
+    rng = random.Random(seed)
+    with get_db().session() as session:
+        members = [m for m, _ in active_joined(session)]
+    nicknames = list(NICKNAMES)
+    joined = 0
+    for member_id in members:
+        if rng.random() >= share:
+            continue
+        nickname = nicknames.pop() if nicknames and rng.random() < 0.3 else None
+        with get_db().session() as session:
+            leaderboards.set_player(session, member_id, True, nickname)
+            session.commit()
+        joined += 1
+    return joined
+
+
 def run_demo(host: str, port: int, members: int, serve: bool) -> None:
     os.environ.setdefault("KOPILKA_DATABASE_URL", "sqlite:///kopilka-demo.db")
 
@@ -439,6 +465,7 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         typer.echo(f"{seed_custom_events()} custom events recorded (recycling, jars, check-ins)")
         counts = seed_referrals()
         typer.echo("referrals: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        typer.echo(f"{seed_leaderboards()} members on the leaderboards")
 
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once
     kept = keys_file(get_settings().database_url)

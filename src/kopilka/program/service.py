@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 import json
@@ -21,6 +22,7 @@ from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_errors, validation_problem
 from kopilka.program.models import Currency, ProgramVersion, Store
 from kopilka.spec.custom_events import validate_event_rules
+from kopilka.spec.leaderboards import validate_leaderboards
 from kopilka.spec.program import ProgramSpec
 from kopilka.spec.referrals import validate_referrals
 from kopilka.spec.rules import validate_rules
@@ -85,6 +87,7 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
         + validate_rules(spec)
         + validate_event_rules(spec)
         + validate_referrals(spec)
+        + validate_leaderboards(spec)
     )
     if errors:
         raise Problem(422, "program_invalid", "the programme file has errors", errors=errors)
@@ -201,6 +204,11 @@ class Program:
 _cache_lock = threading.Lock()
 _cache: dict[str, tuple[float, Program]] = {}
 CACHE_SECONDS = 1.0
+# The programme ``current_program`` last answered in this context (thread, task): what a
+# receipt hook, which plans rows without a session, goes by (``program_in_force``).
+_in_force: contextvars.ContextVar[Program | None] = contextvars.ContextVar(
+    "program_in_force", default=None
+)
 
 
 def invalidate_cache() -> None:
@@ -216,6 +224,7 @@ def current_program(session: Session) -> Program:
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None and now - hit[0] < CACHE_SECONDS:
+        _in_force.set(hit[1])
         return hit[1]
     row = session.execute(
         select(ProgramVersion.version, ProgramVersion.digest)
@@ -233,6 +242,7 @@ def current_program(session: Session) -> Program:
         program = Program(row.version, row.digest, ProgramSpec.model_validate(doc))
     with _cache_lock:
         _cache[key] = (now, program)
+    _in_force.set(program)
     return program
 
 
@@ -248,3 +258,14 @@ def check_occurred_at(session: Session, at: dt.datetime, field: str = "occurred_
             [{**field_error(field, message, code), "in": "body"}],
             f"{field} is not a plausible moment for this programme",
         )
+
+
+# --- leaderboards ---
+
+
+def program_in_force() -> Program | None:
+    """The programme ``current_program`` last answered in this context, or None. A
+    receipt's confirmation asks for the programme before its hooks plan their rows
+    (``purchases.hooks``: no session there), so a hook reads the programme it is judged
+    by here rather than with a statement of its own."""
+    return _in_force.get()

@@ -24,6 +24,7 @@ from pydantic import (
 
 from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
 from kopilka.spec.custom_events import EventRuleSpec, EventType
+from kopilka.spec.leaderboards import LeaderboardSpec
 from kopilka.spec.referrals import ReferralsSpec
 from kopilka.spec.tiers import TiersSpec
 
@@ -163,6 +164,8 @@ class ProgramSpec(_Strict):
     event_rules: list[EventRuleSpec] = []
     # Rewards for inviting a friend (``kopilka.spec.referrals``); None: no referral programme.
     referrals: ReferralsSpec | None = None
+    # Leaderboards of members who opted in (``kopilka.spec.leaderboards``).
+    leaderboards: list[LeaderboardSpec] = []
 
     @field_validator("timezone")
     @classmethod

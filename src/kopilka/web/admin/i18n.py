@@ -473,3 +473,25 @@ def fmt_day(value: dt.date | str | None, lang: str) -> str:
     if isinstance(value, str):
         value = dt.date.fromisoformat(value[:10])
     return value.strftime("%d.%m.%Y" if lang == "ru" else "%Y-%m-%d")
+
+
+# --- leaderboards ---
+MESSAGES.update(
+    {
+        "leaderboards": ("Leaderboards", "Рейтинги"),
+        "leaderboards_none": (
+            "The programme has no leaderboards (add a leaderboards: section).",
+            "В программе нет рейтингов (добавьте раздел leaderboards:).",
+        ),
+        "leaderboard": ("Board", "Рейтинг"),
+        "leaderboard_period": ("Period", "Период"),
+        "leaderboard_metric": ("Metric", "Показатель"),
+        "leaderboard_shown_only": (
+            "only members who opted in are ranked",
+            "в рейтинге только участники, давшие согласие",
+        ),
+        "leaderboard_display_name": ("Shown as", "Имя в рейтинге"),
+        "leaderboard_value": ("Score", "Результат"),
+        "leaderboard_empty": ("Nobody on this board yet.", "В рейтинге пока никого нет."),
+    }
+)

@@ -304,3 +304,55 @@ def translator(lang: str) -> Translator:
 def script_messages(lang: str) -> dict[str, str]:
     idx = 1 if lang == "ru" else 0
     return {key: MESSAGES[key][idx] for key in SCRIPT_KEYS}
+
+
+# --- leaderboards ---
+MESSAGES.update(
+    {
+        "nav_leaderboard": ("Top", "Рейтинг"),
+        "leaderboard_heading": ("Leaderboard", "Рейтинг"),
+        "leaderboard_none": (
+            "The programme has no leaderboards yet.",
+            "В программе пока нет рейтингов.",
+        ),
+        "leaderboard_empty": (
+            "Nobody is on this board yet: be the first.",
+            "В рейтинге пока никого нет: станьте первым.",
+        ),
+        "leaderboard_rank": ("Place", "Место"),
+        "leaderboard_who": ("Member", "Участник"),
+        "leaderboard_value": ("Score", "Результат"),
+        "leaderboard_you": ("you", "вы"),
+        "leaderboard_your_rank": (
+            "You are number {rank} with {value}.",
+            "Вы на {rank}-м месте: {value}.",
+        ),
+        "leaderboard_no_rank": (
+            "You have no score on this board in this period yet.",
+            "У вас пока нет результата в этом рейтинге за этот период.",
+        ),
+        "leaderboard_hidden": (
+            "You are not shown on the leaderboards. Join to see your place.",
+            "Вас нет в рейтингах. Включите участие, чтобы увидеть своё место.",
+        ),
+        "leaderboard_join_heading": ("Take part", "Участие"),
+        "leaderboard_join": ("Show me on the leaderboards", "Показывать меня в рейтингах"),
+        "leaderboard_nickname": ("Nickname (optional)", "Псевдоним (необязательно)"),
+        "leaderboard_nickname_hint": (
+            "3 to 20 letters, digits, spaces, '_', '-' or '.'. "
+            "Without one you are shown as «{name}»",
+            "От 3 до 20 букв, цифр, пробелов, «_», «-» или «.». "
+            "Без псевдонима вас видят как «{name}»",
+        ),
+        "leaderboard_shown_as": ("Shown as {name}", "Вас видят как {name}"),
+        "leaderboard_period_day": ("Today, {period}", "Сегодня, {period}"),
+        "leaderboard_period_week": ("This week, {period}", "Эта неделя, {period}"),
+        "leaderboard_period_month": ("This month, {period}", "Этот месяц, {period}"),
+        "leaderboard_period_all": ("All time", "За всё время"),
+        "leaderboard_metric_points_earned": ("{currency} earned", "Начислено: {currency}"),
+        "leaderboard_metric_visits": ("Visits", "Визиты"),
+        "leaderboard_metric_spent": ("Money spent", "Сумма покупок"),
+        "leaderboard_metric_challenge": ("Challenge progress", "Прогресс задания"),
+        "leaderboard_store": ("Store", "Магазин"),
+    }
+)

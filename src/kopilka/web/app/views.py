@@ -31,6 +31,7 @@ from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
 from kopilka.core.errors import Problem, serve_not_found_page
 from kopilka.coupons.queries import member_coupons
+from kopilka.leaderboards import service as leaderboards
 from kopilka.ledger.service import balances, history
 from kopilka.memberapp import formatting
 from kopilka.memberapp import service as app_service
@@ -42,6 +43,7 @@ from kopilka.purchases.confirmation import purchase_json
 from kopilka.purchases.queries import get_purchase
 from kopilka.referrals import service as referrals
 from kopilka.security.middleware import CSP
+from kopilka.spec.leaderboards import LeaderboardSpec
 from kopilka.spec.program import BrandingSpec, ProgramSpec
 from kopilka.spec.referrals import ReferralReward
 from kopilka.tiers.service import progress
@@ -742,3 +744,85 @@ def mount(app: FastAPI) -> None:
     app.include_router(router)
     serve_not_found_page(app, "/app/", _not_found)
     app.mount("/app/static", AppStatic(directory=STATIC), name="app-static")
+
+
+# --- leaderboards ---
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    rank: int
+    name: str
+    value: str
+    mine: bool
+
+
+def _metric_text(page: Page, board: LeaderboardSpec) -> str:
+    currency = page.currency_name(board.currency) if board.currency else ""
+    return page.t(f"leaderboard_metric_{board.metric}", currency=currency)
+
+
+def _period_text(page: Page, board: LeaderboardSpec, key: str) -> str:
+    return page.t(f"leaderboard_period_{board.period}", period=key)
+
+
+@router.get("/leaderboard")
+def leaderboard_page(
+    request: Request, board: str | None = None, store: str | None = None
+) -> Response:
+    """The programme's leaderboards (one at a time, ``board``), the member's own place
+    highlighted, and the switch to take part, with a nickname."""
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        spec = page.spec
+        member_id = page.member.id
+        player = leaderboards.get_player(session, member_id)
+        boards = spec.leaderboards if spec else []
+        chosen = next((b for b in boards if b.code == board), boards[0] if boards else None)
+        rows: list[BoardRow] = []
+        mine = None
+        period = ""
+        stores = spec.stores if spec else []
+        shop = None
+        if spec is not None and chosen is not None:
+            if chosen.per_store:
+                shop = (
+                    store
+                    if store in {s.code for s in stores}
+                    else (stores[0].code if stores else None)
+                )
+            w = leaderboards.where(spec, chosen, None, shop)
+            period = _period_text(page, chosen, w.period)
+            for r in leaderboards.top(session, w, chosen.size):
+                rows.append(
+                    BoardRow(
+                        r["rank"],
+                        r["display_name"],
+                        leaderboards.format_value(spec, chosen, r["value"]),
+                        r["member_id"] == member_id,
+                    )
+                )
+            found = leaderboards.rank_of(session, w, member_id)
+            if found is not None:
+                mine = {
+                    "rank": found["rank"],
+                    "value": leaderboards.format_value(spec, chosen, found["value"]),
+                }
+        masked = leaderboards.masked_name_of(page.member.name, page.member.card_number)
+        session.commit()
+    return page.render(
+        "leaderboard.html",
+        nav="leaderboard",
+        boards=boards,
+        chosen=chosen,
+        metric=_metric_text(page, chosen) if chosen else "",
+        period=period,
+        rows=rows,
+        mine=mine,
+        player=player,
+        masked=masked,
+        stores=stores,
+        store=shop,
+    )

@@ -18,6 +18,7 @@ from kopilka.web.admin.views import (
     approvals,
     audit,
     dashboards,
+    leaderboards,
     members,
     programme,
     referrals,
@@ -32,7 +33,17 @@ from kopilka.web.admin.views.shared import (
     problem_text,
 )
 
-SCREENS = (signin, account, members, approvals, referrals, programme, dashboards, audit)
+SCREENS = (
+    signin,
+    account,
+    members,
+    approvals,
+    referrals,
+    programme,
+    dashboards,
+    audit,
+    leaderboards,
+)
 
 router = APIRouter()
 for screen in SCREENS:

@@ -46,6 +46,8 @@ CAN = {
     "referrals.dashboard": ("admin", "manager", "analyst"),
     "referrals.review": ("admin", "manager", "support"),
     "audit": ("admin", "manager"),
+    # --- leaderboards ---
+    "leaderboards.view": ("admin", "manager", "analyst", "support"),
 }
 
 
