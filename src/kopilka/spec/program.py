@@ -44,6 +44,9 @@ class CurrencySpec(_Strict):
     )
     pending_days: Annotated[int, Field(ge=0, le=3650)] = 0
     expires_after_days: Annotated[int | None, Field(ge=1, le=36500)] = None
+    # the last day (programme's time zone) of every lot of the currency, whenever earned:
+    # a sticker season's redemption window (with ``expires_after_days``: the earlier)
+    expires_on: dt.date | None = None
     redeem_max_share: Annotated[Decimal, Field(ge=0, le=Decimal("0.99"), decimal_places=4)] = (
         Decimal("0.99")
     )
