@@ -2,7 +2,8 @@
 
     PYTHONPATH=src .venv/bin/python -m scripts.json_schemas
 
-Rewrites ``docs/rules.schema.json`` and ``docs/referrals.schema.json``; the tests
+Rewrites ``docs/rules.schema.json``, ``docs/referrals.schema.json`` and
+``docs/rewards.schema.json``; the tests
 (``tests/rules/test_schema_doc.py``, ``tests/spec/test_referrals_spec.py``) fail while a
 published schema differs from what this writes.
 """
@@ -15,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from kopilka.spec.referrals import referrals_json_schema
+from kopilka.spec.rewards import rewards_json_schema
 from kopilka.spec.rules import rules_json_schema
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "rules.schema.json": rules_json_schema,
     "referrals.schema.json": referrals_json_schema,
+    "rewards.schema.json": rewards_json_schema,
 }
 
 

@@ -64,6 +64,8 @@ from kopilka.referrals.api import router as referrals_router
 from kopilka.referrals.hook import HOOK as referral_hook
 from kopilka.reports import jobs as reports_jobs
 from kopilka.reports.api import router as reports_router
+from kopilka.rewards import service as rewards
+from kopilka.rewards.api import router as rewards_router
 from kopilka.rules import service as rules
 from kopilka.rules.api import router as rules_router
 from kopilka.security import identity, rotation, velocity
@@ -105,6 +107,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     memberapp_router,
     tiers_router,
     referrals_router,
+    rewards_router,
 )
 
 # The modules whose ``@job`` functions ``kopilka worker`` runs: importing one registers its
@@ -133,6 +136,7 @@ PRIVACY_HOOKS: tuple[tuple[str, Callable[..., Any], Callable[..., None]], ...] =
     ("member_app", memberapp.export_devices, memberapp.erase_devices),
     ("custom_events", custom_events.export_events, custom_events.erase_events),
     ("referrals", referrals.export_referrals, referrals.erase_referrals),
+    ("rewards", rewards.export_claims, rewards.erase_claims),
 )
 
 
@@ -150,6 +154,9 @@ def wire() -> None:
     members.use_card_codes(memberapp.resolve_card_code)
     members.on_enrolled(referrals.on_enrolled)
     receipt_hooks.register(referral_hook)
+    # --- rewards ---
+    receipt_hooks.register(rewards.HOOK)
+    receipt_hooks.register_hold(rewards.HOOK)
     # what tiers, rules and the velocity checks read of purchases (the purchases package
     # moves tiers and draws on rules, so neither can import it)
     tiers.use_purchase_history(purchases)

@@ -25,6 +25,7 @@ from pydantic import (
 from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
 from kopilka.spec.custom_events import EventRuleSpec, EventType
 from kopilka.spec.referrals import ReferralsSpec
+from kopilka.spec.rewards import RewardSpec
 from kopilka.spec.tiers import TiersSpec
 
 CODE_RE = r"^[A-Z][A-Z0-9_]{1,15}$"
@@ -166,6 +167,11 @@ class ProgramSpec(_Strict):
     event_rules: list[EventRuleSpec] = []
     # Rewards for inviting a friend (``kopilka.spec.referrals``); None: no referral programme.
     referrals: ReferralsSpec | None = None
+    # What members exchange points or stickers for (``kopilka.spec.rewards``).
+    rewards: list[RewardSpec] = []
+
+    def reward(self, code: str) -> RewardSpec | None:
+        return next((r for r in self.rewards if r.code == code), None)
 
     @field_validator("timezone")
     @classmethod
