@@ -4,6 +4,7 @@ stock is gone (both databases, pinned clock)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,6 +12,8 @@ from sqlalchemy import func, select
 
 from kopilka.core.db import Database
 from kopilka.events.models import OutboxEvent
+from kopilka.purchases.holds import release_expired_holds
+from kopilka.purchases.models import Purchase
 from kopilka.rewards.models import RewardClaim
 from tests.rewards.conftest import (
     TOWEL,
@@ -267,3 +270,23 @@ def test_a_return_of_the_earning_receipt_after_the_stickers_were_spent_shows_a_d
     [sticker_card] = card["cards"]
     assert (sticker_card["balance"], sticker_card["debt"]) == ("-30", "30")
     assert sticker_card["rewards"][0]["progress"] == {"have": "0", "need": "30", "enough": False}
+
+
+def test_an_expired_hold_gives_the_reward_back(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol
+) -> None:
+    # given a held receipt selling the towel
+    m = enrol("30")
+    p = confirm(client, admin, receipt("H-1", m["card_number"], TOWEL, hold=True))
+    assert stickers_of(client, admin, m["id"]) == "0"
+    # when its hold expires (the receipt's own clock: hold_minutes 15) and the job runs
+    with db.session() as s:
+        expires = s.execute(select(Purchase.hold_expires_at)).scalar_one()
+        assert release_expired_holds(s, at=expires + dt.timedelta(seconds=1)) == 1
+        s.commit()
+    # then the stickers and the towel are back, and the claim is released
+    assert client.get(f"/api/v1/purchases/{p['id']}", headers=admin).json()["status"] == "released"
+    assert stickers_of(client, admin, m["id"]) == "30"
+    assert stock_left(client, admin, "towel-1r") == 5
+    with db.session() as s:
+        assert s.execute(select(RewardClaim.status)).scalar_one() == "released"

@@ -21,6 +21,7 @@ from kopilka.web.admin.views import (
     members,
     programme,
     referrals,
+    rewards,
     signin,
 )
 from kopilka.web.admin.views.shared import (
@@ -32,7 +33,17 @@ from kopilka.web.admin.views.shared import (
     problem_text,
 )
 
-SCREENS = (signin, account, members, approvals, referrals, programme, dashboards, audit)
+SCREENS = (
+    signin,
+    account,
+    members,
+    approvals,
+    referrals,
+    programme,
+    dashboards,
+    audit,
+    rewards,
+)
 
 router = APIRouter()
 for screen in SCREENS:
