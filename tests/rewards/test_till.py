@@ -93,12 +93,12 @@ def test_a_towel_for_one_rouble_and_30_stickers_bought_and_returned(
     assert "reward" not in p["lines"][0]
     assert p["total_due"] == "101.00"
     assert towel["earned"] == [] or all(e["amount"] in ("0", "0.00") for e in towel["earned"])
-    [applied] = [a for a in p["applied_rules"] if a["effect"] == "reward"]
+    [applied] = [a for a in p["applied_rules"] if a["effect"] == "reward_price"]
     assert applied == {
         "key": "reward:towel-1r",
         "version": None,
         "name": "Полотенце за 1 ₽",
-        "effect": "reward",
+        "effect": "reward_price",
         "reason": "30 STICKER for 1.00 a unit",
         "campaign": None,
         "currency": "RUB",

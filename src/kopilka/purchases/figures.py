@@ -510,7 +510,7 @@ def _figures_json(f: Figures, body: PurchaseIn, limit_code: str | None) -> dict[
                 "key": f"reward:{reward.code}",
                 "version": None,
                 "name": reward.name.ru,
-                "effect": "reward",
+                "effect": "reward_price",
                 "reason": (
                     f"{plain(reward.cost.amount * f.lines[i].quantity)} {reward.cost.currency} "
                     f"for {fmt(reward.gives.price or ZERO, m)} a unit"
