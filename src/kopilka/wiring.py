@@ -51,6 +51,7 @@ from kopilka.members.api import router as members_router
 from kopilka.models import metadata as every_table
 from kopilka.program import service as program
 from kopilka.program.api import router as program_router
+from kopilka.purchases import figures as purchase_figures
 from kopilka.purchases import hooks as receipt_hooks
 from kopilka.purchases import jobs as purchases_jobs
 from kopilka.purchases import queries as purchases
@@ -66,6 +67,7 @@ from kopilka.reports import jobs as reports_jobs
 from kopilka.reports.api import router as reports_router
 from kopilka.rewards import service as rewards
 from kopilka.rewards.api import router as rewards_router
+from kopilka.rewards.checks import reward_checks
 from kopilka.rules import service as rules
 from kopilka.rules.api import router as rules_router
 from kopilka.security import identity, rotation, velocity
@@ -157,6 +159,8 @@ def wire() -> None:
     # --- rewards ---
     receipt_hooks.register(rewards.HOOK)
     receipt_hooks.register_hold(rewards.HOOK)
+    register_check(reward_checks)
+    purchase_figures.use_reward_stock(rewards.stock_left)
     # what tiers, rules and the velocity checks read of purchases (the purchases package
     # moves tiers and draws on rules, so neither can import it)
     tiers.use_purchase_history(purchases)

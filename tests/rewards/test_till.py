@@ -8,13 +8,14 @@ import datetime as dt
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from kopilka.core.db import Database
 from kopilka.events.models import OutboxEvent
+from kopilka.ledger.verify import verify
 from kopilka.purchases.holds import release_expired_holds
 from kopilka.purchases.models import Purchase
-from kopilka.rewards.models import RewardClaim
+from kopilka.rewards.models import RewardClaim, RewardStock
 from tests.rewards.conftest import (
     TOWEL,
     Enrol,
@@ -196,6 +197,15 @@ def test_out_of_stock_is_reward_unavailable_and_the_member_keeps_the_stickers(
     assert [e["field"] for e in r.json()["errors"]] == ["lines[0].reward"]
     assert stickers_of(client, admin, boris["id"]) == "40"
     assert stock_left(client, admin, "towel-1r") == 0
+    # and calculate says so as a warning
+    r = client.post(
+        "/api/v1/purchases/calculate",
+        json=receipt("R-3", boris["card_number"], TOWEL),
+        headers=admin,
+    )
+    assert [(w["code"], w["field"]) for w in r.json()["warnings"]] == [
+        ("reward_unavailable", "lines[0].reward")
+    ]
 
 
 def test_outside_its_dates_is_reward_unavailable(
@@ -290,3 +300,32 @@ def test_an_expired_hold_gives_the_reward_back(
     assert stock_left(client, admin, "towel-1r") == 5
     with db.session() as s:
         assert s.execute(select(RewardClaim.status)).scalar_one() == "released"
+
+
+def test_the_ledger_verifies_the_rewards_and_finds_a_stock_counter_moved_by_hand(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol
+) -> None:
+    # given a towel sold, another returned, and a hold released
+    m = enrol("100")
+    confirm(client, admin, receipt("R-1", m["card_number"], TOWEL))
+    p = confirm(client, admin, receipt("R-2", m["card_number"], TOWEL))
+    client.post(
+        f"/api/v1/purchases/{p['id']}/returns",
+        json={"external_id": "RET-1", "lines": [{"line_no": 1, "quantity": "1"}]},
+        headers=admin,
+    )
+    h = confirm(client, admin, receipt("H-1", m["card_number"], TOWEL, hold=True))
+    client.post(f"/api/v1/purchases/{h['id']}/cancel", headers=admin)
+    # then every invariant holds
+    with db.session() as s:
+        assert verify(s, stop_at_first=False) == []
+    # when the stock counter is moved by hand
+    with db.session() as s:
+        s.execute(update(RewardStock).values(taken=RewardStock.taken + 1))
+        s.commit()
+    # then verify says which reward
+    with db.session() as s:
+        breaches = verify(s, stop_at_first=False)
+    assert [(b.check, b.examples) for b in breaches] == [
+        ("reward_stock_matches_claims", ["towel-1r"])
+    ]

@@ -16,7 +16,7 @@ import json
 import threading
 import uuid
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -51,6 +51,18 @@ MONEY_PRECISION = 2
 
 
 CENT = Decimal("0.01")
+
+
+# What is left of a reward's stock (None: unlimited). The rewards build on purchases, so
+# they fill it (``wiring``): a receipt or a quote asking for more is told at once; the
+# rewards' conditional update, when the receipt is written, is what never oversells.
+StockLeft = Callable[[Session, str], int | None]
+_stock_left: StockLeft | None = None
+
+
+def use_reward_stock(fn: StockLeft) -> None:
+    global _stock_left
+    _stock_left = fn
 
 
 _rules_lock = threading.Lock()
@@ -642,12 +654,14 @@ def reward_lines(
     """The lines sold as rewards of the catalogue (0-based index → the reward), checked:
     a reward of the programme (422 naming ``lines[i].reward``), sold at the till, within
     its dates, to a member, in whole units; the member's balance of its cost
-    (``insufficient_balance``: an error when ``strict``, else a warning). Its stock is the
-    rewards' to take (their hook, when the receipt is written)."""
+    (``insufficient_balance``) and the stock left (``reward_unavailable``): errors when
+    ``strict``, else warnings. The stock is the rewards' to take (their hook, when the
+    receipt is written)."""
     spec = program.spec
     day = body.occurred_at.astimezone(zoneinfo.ZoneInfo(spec.timezone)).date()
     out: dict[int, tuple[RewardSpec, Decimal]] = {}
     need: dict[str, Decimal] = {}
+    units: dict[str, int] = {}
     for i, ln in enumerate(body.lines):
         if ln.reward is None:
             continue
@@ -676,6 +690,18 @@ def reward_lines(
                 f"reward {reward.code!r} cannot be had on {day.isoformat()}",
                 errors=[field_error(at, "outside the reward's dates", "reward_unavailable")],
             )
+        units[reward.code] = units.get(reward.code, 0) + int(ln.quantity)
+        left = _stock_left(session, reward.code) if _stock_left is not None else None
+        if left is not None and units[reward.code] > left:
+            problem = Problem(
+                422,
+                "reward_unavailable",
+                f"reward {reward.code!r}: {left} left",
+                errors=[field_error(at, "out of stock", "reward_unavailable")],
+            )
+            if strict:
+                raise problem
+            warnings.append({"code": problem.code, "field": at, "message": problem.detail})
         out[i] = (reward, ZERO)
         cost = reward.cost.amount * ln.quantity
         code = reward.cost.currency

@@ -103,6 +103,14 @@ def catalogue(session: Session, lang: str | None = None) -> list[dict[str, Any]]
     return [reward_json(spec, r, used.get(r.code, 0), day, lang) for r in spec.rewards]
 
 
+def stock_left(session: Session, code: str) -> int | None:
+    """Units of the reward left (None: unlimited, or no such reward)."""
+    reward = current_program(session).spec.reward(code)
+    if reward is None or reward.stock is None:
+        return None
+    return max(reward.stock - taken(session, [code]).get(code, 0), 0)
+
+
 def reward_of(spec: ProgramSpec, code: str) -> RewardSpec:
     reward = spec.reward(code)
     if reward is None:
