@@ -2,10 +2,11 @@
 
     PYTHONPATH=src .venv/bin/python -m scripts.json_schemas
 
-Rewrites ``docs/rules.schema.json``, ``docs/referrals.schema.json`` and
-``docs/leaderboards.schema.json``; the tests (``tests/rules/test_schema_doc.py``,
-``tests/spec/test_referrals_spec.py``, ``tests/spec/test_leaderboards_spec.py``) fail while a
-published schema differs from what this writes.
+Rewrites ``docs/rules.schema.json``, ``docs/referrals.schema.json``,
+``docs/leaderboards.schema.json`` and ``docs/rewards.schema.json``; the tests
+(``tests/rules/test_schema_doc.py``, ``tests/spec/test_referrals_spec.py``,
+``tests/spec/test_leaderboards_spec.py``, the rewards' spec tests) fail while a published
+schema differs from what this writes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from kopilka.spec.leaderboards import leaderboards_json_schema
 from kopilka.spec.referrals import referrals_json_schema
+from kopilka.spec.rewards import rewards_json_schema
 from kopilka.spec.rules import rules_json_schema
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -24,6 +26,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "rules.schema.json": rules_json_schema,
     "referrals.schema.json": referrals_json_schema,
     "leaderboards.schema.json": leaderboards_json_schema,
+    "rewards.schema.json": rewards_json_schema,
 }
 
 

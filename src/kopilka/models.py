@@ -21,6 +21,7 @@ import kopilka.program.models
 import kopilka.purchases.models
 import kopilka.referrals.models
 import kopilka.reports.models
+import kopilka.rewards.models
 import kopilka.rules.models
 import kopilka.security.models
 import kopilka.tiers.models

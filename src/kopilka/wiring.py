@@ -55,6 +55,7 @@ from kopilka.members.api import router as members_router
 from kopilka.models import metadata as every_table
 from kopilka.program import service as program
 from kopilka.program.api import router as program_router
+from kopilka.purchases import figures as purchase_figures
 from kopilka.purchases import hooks as receipt_hooks
 from kopilka.purchases import jobs as purchases_jobs
 from kopilka.purchases import queries as purchases
@@ -69,6 +70,9 @@ from kopilka.referrals.hook import HOOK as referral_hook
 from kopilka.reports import jobs as reports_jobs
 from kopilka.reports import service as reports
 from kopilka.reports.api import router as reports_router
+from kopilka.rewards import service as rewards
+from kopilka.rewards.api import router as rewards_router
+from kopilka.rewards.checks import reward_checks
 from kopilka.rules import service as rules
 from kopilka.rules.api import router as rules_router
 from kopilka.security import identity, rotation, velocity
@@ -112,6 +116,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     referrals_router,
     # --- leaderboards ---
     leaderboards_router,
+    rewards_router,
 )
 
 # The modules whose ``@job`` functions ``kopilka worker`` runs: importing one registers its
@@ -144,6 +149,7 @@ PRIVACY_HOOKS: tuple[tuple[str, Callable[..., Any], Callable[..., None]], ...] =
     ("referrals", referrals.export_referrals, referrals.erase_referrals),
     # --- leaderboards ---
     ("leaderboards", leaderboards.export_leaderboards, leaderboards.erase_leaderboards),
+    ("rewards", rewards.export_claims, rewards.erase_claims),
 )
 
 
@@ -162,6 +168,11 @@ def wire() -> None:
     members.on_enrolled(referrals.on_enrolled)
     receipt_hooks.register(referral_hook)
     reports.served_elsewhere("referrals")  # GET /reports/referrals: referrals/api.py
+    # --- rewards ---
+    receipt_hooks.register(rewards.HOOK)
+    receipt_hooks.register_hold(rewards.HOOK)
+    register_check(reward_checks)
+    purchase_figures.use_reward_stock(rewards.stock_left)
     # what tiers, rules and the velocity checks read of purchases (the purchases package
     # moves tiers and draws on rules, so neither can import it)
     tiers.use_purchase_history(purchases)

@@ -17,10 +17,13 @@ from kopilka.core.db import get_db
 from kopilka.core.errors import Problem
 from kopilka.core.migrate import is_current, upgrade
 from kopilka.core.principal import Principal
+from kopilka.coupons import pools as coupon_pools
+from kopilka.coupons.schemas import PoolIn
 from kopilka.custom_events import service as custom_events
 from kopilka.custom_events.schemas import EventIn
 from kopilka.demo.keys import demo_keys, keys_file
 from kopilka.leaderboards import service as leaderboards
+from kopilka.ledger import service as ledger
 from kopilka.members.queries import Member, active_joined, cards, count_members
 from kopilka.members.schemas import Consents, MemberCreate
 from kopilka.members.service import Enrolment, backdate, create_member
@@ -31,6 +34,7 @@ from kopilka.purchases.schemas import PurchaseIn, ReturnIn
 from kopilka.referrals import service as referrals
 from kopilka.referrals.service import release_due
 from kopilka.reports.jobs import run_rollup
+from kopilka.rewards import service as rewards
 from kopilka.tiers.service import reevaluate
 from kopilka.users.queries import user_by_email
 from kopilka.users.service import create_user
@@ -466,6 +470,7 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
         counts = seed_referrals()
         typer.echo("referrals: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         typer.echo(f"{seed_leaderboards()} members on the leaderboards")
+        typer.echo(f"{seed_rewards()} rewards of the catalogue taken (at the till, in the app)")
 
         run_rollup(full=True, settle_seconds=0)  # the dashboards have figures at once
     kept = keys_file(get_settings().database_url)
@@ -494,3 +499,60 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
             log_level="warning",
             access_log=False,
         )
+
+
+# --- rewards ---
+
+
+def seed_rewards(seed: int = 17, share: float = 0.5) -> int:
+    """The catalogue's rewards taken by some demo members who collected enough stickers:
+    a towel sold at the till (a receipt line with ``"reward"``) or a free cappuccino
+    claimed in the app (its coupon pool made here). Returns the number of claims."""
+    rng = random.Random(seed)
+    system = Principal(kind="system", id="demo", role="admin")
+    with get_db().session() as session:
+        coupon_pools.create_pool(
+            session,
+            PoolIn.model_validate(
+                {"name": "Капучино за наклейки", "reward": {"kind": "percent", "value": "100"}}
+            ),
+            "demo",
+        )
+        session.commit()
+        members = cards(session)
+    made = 0
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for n, (member_id, card) in enumerate(members):
+        with get_db().session() as session:
+            have = ledger.redeemable(session, member_id, "STICKER")
+            session.commit()
+        if have < 5 or rng.random() > share:
+            continue
+        with get_db().session() as session:
+            try:
+                if have >= 10:
+                    body = PurchaseIn.model_validate(
+                        {
+                            "external_id": f"RW-{n}",
+                            "store": "msk-01",
+                            "occurred_at": now.isoformat(),
+                            "member": {"card": card},
+                            "lines": [
+                                {
+                                    "sku": "TOWEL-01",
+                                    "name": "Полотенце махровое",
+                                    "quantity": "1",
+                                    "unit_price": "499.00",
+                                    "reward": "towel-1r",
+                                }
+                            ],
+                        }
+                    )
+                    confirmation.confirm(session, body, system)
+                else:
+                    rewards.claim(session, member_id, "free-coffee", "demo", key=f"demo-{n}")
+                session.commit()
+                made += 1
+            except Problem:  # out of stock, say
+                session.rollback()
+    return made

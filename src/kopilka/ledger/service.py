@@ -349,6 +349,13 @@ def lot_times(
         if cur.expires_after_days
         else None
     )
+    if cur.expires_on is not None:
+        # a fixed last day for every lot of the currency (a sticker season): whichever
+        # comes first
+        season_end = dt.datetime.combine(
+            cur.expires_on + dt.timedelta(days=1), dt.time(), tzinfo=zoneinfo.ZoneInfo(tz)
+        ).astimezone(dt.UTC)
+        expires_at = season_end if expires_at is None else min(expires_at, season_end)
     return available_at, expires_at
 
 

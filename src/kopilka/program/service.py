@@ -25,6 +25,7 @@ from kopilka.spec.custom_events import validate_event_rules
 from kopilka.spec.leaderboards import validate_leaderboards
 from kopilka.spec.program import ProgramSpec
 from kopilka.spec.referrals import validate_referrals
+from kopilka.spec.rewards import validate_rewards
 from kopilka.spec.rules import validate_rules
 from kopilka.spec.tiers import validate_tiers
 
@@ -88,6 +89,7 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
         + validate_event_rules(spec)
         + validate_referrals(spec)
         + validate_leaderboards(spec)
+        + validate_rewards(spec)
     )
     if errors:
         raise Problem(422, "program_invalid", "the programme file has errors", errors=errors)

@@ -195,6 +195,8 @@ def _attempt(
     )
     if not body.hold:
         hooks.after_settled(session, settled(purchase, fig.earned), row._mapping)
+    else:
+        hooks.after_held(session, settled(purchase, fig.earned))
     return 201, purchase_json(purchase)
 
 
@@ -716,6 +718,7 @@ def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
                 Decimal(ln["quantity"]),
                 Decimal(ln["amount"]),
                 Decimal(ln["total_due"]),
+                ln.get("reward"),
             )
             for ln in p.figures["lines"]
         ),

@@ -15,7 +15,8 @@ import hmac
 import json
 import threading
 import uuid
-from collections.abc import Mapping
+import zoneinfo
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,7 @@ from kopilka.core.money import (
     fmt,
     plain,
     round_down,
+    round_half_up,
 )
 from kopilka.core.principal import Principal
 from kopilka.core.split import allocate
@@ -43,11 +45,24 @@ from kopilka.program.service import Program, current_program
 from kopilka.purchases.schemas import PurchaseIn
 from kopilka.rules import engine
 from kopilka.rules import service as rules_service
+from kopilka.spec.rewards import RewardSpec
 
 MONEY_PRECISION = 2
 
 
 CENT = Decimal("0.01")
+
+
+# What is left of a reward's stock (None: unlimited). The rewards build on purchases, so
+# they fill it (``wiring``): a receipt or a quote asking for more is told at once; the
+# rewards' conditional update, when the receipt is written, is what never oversells.
+StockLeft = Callable[[Session, str], int | None]
+_stock_left: StockLeft | None = None
+
+
+def use_reward_stock(fn: StockLeft) -> None:
+    global _stock_left
+    _stock_left = fn
 
 
 _rules_lock = threading.Lock()
@@ -96,6 +111,8 @@ class Figures:
     campaign_spend: dict[str, Decimal] = field(default_factory=dict)
     campaign_spent: Mapping[str, Decimal] = field(default_factory=dict)
     trace: list[engine.Verdict] | None = None
+    # lines sold as rewards of the catalogue (0-based index): the reward and its discount
+    rewards: dict[int, tuple[RewardSpec, Decimal]] = field(default_factory=dict)
     json: dict[str, Any] = field(default_factory=dict)
     quote_id: str = ""
 
@@ -109,6 +126,8 @@ def request_hash(body: PurchaseIn) -> str:
     data = body.model_dump(mode="json", exclude={"quote_id"})
     data["occurred_at"] = body.occurred_at.astimezone(dt.UTC).isoformat()
     for line in data["lines"]:
+        if line.get("reward") is None:  # the hash of a receipt before rewards existed
+            line.pop("reward", None)
         line["quantity"] = str(Decimal(line["quantity"]).normalize())
         line["unit_price"] = str(Decimal(line["unit_price"]).quantize(CENT))
     raw = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -277,12 +296,26 @@ def figure(
             discounts[i] += d
             after[i] -= d
     n = len(lines)
+    rewarded: dict[int, tuple[RewardSpec, Decimal]] = {}
+    warnings: list[dict[str, Any]] = []
+    if any(ln.reward is not None for ln in body.lines):
+        rewarded = reward_lines(session, body, program, member_id, strict, warnings)
+        for i, (reward, _) in rewarded.items():
+            # charged at the reward's price: what the other discounts left above it is the
+            # reward's discount; a reward line is neither paid with points nor earns
+            assert reward.gives.price is not None
+            price = round_half_up(reward.gives.price * lines[i].quantity, MONEY_PRECISION)
+            d = max(after[i] - price, ZERO)
+            rewarded[i] = (reward, d)
+            discounts[i] += d
+            after[i] -= d
+            pricing.no_redeem_lines.add(i)
+            pricing.no_earn_lines.add(i)
     redeemed = redeemed_value = ZERO
     line_redeemed = [ZERO] * n
     line_value = [ZERO] * n
     max_redeemable: Decimal | None = None
     known, available = available, None  # what the caller read, and what is reported
-    warnings: list[dict[str, Any]] = []
     code = body.redeem.currency if body.redeem else None
     if code is None and member_id is not None and not strict:
         # still tell the till what could be redeemed in the first monetary currency
@@ -387,6 +420,7 @@ def figure(
         },
         campaign_spent=campaign_spent,
         trace=pricing.trace,
+        rewards=rewarded,
     )
     fig.json = _figures_json(fig, body, code)
     fig.quote_id = _quote_id(fig)
@@ -437,6 +471,8 @@ def _figures_json(f: Figures, body: PurchaseIn, limit_code: str | None) -> dict[
                 ],
             }
         )
+        if i in f.rewards:
+            lines[-1]["reward"] = f.rewards[i][0].code
     limit_precision = precision_of(f.program, limit_code) if limit_code else 2
     return {
         "external_id": body.external_id,
@@ -480,6 +516,23 @@ def _figures_json(f: Figures, body: PurchaseIn, limit_code: str | None) -> dict[
                 "lines": list(a.lines),
             }
             for a in f.applied
+        ]
+        + [
+            {
+                "key": f"reward:{reward.code}",
+                "version": None,
+                "name": reward.name.ru,
+                "effect": "reward_price",
+                "reason": (
+                    f"{plain(reward.cost.amount * f.lines[i].quantity)} {reward.cost.currency} "
+                    f"for {fmt(reward.gives.price or ZERO, m)} a unit"
+                ),
+                "campaign": None,
+                "currency": f.program.spec.base_currency,
+                "amount": fmt(discount, m),
+                "lines": [f.lines[i].line_no],
+            }
+            for i, (reward, discount) in f.rewards.items()
         ],
         "warnings": f.warnings,
         "lines": lines,
@@ -575,11 +628,98 @@ def check_quote(body: PurchaseIn, fig: Figures) -> None:
 
 
 def touched(program: Program, body: PurchaseIn, session: Session) -> list[str]:
-    """The currencies a receipt may move: the one redeemed and those the rules earn
-    (with coupons, any: a coupon may earn any currency)."""
+    """The currencies a receipt may move: the one redeemed, those the rules earn (with
+    coupons, any: a coupon may earn any currency) and the costs of rewards sold on it."""
     if body.coupons:
         return sorted(c.code for c in program.spec.currencies)
     codes = set(compiled_rules(program, session).earn_currencies)
     if body.redeem is not None:
         codes.add(body.redeem.currency)
+    for ln in body.lines:
+        if ln.reward is not None:
+            reward = program.spec.reward(ln.reward)
+            if reward is not None and program.spec.currency(reward.cost.currency) is not None:
+                codes.add(reward.cost.currency)
     return sorted(codes)
+
+
+def reward_lines(
+    session: Session,
+    body: PurchaseIn,
+    program: Program,
+    member_id: uuid.UUID | None,
+    strict: bool,
+    warnings: list[dict[str, Any]],
+) -> dict[int, tuple[RewardSpec, Decimal]]:
+    """The lines sold as rewards of the catalogue (0-based index → the reward), checked:
+    a reward of the programme (422 naming ``lines[i].reward``), sold at the till, within
+    its dates, to a member, in whole units; the member's balance of its cost
+    (``insufficient_balance``) and the stock left (``reward_unavailable``): errors when
+    ``strict``, else warnings. The stock is the rewards' to take (their hook, when the
+    receipt is written)."""
+    spec = program.spec
+    day = body.occurred_at.astimezone(zoneinfo.ZoneInfo(spec.timezone)).date()
+    out: dict[int, tuple[RewardSpec, Decimal]] = {}
+    need: dict[str, Decimal] = {}
+    units: dict[str, int] = {}
+    for i, ln in enumerate(body.lines):
+        if ln.reward is None:
+            continue
+        at = f"lines[{i}].reward"
+        reward = spec.reward(ln.reward)
+        if reward is None:
+            raise validation_problem([field_error(at, f"no reward {ln.reward!r}", "unknown")])
+        if not reward.gives.at_till:
+            raise validation_problem(
+                [
+                    field_error(
+                        at, f"reward {reward.code!r} is a coupon, claimed in the app", "not_at_till"
+                    )
+                ]
+            )
+        if member_id is None:
+            raise validation_problem([field_error(at, "a reward is sold to a member", "no_member")])
+        if ln.quantity != ln.quantity.to_integral_value():
+            raise validation_problem(
+                [field_error(f"lines[{i}].quantity", "a reward is sold in whole units", "integer")]
+            )
+        if not reward.available.holds_on(day):
+            raise Problem(
+                422,
+                "reward_unavailable",
+                f"reward {reward.code!r} cannot be had on {day.isoformat()}",
+                errors=[field_error(at, "outside the reward's dates", "reward_unavailable")],
+            )
+        units[reward.code] = units.get(reward.code, 0) + int(ln.quantity)
+        left = _stock_left(session, reward.code) if _stock_left is not None else None
+        if left is not None and units[reward.code] > left:
+            problem = Problem(
+                422,
+                "reward_unavailable",
+                f"reward {reward.code!r}: {left} left",
+                errors=[field_error(at, "out of stock", "reward_unavailable")],
+            )
+            if strict:
+                raise problem
+            warnings.append({"code": problem.code, "field": at, "message": problem.detail})
+        out[i] = (reward, ZERO)
+        cost = reward.cost.amount * ln.quantity
+        code = reward.cost.currency
+        need[code] = need.get(code, ZERO) + cost
+        have = ledger.redeemable(session, member_id, code)
+        if need[code] > have:
+            cur = spec.currency(code)
+            p = cur.precision if cur is not None else 0
+            message = f"the reward costs {fmt(cost, p)} {code}; the member has {fmt(have, p)}"
+            if need[code] > cost:
+                message += f", {fmt(need[code] - cost, p)} of it for the rewards before"
+            if strict:
+                raise Problem(
+                    422,
+                    "insufficient_balance",
+                    message,
+                    errors=[field_error(at, message, "insufficient_balance")],
+                    extra={"available": fmt(have, p)},
+                )
+            warnings.append({"code": "insufficient_balance", "field": at, "message": message})
+    return out

@@ -23,6 +23,7 @@ from kopilka.coupons import redeem as coupons
 from kopilka.ledger import queries as ledger_queries
 from kopilka.ledger import service as ledger
 from kopilka.program.service import current_program
+from kopilka.purchases import hooks
 from kopilka.purchases.confirmation import purchase_json, settle_hold
 from kopilka.purchases.models import (
     LineEarning,
@@ -85,6 +86,7 @@ def release(session: Session, p: Purchase, actor: str) -> None:
             description=f"hold of receipt {p.external_id} released",
         )
     release_draws(session, p.id)
+    hooks.after_released(session, p.id, p.member_id)
     p.status = "released"
     p.cancelled_at = now()
 

@@ -46,6 +46,9 @@ class SettledLine:
     quantity: Decimal
     amount: Decimal  # before discounts
     total_due: Decimal  # the money paid on it: after discounts and points redeemed
+    # the reward of the rewards catalogue the line was sold as (``"reward"`` of the
+    # receipt line: charged at the reward's price, its cost debited by the rewards' hook)
+    reward: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,11 @@ def after_settled(session: Session, receipt: Settled, read: Mapping[str, Any]) -
         h.after_settled(session, receipt, read)
 
 
+def after_reversed(session: Session, receipt: Reversed, read: Mapping[str, Any]) -> None:
+    for h in registered():
+        h.after_reversed(session, receipt, read)
+
+
 def read(session: Session, member_id: uuid.UUID | None) -> Mapping[str, Any]:
     """What the registered hooks read of ``member_id`` (the columns of ``columns``)."""
     cols = columns()
@@ -178,5 +186,55 @@ def reverse(session: Session, receipt: Reversed) -> None:
     seen = read(session, receipt.member_id)
     on_reversed(receipt, seen, plan)
     write(session, plan)
-    for h in registered():
-        h.after_reversed(session, receipt, seen)
+    after_reversed(session, receipt, seen)
+
+
+# ---------------------------------------------------------------------------- holds
+# A held receipt moves no value yet but may reserve some beside the ledger's redemption (a
+# reward of the catalogue sold on one of its lines: its cost and a stock unit). A
+# ``HoldHook`` is told when a hold is made (``held``, after its rows are written, in its
+# transaction, under the member's lock) and when it is released unsettled (``released``:
+# a cancel of the hold, or its expiry); its commit is a ``settled`` like any other.
+
+
+class HoldHook(Protocol):
+    name: str
+
+    def held(self, session: Session, receipt: Settled) -> None:
+        """A hold recorded: reserve what its lines ask for (return at once if nothing)."""
+        ...
+
+    def released(
+        self, session: Session, purchase_id: uuid.UUID, member_id: uuid.UUID | None
+    ) -> None:
+        """A hold released without being settled: give back what ``held`` reserved."""
+        ...
+
+
+_hold_hooks: dict[str, HoldHook] = {}
+_hold_ordered: tuple[HoldHook, ...] = ()
+
+
+def register_hold(hook: HoldHook) -> None:
+    """Add (or replace, by name) a hold hook."""
+    global _hold_ordered
+    with _lock:
+        _hold_hooks[hook.name] = hook
+        _hold_ordered = tuple(_hold_hooks[n] for n in sorted(_hold_hooks))
+
+
+def unregister_hold(name: str) -> None:
+    global _hold_ordered
+    with _lock:
+        _hold_hooks.pop(name, None)
+        _hold_ordered = tuple(_hold_hooks[n] for n in sorted(_hold_hooks))
+
+
+def after_held(session: Session, receipt: Settled) -> None:
+    for h in _hold_ordered:
+        h.held(session, receipt)
+
+
+def after_released(session: Session, purchase_id: uuid.UUID, member_id: uuid.UUID | None) -> None:
+    for h in _hold_ordered:
+        h.released(session, purchase_id, member_id)

@@ -32,6 +32,9 @@ class LineIn(BaseModel):
     category: Annotated[str | None, Field(max_length=100)] = None
     quantity: Quantity
     unit_price: Money
+    # a reward of the programme's catalogue (``rewards:``) sold on this line: charged at the
+    # reward's price, its cost debited from the member's wallet (docs/rewards.md)
+    reward: Annotated[str | None, Field(min_length=1, max_length=64)] = None
 
     @model_validator(mode="after")
     def _amount_in_range(self) -> LineIn:
@@ -220,6 +223,8 @@ class LineFiguresOut(_Out):
     redeemed: list[RedeemedOut]
     total_due: str
     earned: list[PointsOut]
+    # only on a line sold as a reward of the catalogue: its code
+    reward: str | None = None
 
 
 class FiguresOut(_Out):

@@ -269,6 +269,8 @@ def _compile_one(
         reason = (
             f"{_fmt(e.percent)} % of the money paid"
             if e.percent is not None
+            else f"{_fmt(e.amount or ZERO)} per full {_fmt(e.every)} paid"
+            if e.every is not None
             else f"{_fmt(e.amount or ZERO)} per {e.per}"
         )
     elif spec.discount is not None:
@@ -719,7 +721,12 @@ def _earn_parts(
         assert e.amount is not None
         if e.per == "receipt":
             idx = [i for i in eligible if paid[i] > 0]
-            return _spread(e.amount, idx, [paid[i] for i in idx], rule.precision), rule.reason
+            weights = [paid[i] for i in idx]
+            total = e.amount
+            if e.every is not None:
+                # per FULL ``every`` of the matching lines' money paid, together
+                total = e.amount * (sum(weights, ZERO) // e.every)
+            return _spread(total, idx, weights, rule.precision), rule.reason
         for i in eligible:
             if paid[i] > 0:
                 raw = e.amount if e.per == "line" else e.amount * ctx.lines[i].quantity

@@ -26,6 +26,7 @@ from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
 from kopilka.spec.custom_events import EventRuleSpec, EventType
 from kopilka.spec.leaderboards import LeaderboardSpec
 from kopilka.spec.referrals import ReferralsSpec
+from kopilka.spec.rewards import RewardSpec
 from kopilka.spec.tiers import TiersSpec
 
 CODE_RE = r"^[A-Z][A-Z0-9_]{1,15}$"
@@ -45,6 +46,9 @@ class CurrencySpec(_Strict):
     )
     pending_days: Annotated[int, Field(ge=0, le=3650)] = 0
     expires_after_days: Annotated[int | None, Field(ge=1, le=36500)] = None
+    # the last day (programme's time zone) of every lot of the currency, whenever earned:
+    # a sticker season's redemption window (with ``expires_after_days``: the earlier)
+    expires_on: dt.date | None = None
     redeem_max_share: Annotated[Decimal, Field(ge=0, le=Decimal("0.99"), decimal_places=4)] = (
         Decimal("0.99")
     )
@@ -166,6 +170,11 @@ class ProgramSpec(_Strict):
     referrals: ReferralsSpec | None = None
     # Leaderboards of members who opted in (``kopilka.spec.leaderboards``).
     leaderboards: list[LeaderboardSpec] = []
+    # What members exchange points or stickers for (``kopilka.spec.rewards``).
+    rewards: list[RewardSpec] = []
+
+    def reward(self, code: str) -> RewardSpec | None:
+        return next((r for r in self.rewards if r.code == code), None)
 
     @field_validator("timezone")
     @classmethod

@@ -133,17 +133,24 @@ class When(_Strict):
 
 class EarnEffect(_Strict):
     """Points of ``currency``: ``percent`` of the money paid on each matching line, or a
-    fixed ``amount`` per receipt, per matching line or per unit of the matching lines."""
+    fixed ``amount`` per receipt, per matching line or per unit of the matching lines, or
+    ``amount`` per full ``every`` of money paid on the matching lines of the receipt
+    together (stickers: one per full 300 ₽; a 650 ₽ receipt gives 2)."""
 
     currency: str
     percent: Percent | None = None
     amount: Positive | None = None
     per: Literal["receipt", "line", "unit"] = "receipt"
+    # money: ``amount`` per full ``every`` paid on the matching lines, after discounts and
+    # points redeemed (the money the rule's ``percent`` would count)
+    every: Annotated[Decimal | None, Field(gt=0, max_digits=15, decimal_places=2)] = None
 
     @model_validator(mode="after")
     def _one(self) -> EarnEffect:
         if (self.percent is None) == (self.amount is None):
             raise ValueError("give exactly one of percent or amount")
+        if self.every is not None and (self.amount is None or self.per != "receipt"):
+            raise ValueError("every goes with amount, per receipt (the default)")
         return self
 
 

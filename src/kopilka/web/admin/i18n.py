@@ -495,3 +495,39 @@ MESSAGES.update(
         "leaderboard_empty": ("Nobody on this board yet.", "В рейтинге пока никого нет."),
     }
 )
+
+
+# --- rewards ---
+MESSAGES.update(
+    {
+        "rewards": ("Rewards", "Награды"),
+        "no_rewards": (
+            "The programme has no rewards (its rewards: section).",
+            "В программе нет наград (раздел rewards:).",
+        ),
+        "reward_code": ("Code", "Код"),
+        "reward_name": ("Name", "Название"),
+        "reward_cost": ("Cost", "Цена"),
+        "reward_gives": ("Gives", "Что даёт"),
+        "reward_stock": ("Stock", "Запас"),
+        "reward_taken": ("Taken", "Выдано"),
+        "reward_left": ("Left", "Осталось"),
+        "reward_dates": ("Dates", "Даты"),
+        "reward_at_till": ("at the till", "на кассе"),
+        "reward_coupon": ("coupon", "купон"),
+        "reward_claims": ("Claims", "Получения"),
+        "reward_all": ("all rewards", "все награды"),
+        "reward_when": ("When", "Когда"),
+        "reward_member": ("Member", "Участник"),
+        "reward_channel": ("Where", "Где"),
+        "reward_channel_till": ("till", "касса"),
+        "reward_channel_app": ("app", "приложение"),
+        "reward_status_held": ("held", "в резерве"),
+        "reward_status_claimed": ("claimed", "получена"),
+        "reward_status_returned": ("returned", "возвращена"),
+        "reward_status_released": ("released", "снят резерв"),
+        "reward_units": ("Units", "Штук"),
+        "reward_what": ("Code or receipt", "Купон или чек"),
+        "reward_receipt_line": ("receipt line", "строка чека"),
+    }
+)

@@ -265,7 +265,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 # The words the browser-side modules need (put into every page as JSON).
-SCRIPT_KEYS = (
+SCRIPT_KEYS: tuple[str, ...] = (
     "card_code_unavailable",
     "qr_label",
     "copied",
@@ -356,3 +356,36 @@ MESSAGES.update(
         "leaderboard_store": ("Store", "Магазин"),
     }
 )
+# --- rewards ---
+MESSAGES.update(
+    {
+        "nav_stickers": ("Stickers", "Наклейки"),
+        "stickers_heading": ("Stickers", "Наклейки"),
+        "stickers_balance": ("You have", "У вас"),
+        "stickers_debt": (
+            "Debt: {amount}. Stickers of a returned purchase were already spent; new ones "
+            "repay it first.",
+            "Долг: {amount}. Наклейки за возвращённую покупку уже потрачены; новые сначала "
+            "погасят его.",
+        ),
+        "stickers_until": ("Exchange them until {day}", "Обменять можно до {day}"),
+        "stickers_progress": ("{have} of {need}", "{have} из {need}"),
+        "stickers_buys": ("{price} with {cost}", "{price} за {cost}"),
+        "stickers_at_till": (
+            "Show your card at the till: {sku} for {price}",
+            "Покажите карту на кассе: {sku} за {price}",
+        ),
+        "stickers_claim": ("Get the coupon", "Получить купон"),
+        "stickers_cost": ("costs {cost}", "за {cost}"),
+        "stickers_left": ("{count} left", "Осталось: {count}"),
+        "stickers_out": ("Out of stock", "Закончились"),
+        "stickers_not_now": ("Not available now", "Сейчас недоступно"),
+        "stickers_empty": ("No rewards yet", "Пока нет наград"),
+        "stickers_claimed": ("Your coupon: {code}", "Ваш купон: {code}"),
+        "stickers_claim_failed": (
+            "Could not get the coupon: {why}",
+            "Не удалось получить купон: {why}",
+        ),
+    }
+)
+SCRIPT_KEYS = (*SCRIPT_KEYS, "stickers_claimed", "stickers_claim_failed")

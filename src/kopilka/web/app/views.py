@@ -42,6 +42,7 @@ from kopilka.program.service import current_program
 from kopilka.purchases.confirmation import purchase_json
 from kopilka.purchases.queries import get_purchase
 from kopilka.referrals import service as referrals
+from kopilka.rewards import service as rewards
 from kopilka.security.middleware import CSP
 from kopilka.spec.leaderboards import LeaderboardSpec
 from kopilka.spec.program import BrandingSpec, ProgramSpec
@@ -826,3 +827,58 @@ def leaderboard_page(
         stores=stores,
         store=shop,
     )
+
+
+# --- rewards ---
+
+
+@router.get("/stickers")
+def stickers(request: Request) -> Response:
+    """The sticker card: the balance (a debt shown), each reward with how far the balance
+    gets toward it ("17 of 30") and what it buys; a claim button for coupon rewards, "show
+    at the till" for products."""
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        data = rewards.card(session, page.member.id, page.lang)
+        session.commit()
+    cards = []
+    for c in data["cards"]:
+        code, p = c["currency"], page.precision(c["currency"])
+        items = []
+        for r in c["rewards"]:
+            cost = page.amount(r["cost"]["amount"], code)
+            price = page.money(r["gives"]["price"]) if r["kind"] == "till" else None
+            items.append(
+                {
+                    **r,
+                    "have": int(Decimal(r["progress"]["have"]) * 10**p),
+                    "need": int(Decimal(r["progress"]["need"]) * 10**p),
+                    "progress_text": page.t(
+                        "stickers_progress",
+                        have=page.points(Decimal(r["progress"]["have"]), p),
+                        need=page.points(Decimal(r["progress"]["need"]), p),
+                    ),
+                    "cost_text": cost,
+                    "till_text": page.t("stickers_at_till", sku=r["gives"]["sku"], price=price)
+                    if price is not None
+                    else None,
+                }
+            )
+        cards.append(
+            {
+                **c,
+                "balance_text": page.amount(c["balance"], code),
+                "debt_text": page.t("stickers_debt", amount=page.amount(c["debt"], code))
+                if c["debt"]
+                else None,
+                "until_text": page.t(
+                    "stickers_until", day=page.day(c["expires_on"] + "T12:00:00+00:00")
+                )
+                if c["expires_on"]
+                else None,
+                "items": items,
+            }
+        )
+    return page.render("stickers.html", nav="stickers", cards=cards)

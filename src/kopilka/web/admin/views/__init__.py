@@ -22,6 +22,7 @@ from kopilka.web.admin.views import (
     members,
     programme,
     referrals,
+    rewards,
     signin,
 )
 from kopilka.web.admin.views.shared import (
@@ -43,6 +44,7 @@ SCREENS = (
     dashboards,
     audit,
     leaderboards,
+    rewards,
 )
 
 router = APIRouter()

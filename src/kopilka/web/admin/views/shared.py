@@ -173,3 +173,7 @@ def problem_message(p: Page, exc: Problem) -> str:
     return "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors or []) or (
         exc.detail or problem_text(p, exc)
     )
+
+
+# --- rewards ---
+CAN["rewards.view"] = ("admin", "manager", "analyst", "support")

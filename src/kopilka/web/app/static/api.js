@@ -24,8 +24,12 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body) {
-  const headers = { Accept: "application/json", "Accept-Language": document.documentElement.lang };
+export async function api(method, path, body, extra = {}) {
+  const headers = {
+    Accept: "application/json",
+    "Accept-Language": document.documentElement.lang,
+    ...extra,
+  };
   const csrf = document.querySelector('meta[name="csrf-token"]');
   if (csrf) headers["X-CSRF-Token"] = csrf.content;
   if (body !== undefined) headers["Content-Type"] = "application/json";

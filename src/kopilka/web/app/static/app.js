@@ -57,6 +57,7 @@ const MODULES = {
   invite: "./invite.js",
   invited: "./join.js",
   leaderboard: "./leaderboard.js",
+  stickers: "./stickers.js",
 };
 
 async function main() {

@@ -1,0 +1,1 @@
+"""Sticker collections and the rewards catalogue (issue 22)."""
