@@ -12,12 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kopilka.leaderboards import names, periods, service
-from kopilka.program.service import parse_program
+from kopilka.program.service import Program, parse_program
 from kopilka.purchases.hooks import Reversed, Settled
 from tests.leaderboards.conftest import LEADERBOARD_PROGRAM
 
 MSK = "Europe/Moscow"
 SPEC = parse_program(LEADERBOARD_PROGRAM)
+PROGRAM = Program(1, "digest", SPEC)
 
 
 @pytest.mark.parametrize(
@@ -75,13 +76,21 @@ def test_a_cancel_takes_back_exactly_what_its_receipt_gave(
     member = uuid.uuid4()
     at = dt.datetime(2026, 12, 7, 9, tzinfo=dt.UTC)
     given_ = service.settled_adds(
-        SPEC, Settled(uuid.uuid4(), member, "msk-01", at, total, {"BONUS": earned})
+        SPEC, Settled(uuid.uuid4(), member, "msk-01", at, total, {"BONUS": earned}, PROGRAM)
     )
     taken = service.reversed_adds(
         SPEC,
-        Reversed(uuid.uuid4(), member, "cancel", "k", total, revoked={"BONUS": earned}),
-        at,
-        "msk-01",
+        Reversed(
+            uuid.uuid4(),
+            member,
+            "cancel",
+            "k",
+            total,
+            "msk-01",
+            at,
+            PROGRAM,
+            revoked={"BONUS": earned},
+        ),
     )
     net: dict[str, Decimal] = {}
     for a in [*given_, *taken]:

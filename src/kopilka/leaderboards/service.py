@@ -57,9 +57,8 @@ from kopilka.leaderboards.models import (
 )
 from kopilka.ledger import service as ledger
 from kopilka.members import service as members
-from kopilka.program.service import current_program, program_in_force
+from kopilka.program.service import current_program
 from kopilka.purchases.hooks import Reversed, Settled
-from kopilka.purchases.queries import get_purchase
 from kopilka.spec.leaderboards import LeaderboardSpec
 from kopilka.spec.program import ProgramSpec
 
@@ -121,11 +120,9 @@ def settled_adds(spec: ProgramSpec, receipt: Settled) -> list[ScoreAdd]:
     return out
 
 
-def reversed_adds(
-    spec: ProgramSpec, receipt: Reversed, at: dt.datetime, store: str
-) -> list[ScoreAdd]:
-    """What a cancel or a return of the receipt of moment ``at`` and ``store`` takes back
-    (pure; negative): the points it revoked, the money it refunded, and one visit for a
+def reversed_adds(spec: ProgramSpec, receipt: Reversed) -> list[ScoreAdd]:
+    """What a cancel or a return takes back from the periods and store its receipt counted
+    in (pure; negative): the points it revoked, the money it refunded, and one visit for a
     cancel."""
     if receipt.member_id is None:
         return []
@@ -140,7 +137,9 @@ def reversed_adds(
         else:
             continue
         if delta:
-            out.append(ScoreAdd(board, receipt.member_id, at, store, delta))
+            out.append(
+                ScoreAdd(board, receipt.member_id, receipt.occurred_at, receipt.store, delta)
+            )
     return out
 
 
@@ -203,7 +202,7 @@ def plan_add(
     at: dt.datetime,
     store: str,
     delta: Decimal,
-    spec: ProgramSpec | None = None,
+    spec: ProgramSpec,
 ) -> None:
     """The interface for the challenges: add ``delta`` (negative to take back) of the
     progress of ``challenge`` to every ``metric: challenge`` board of that challenge, for
@@ -212,10 +211,9 @@ def plan_add(
     Call it from the challenges' own receipt hook (``settled``/``reversed``) with that
     receipt's ``plan`` and ``read`` (every hook is handed the same ``read``: it holds this
     package's ``VISIBLE`` column, so the row of a member shown is made shown); the rows
-    are written with the receipt's. ``spec``: the programme (by default the one the
-    receipt's confirmation is judged by, ``program.service.program_in_force``). Called
-    once per receipt (the receipt's hooks are), it counts once."""
-    spec = spec or _spec_in_force()
+    are written with the receipt's. ``spec``: the programme the receipt is judged by
+    (``receipt.program.spec``). Called once per receipt (the receipt's hooks are), it
+    counts once."""
     adds = [
         ScoreAdd(b, member_id, at, store, delta)
         for b in spec.leaderboards
@@ -225,16 +223,9 @@ def plan_add(
         plan_adds(plan, spec.timezone, adds, visible_in(read), at)
 
 
-def _spec_in_force() -> ProgramSpec:
-    program = program_in_force()
-    if program is None:  # pragma: no cover - a receipt asks for the programme first
-        raise RuntimeError("no programme in force: current_program was not asked for")
-    return program.spec
-
-
 def plan_for_receipt(plan: Plan, receipt: Settled, read: Mapping[str, Any]) -> None:
     """``plan_settled`` by the programme the receipt is judged by."""
-    spec = _spec_in_force()
+    spec = receipt.program.spec
     if spec.leaderboards:
         plan_settled(plan, spec, receipt, read)
 
@@ -245,11 +236,10 @@ def take_back(session: Session, receipt: Reversed) -> None:
     taken back to zero at most (a board added after the receipt was not given anything)."""
     if receipt.member_id is None:
         return
-    spec = current_program(session).spec
+    spec = receipt.program.spec
     if not spec.leaderboards:
         return
-    p = get_purchase(session, receipt.purchase_id)
-    adds = reversed_adds(spec, receipt, p.occurred_at, p.store)
+    adds = reversed_adds(spec, receipt)
     if not adds:
         return
     keys = {(a.board.code, *score_key(a.board, a.at, a.store, spec.timezone)): a for a in adds}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import hashlib
 import json
@@ -206,11 +205,6 @@ class Program:
 _cache_lock = threading.Lock()
 _cache: dict[str, tuple[float, Program]] = {}
 CACHE_SECONDS = 1.0
-# The programme ``current_program`` last answered in this context (thread, task): what a
-# receipt hook, which plans rows without a session, goes by (``program_in_force``).
-_in_force: contextvars.ContextVar[Program | None] = contextvars.ContextVar(
-    "program_in_force", default=None
-)
 
 
 def invalidate_cache() -> None:
@@ -226,7 +220,6 @@ def current_program(session: Session) -> Program:
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None and now - hit[0] < CACHE_SECONDS:
-        _in_force.set(hit[1])
         return hit[1]
     row = session.execute(
         select(ProgramVersion.version, ProgramVersion.digest)
@@ -244,7 +237,6 @@ def current_program(session: Session) -> Program:
         program = Program(row.version, row.digest, ProgramSpec.model_validate(doc))
     with _cache_lock:
         _cache[key] = (now, program)
-    _in_force.set(program)
     return program
 
 
@@ -260,14 +252,3 @@ def check_occurred_at(session: Session, at: dt.datetime, field: str = "occurred_
             [{**field_error(field, message, code), "in": "body"}],
             f"{field} is not a plausible moment for this programme",
         )
-
-
-# --- leaderboards ---
-
-
-def program_in_force() -> Program | None:
-    """The programme ``current_program`` last answered in this context, or None. A
-    receipt's confirmation asks for the programme before its hooks plan their rows
-    (``purchases.hooks``: no session there), so a hook reads the programme it is judged
-    by here rather than with a statement of its own."""
-    return _in_force.get()

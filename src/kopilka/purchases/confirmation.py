@@ -194,9 +194,9 @@ def _attempt(
         take_codes=take_codes if outcome is not None else None,
     )
     if not body.hold:
-        hooks.after_settled(session, settled(purchase, fig.earned), row._mapping)
+        hooks.after_settled(session, settled(purchase, fig.earned, program), row._mapping)
     else:
-        hooks.after_held(session, settled(purchase, fig.earned))
+        hooks.after_held(session, settled(purchase, fig.earned, program))
     return 201, purchase_json(purchase)
 
 
@@ -487,7 +487,8 @@ def _plan_settled(
     move on ``standing`` (the member's standing before the receipt, and whether they have
     a tier state row); the rows of the registered hooks (``purchases.hooks``, on
     ``read``). Its events: ``purchase.confirmed``, the points', a tier's change."""
-    tz = current_program(session).spec.timezone
+    program = current_program(session)
+    tz = program.spec.timezone
     entries = []
     for code, amounts in earned.items():
         total = sum(amounts, ZERO)
@@ -519,7 +520,7 @@ def _plan_settled(
         changed = tiers.plan_move(plan, setup, p.member_id, before, has_state, value, p.occurred_at)
         if changed is not None:
             events.append(changed)
-    hooks.on_settled(settled(p, earned), read, plan)
+    hooks.on_settled(settled(p, earned, program), read, plan)
     return events
 
 
@@ -587,7 +588,7 @@ def settle_hold(
     )
     codes = any(c.get("status") == "applied" for c in p.figures["coupons"])
     _write_with_events(session, plan, p, events, codes_later=codes)
-    hooks.after_settled(session, settled(p, earned), read)
+    hooks.after_settled(session, settled(p, earned, current_program(session)), read)
 
 
 # ---------------------------------------------------------------------------- rows, events
@@ -699,8 +700,8 @@ def receipt_rows(
     return values, lines, earnings, rule_rows
 
 
-def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
-    """What the receipt hooks are told of a settled receipt."""
+def settled(p: Purchase, earned: dict[str, list[Decimal]], program: Program) -> hooks.Settled:
+    """What the receipt hooks are told of a settled receipt judged by ``program``."""
     return hooks.Settled(
         p.id,
         p.member_id,
@@ -708,6 +709,7 @@ def settled(p: Purchase, earned: dict[str, list[Decimal]]) -> hooks.Settled:
         p.occurred_at,
         p.total_due,
         {c: sum(a, ZERO) for c, a in earned.items()},
+        program,
         p.channel,
         p.payment_fingerprint,
         tuple(

@@ -8,7 +8,8 @@ moved, confirmed or a hold committed; ``reversed``: a cancel or a return) as par
 ``core.plan.Plan``. The confirmation reads the hooks' columns with its own context (on
 PostgreSQL in the same statement as the figures' reads) and writes their parts with its
 own (in the receipt's one statement); a conditional part that does not take
-(``UpdateIfUnchanged``) is the receipt's one retry.
+(``UpdateIfUnchanged``) is the receipt's one retry. A hook goes by the programme the
+receipt carries (``Settled.program``, ``Reversed.program``), never asking for it again.
 
 Most receipts ask nothing more of a hook than those rows. For the rare one that needs a
 domain's own operations — another member's wallet locked and credited through the
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from kopilka.core.plan import Plan
 from kopilka.core.write import write
+from kopilka.program.service import Program
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Settled:
     occurred_at: dt.datetime
     total_due: Decimal
     earned: Mapping[str, Decimal]  # per currency
+    # the programme the receipt was judged by (a hook goes by it, never asking again)
+    program: Program
     channel: str = "pos"
     # the keyed digest of the till's ``payment.card_fingerprint``, when it sent one
     payment_fingerprint: str | None = None
@@ -84,6 +88,11 @@ class Reversed:
     kind: str  # "cancel" or "return"
     key: str
     refund: Decimal
+    # the receipt's store and moment (the periods and stores it counted in), and the
+    # programme in force now, which judges the reversal
+    store: str
+    occurred_at: dt.datetime
+    program: Program
     # what this reversal takes back: each line's quantity and refund, the points revoked
     lines: tuple[ReversedLine, ...] = ()
     revoked: Mapping[str, Decimal] = field(default_factory=dict)

@@ -162,6 +162,9 @@ def _post_return(
             kind,
             key,
             fig["refund"],
+            p.store,
+            p.occurred_at,
+            current_program(session),
             tuple(
                 hooks.ReversedLine(ln["line_no"], Decimal(ln["quantity"]), Decimal(ln["refund"]))
                 for ln in fig["lines"]
