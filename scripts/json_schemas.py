@@ -2,7 +2,8 @@
 
     PYTHONPATH=src .venv/bin/python -m scripts.json_schemas
 
-Rewrites ``docs/rules.schema.json`` and ``docs/referrals.schema.json``; the tests
+Rewrites ``docs/rules.schema.json``, ``docs/referrals.schema.json`` and
+``docs/challenges.schema.json``; the tests
 (``tests/rules/test_schema_doc.py``, ``tests/spec/test_referrals_spec.py``) fail while a
 published schema differs from what this writes.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kopilka.spec.challenges import challenges_json_schema
 from kopilka.spec.referrals import referrals_json_schema
 from kopilka.spec.rules import rules_json_schema
 
@@ -21,6 +23,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "rules.schema.json": rules_json_schema,
     "referrals.schema.json": referrals_json_schema,
+    "challenges.schema.json": challenges_json_schema,
 }
 
 

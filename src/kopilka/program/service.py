@@ -20,6 +20,7 @@ from kopilka.audit.service import record
 from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_errors, validation_problem
 from kopilka.program.models import Currency, ProgramVersion, Store
+from kopilka.spec.challenges import validate_challenges
 from kopilka.spec.custom_events import validate_event_rules
 from kopilka.spec.program import ProgramSpec
 from kopilka.spec.referrals import validate_referrals
@@ -85,6 +86,7 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
         + validate_rules(spec)
         + validate_event_rules(spec)
         + validate_referrals(spec)
+        + validate_challenges(spec)
     )
     if errors:
         raise Problem(422, "program_invalid", "the programme file has errors", errors=errors)

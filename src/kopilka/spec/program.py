@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
+from kopilka.spec.challenges import BadgeSpec, ChallengeSpec
 from kopilka.spec.custom_events import EventRuleSpec, EventType
 from kopilka.spec.referrals import ReferralsSpec
 from kopilka.spec.tiers import TiersSpec
@@ -163,6 +164,9 @@ class ProgramSpec(_Strict):
     event_rules: list[EventRuleSpec] = []
     # Rewards for inviting a friend (``kopilka.spec.referrals``); None: no referral programme.
     referrals: ReferralsSpec | None = None
+    # Challenges and badges (``kopilka.spec.challenges``).
+    challenges: list[ChallengeSpec] = []
+    badges: list[BadgeSpec] = []
 
     @field_validator("timezone")
     @classmethod
