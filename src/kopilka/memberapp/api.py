@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from kopilka.challenges import service as challenges
+from kopilka.challenges.schemas import MemberChallengeOut
 from kopilka.core.auth import SessionDep, public, require
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
@@ -489,7 +490,7 @@ def app_link(
 # --- challenges ---
 
 
-@router.post("/app/challenges/{code}/join")
+@router.post("/app/challenges/{code}/join", response_model=MemberChallengeOut)
 def join_challenge(
     code: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
     session: SessionDep,
