@@ -3,10 +3,10 @@
     PYTHONPATH=src .venv/bin/python -m scripts.json_schemas
 
 Rewrites ``docs/rules.schema.json``, ``docs/referrals.schema.json``,
-``docs/leaderboards.schema.json`` and ``docs/rewards.schema.json``; the tests
-(``tests/rules/test_schema_doc.py``, ``tests/spec/test_referrals_spec.py``,
-``tests/spec/test_leaderboards_spec.py``, the rewards' spec tests) fail while a published
-schema differs from what this writes.
+``docs/challenges.schema.json``, ``docs/leaderboards.schema.json`` and
+``docs/rewards.schema.json``; the tests (``tests/rules/test_schema_doc.py`` and each
+section's spec tests in ``tests/spec``) fail while a published schema differs from what
+this writes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kopilka.spec.challenges import challenges_json_schema
 from kopilka.spec.leaderboards import leaderboards_json_schema
 from kopilka.spec.referrals import referrals_json_schema
 from kopilka.spec.rewards import rewards_json_schema
@@ -27,6 +28,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "referrals.schema.json": referrals_json_schema,
     "leaderboards.schema.json": leaderboards_json_schema,
     "rewards.schema.json": rewards_json_schema,
+    "challenges.schema.json": challenges_json_schema,
 }
 
 

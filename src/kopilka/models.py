@@ -7,6 +7,7 @@ One line per domain; keep them sorted.
 import kopilka.adjustments.models
 import kopilka.apikeys.models
 import kopilka.audit.models
+import kopilka.challenges.models
 import kopilka.console.models
 import kopilka.core.idempotency
 import kopilka.core.jobs

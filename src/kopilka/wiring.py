@@ -28,6 +28,9 @@ from kopilka.adjustments.api import router as adjustments_router
 from kopilka.apikeys import service as apikeys
 from kopilka.apikeys.api import router as apikeys_router
 from kopilka.audit.api import router as audit_router
+from kopilka.challenges import service as challenges
+from kopilka.challenges.api import router as challenges_router
+from kopilka.challenges.hook import HOOK as challenge_hook
 from kopilka.console import auth as console_auth
 from kopilka.core.auth import use_identity
 from kopilka.coupons import jobs as coupons_jobs
@@ -117,6 +120,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     # --- leaderboards ---
     leaderboards_router,
     rewards_router,
+    challenges_router,
 )
 
 # The modules whose ``@job`` functions ``kopilka worker`` runs: importing one registers its
@@ -150,6 +154,7 @@ PRIVACY_HOOKS: tuple[tuple[str, Callable[..., Any], Callable[..., None]], ...] =
     # --- leaderboards ---
     ("leaderboards", leaderboards.export_leaderboards, leaderboards.erase_leaderboards),
     ("rewards", rewards.export_claims, rewards.erase_claims),
+    ("challenges", challenges.export_member, challenges.erase_member),
 )
 
 
@@ -184,6 +189,7 @@ def wire() -> None:
     rotation.use_metadata(every_table)
     # --- leaderboards ---
     receipt_hooks.register(leaderboard_hook)
+    wire_challenges()
 
 
 def install(app: FastAPI) -> None:
@@ -196,3 +202,13 @@ def install(app: FastAPI) -> None:
     mount_console(app)
     mount_member_app(app)
     mount_api_docs(app)
+
+
+# --- challenges ---
+
+
+def wire_challenges() -> None:
+    """The challenges' receipt hook, and what custom events and referrals tell them."""
+    receipt_hooks.register(challenge_hook)
+    custom_events.on_recorded(challenges.on_event)
+    referrals.on_qualification(challenges.on_referral)

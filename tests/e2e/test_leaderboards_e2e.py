@@ -81,6 +81,8 @@ def test_a_member_takes_part_and_sees_her_place_in_russian_and_english(
             page = phone.pages[0] if phone.pages else phone.new_page()
             page.goto(link["url"])
             page.wait_for_url(f"{base}/app/")
+            page.get_by_test_id("nav-games").click()
+            page.wait_for_url(f"{base}/app/challenges")
             page.get_by_test_id("nav-leaderboard").click()
             page.wait_for_url(f"{base}/app/leaderboard")
             return page

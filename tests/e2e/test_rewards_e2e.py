@@ -67,6 +67,8 @@ def test_the_sticker_card_in_russian_and_english_and_a_coupon_claimed(
             page = phone.pages[0] if phone.pages else phone.new_page()
             page.goto(link["url"])
             page.wait_for_url(f"{base}/app/")
+            page.get_by_test_id("nav-games").click()
+            page.wait_for_url(f"{base}/app/challenges")
             page.get_by_test_id("nav-stickers").click()
             page.wait_for_url(f"{base}/app/stickers")
             rewards = page.get_by_test_id("reward")

@@ -20,6 +20,7 @@ from kopilka.audit.service import record
 from kopilka.core.db import db_key, now
 from kopilka.core.errors import Problem, field_error, validation_errors, validation_problem
 from kopilka.program.models import Currency, ProgramVersion, Store
+from kopilka.spec.challenges import validate_challenges
 from kopilka.spec.custom_events import validate_event_rules
 from kopilka.spec.leaderboards import validate_leaderboards
 from kopilka.spec.program import ProgramSpec
@@ -89,6 +90,7 @@ def validate_program(data: dict[str, Any]) -> ProgramSpec:
         + validate_referrals(spec)
         + validate_leaderboards(spec)
         + validate_rewards(spec)
+        + validate_challenges(spec)
     )
     if errors:
         raise Problem(422, "program_invalid", "the programme file has errors", errors=errors)

@@ -140,11 +140,14 @@ class CouponReward(_Strict):
 class RewardSpec(_Strict):
     points: PointsReward | None = None
     coupon: CouponReward | None = None
+    # A badge of the programme's ``badges`` (``kopilka.spec.challenges``), awarded by the
+    # rule: badges "by rules".
+    badge: Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> RewardSpec:
-        if self.points is None and self.coupon is None:
-            raise ValueError("a reward needs points, a coupon or both")
+        if self.points is None and self.coupon is None and self.badge is None:
+            raise ValueError("a reward needs points, a coupon, a badge or some of them")
         return self
 
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from kopilka.core.money import MAX_AMOUNT, MAX_PRECISION, fits_precision
+from kopilka.spec.challenges import BadgeSpec, ChallengeSpec
 from kopilka.spec.custom_events import EventRuleSpec, EventType
 from kopilka.spec.leaderboards import LeaderboardSpec
 from kopilka.spec.referrals import ReferralsSpec
@@ -175,6 +176,10 @@ class ProgramSpec(_Strict):
 
     def reward(self, code: str) -> RewardSpec | None:
         return next((r for r in self.rewards if r.code == code), None)
+
+    # Challenges and badges (``kopilka.spec.challenges``).
+    challenges: list[ChallengeSpec] = []
+    badges: list[BadgeSpec] = []
 
     @field_validator("timezone")
     @classmethod

@@ -58,6 +58,7 @@ const MODULES = {
   invited: "./join.js",
   leaderboard: "./leaderboard.js",
   stickers: "./stickers.js",
+  challenges: "./challenges.js",
 };
 
 async function main() {

@@ -1,0 +1,1 @@
+"""Challenges and badges (issue 22)."""
