@@ -1,22 +1,20 @@
 """The challenges' part in a receipt (the seam ``purchases.hooks``).
 
-Read with the receipt's context, three scalar subqueries: the digest of the programme in
-force (its challenges are compiled once per digest, ``service.cached``), the member's
-current progress rows (the most recent periods first, ``LIMIT`` of them, as text), and the
-challenges the member opted in to. From those, ``settled`` plans in the receipt's own
+Read with the receipt's context, two scalar subqueries: the member's current progress rows
+(the most recent periods first, ``LIMIT`` of them, as text) and the challenges the member
+opted in to. The challenges are those of the programme the receipt carries (compiled once
+per version, ``service.setup_of``). From those, ``settled`` plans in the receipt's own
 statement, for each challenge whose goal is a plain sum (receipts, money paid, units), the
 contribution row (its unique key makes a replay count once) and the addition to the
-member's progress. ``after_settled`` then emits ``challenge.progressed`` and, only when the
-read says a step is reached, rewards it; challenges that need more than the read
-(distinct days or categories, streaks, an audience, an opt-in's days, a programme not yet
-compiled) are counted there with the service's own statements. A cancel or a return is
-rare: ``after_reversed`` recomputes the receipt's contributions on what is left.
+member's progress, with ``challenge.progressed``. ``after_settled`` then, only when the
+read says a step is reached, rewards it; challenges that need more than the read (distinct
+days or categories, streaks, an audience, an opt-in's days) are counted there with the
+service's own statements. A cancel or a return is rare: ``after_reversed`` recomputes the
+receipt's contributions on what is left.
 """
 
 from __future__ import annotations
 
-import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,11 +30,9 @@ from kopilka.challenges import progress, service
 from kopilka.challenges.models import ChallengeContribution, ChallengeEntry, ChallengeJoin
 from kopilka.core.money import from_units
 from kopilka.core.plan import Plan, table
-from kopilka.program.queries import digest_in_force
 from kopilka.purchases.hooks import Event, Reversed, Settled
 from kopilka.spec.challenges import ChallengeSpec
 
-PROGRAM = "challenges_program"
 ENTRIES = "challenges_entries"
 JOINED = "challenges_joined"
 # How many of the member's progress rows a receipt reads (current periods rank first: a
@@ -44,11 +40,6 @@ JOINED = "challenges_joined"
 LIMIT = 32
 CONTRIBUTIONS = table(ChallengeContribution)
 PROGRESS = table(ChallengeEntry)
-
-# Receipts whose programme was not compiled when ``settled`` ran: ``after_settled`` counts
-# them whole (a thread may compile it in between; the mark says what ``settled`` did).
-_missed_lock = threading.Lock()
-_missed: set[uuid.UUID] = set()
 
 
 class joined_text(FunctionElement[str]):
@@ -172,7 +163,6 @@ class ChallengeHook:
             .subquery()
         )
         return [
-            digest_in_force().label(PROGRAM),
             select(joined_text(recent.c.s)).scalar_subquery().label(ENTRIES),
             select(
                 joined_text(
@@ -191,11 +181,7 @@ class ChallengeHook:
     ) -> Sequence[Event] | None:
         if receipt.member_id is None:
             return None
-        st = service.cached(read.get(PROGRAM))
-        if st is None:
-            with _missed_lock:
-                _missed.add(receipt.purchase_id)
-            return None
+        st = service.setup_of(receipt.program)
         if not st.of_receipts:
             return None
         planned, _ = plan_of(st, receipt, parse(read))
@@ -236,15 +222,8 @@ class ChallengeHook:
     def after_settled(self, session: Session, receipt: Settled, read: Mapping[str, Any]) -> None:
         if receipt.member_id is None:
             return
-        with _missed_lock:
-            missed = receipt.purchase_id in _missed
-            _missed.discard(receipt.purchase_id)
-        if missed:
-            whole = service.setup(session)
-            service.settle_receipt(session, whole, receipt, [], whole.of_receipts)
-            return
-        st = service.cached(read.get(PROGRAM))
-        if st is None or not st.of_receipts:
+        st = service.setup_of(receipt.program)
+        if not st.of_receipts:
             return
         planned, slow = plan_of(st, receipt, parse(read))
         if planned or slow:

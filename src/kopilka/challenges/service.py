@@ -91,8 +91,7 @@ _setups: dict[str, Setup] = {}
 
 
 def setup_of(program: Program) -> Setup:
-    """The challenges of ``program`` (kept by digest: the receipt hook looks them up by
-    the digest it reads with the receipt)."""
+    """The challenges of ``program`` (compiled once per version, kept by its digest)."""
     found = _setups.get(program.digest)
     if found is not None:
         return found
@@ -110,10 +109,6 @@ def setup_of(program: Program) -> Setup:
             _setups.clear()
         _setups[program.digest] = made
     return made
-
-
-def cached(digest: str | None) -> Setup | None:
-    return None if digest is None else _setups.get(digest)
 
 
 def setup(session: Session) -> Setup:
@@ -466,7 +461,7 @@ def reverse_receipt(session: Session, receipt: Reversed) -> None:
     )
     if not rows:
         return
-    st = setup(session)
+    st = setup_of(receipt.program)
     if receipt.kind == "cancel":
         returned = None
     else:

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.idempotency import run_idempotent
 from kopilka.core.principal import Principal
+from kopilka.members import service as members
 from kopilka.program.service import current_program
 from kopilka.rewards import service
-from kopilka.rewards.schemas import ClaimList, ClaimOut, RewardList
+from kopilka.rewards.schemas import ClaimList, ClaimOut, RewardList, StickerCardOut
 
 router = APIRouter(tags=["rewards"])
 
@@ -48,12 +49,13 @@ def list_claims(
 
 @router.get("/members/{member_id}/rewards/claims", response_model=ClaimList)
 def member_claims(member_id: uuid.UUID, session: SessionDep, _: MemberReader) -> dict[str, Any]:
-    """A member's claims, newest first."""
+    """A member's claims, newest first (404 ``member_not_found`` for an unknown member)."""
+    members.get_member(session, member_id)
     spec = current_program(session).spec
     return {"items": [service.claim_json(spec, c) for c in service.claims_of(session, member_id)]}
 
 
-@router.get("/members/{member_id}/stickers")
+@router.get("/members/{member_id}/stickers", response_model=StickerCardOut)
 def sticker_card(
     member_id: uuid.UUID,
     session: SessionDep,

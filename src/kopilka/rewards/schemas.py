@@ -66,3 +66,31 @@ class ClaimOut(_Out):
 
 class ClaimList(_Out):
     items: list[ClaimOut]
+
+
+class ProgressOut(_Out):
+    """How far the balance gets toward a reward: ``have`` of ``need``."""
+
+    have: str
+    need: str
+    enough: bool
+
+
+class CardRewardOut(RewardOut):
+    progress: ProgressOut
+
+
+class CardOut(_Out):
+    """One currency rewards cost in: the balance, a ``debt`` when it is negative (stickers
+    of a returned receipt already spent), the season's last day, and the rewards."""
+
+    currency: str
+    name: str
+    balance: str
+    debt: str | None
+    expires_on: str | None
+    rewards: list[CardRewardOut]
+
+
+class StickerCardOut(_Out):
+    cards: list[CardOut]

@@ -263,7 +263,9 @@ def claim(
     """A member claims a reward that is a coupon (in the app, or staff for them): its cost
     debited, a stock unit taken, a personal code of its pool issued, ``reward.claimed``;
     one transaction (the caller commits). ``key``: the request's Idempotency-Key (the same
-    key again answers the same claim)."""
+    key again answers the same claim). 404 ``member_not_found`` first, for an unknown
+    member, whatever the code."""
+    member = members.get_member(session, member_id)
     spec = current_program(session).spec
     reward = reward_of(spec, code)
     claim_key = f"reward:app:{member_id}:{key}" if key else f"reward:app:{uuid7()}"
@@ -276,7 +278,6 @@ def claim(
         raise validation_problem(
             [field_error("code", f"reward {code!r} is sold at the till (show it there)", "at_till")]
         )
-    member = members.get_member(session, member_id)
     if member.status != "active":
         raise Problem(422, "member_blocked", f"member {member_id} is {member.status}")
     if not reward.available.holds_on(today(spec)):
@@ -491,7 +492,9 @@ class CardLine:
 def card(session: Session, member_id: uuid.UUID, lang: str) -> dict[str, Any]:
     """The member's sticker card: per currency the rewards cost in, the balance (negative:
     a debt, e.g. stickers of a returned receipt already spent) and each reward with how
-    far the balance gets toward it ("17 of 30")."""
+    far the balance gets toward it ("17 of 30"). 404 ``member_not_found`` for an unknown
+    member."""
+    members.get_member(session, member_id)
     spec = current_program(session).spec
     balances = {b.currency: b for b in ledger.balances(session, member_id)}
     used = taken(session)
