@@ -17,6 +17,7 @@ from kopilka.web.admin.views import (
     account,
     approvals,
     audit,
+    challenges,
     dashboards,
     members,
     programme,
@@ -32,7 +33,17 @@ from kopilka.web.admin.views.shared import (
     problem_text,
 )
 
-SCREENS = (signin, account, members, approvals, referrals, programme, dashboards, audit)
+SCREENS = (
+    signin,
+    account,
+    members,
+    approvals,
+    referrals,
+    challenges,
+    programme,
+    dashboards,
+    audit,
+)
 
 router = APIRouter()
 for screen in SCREENS:

@@ -171,3 +171,9 @@ def problem_message(p: Page, exc: Problem) -> str:
     return "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors or []) or (
         exc.detail or problem_text(p, exc)
     )
+
+
+# --- challenges ---
+# the challenges' list and figures, the form's check and simulation (publishing a
+# challenge is ``programme.apply``)
+CAN["challenges.view"] = ("admin", "manager", "analyst")
