@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kopilka.challenges import drafts
-from kopilka.challenges import report as challenge_report
+from kopilka.challenges import console_report as challenge_report
 from kopilka.challenges import simulate as simulation
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.dates import Day
