@@ -83,7 +83,7 @@ def upgrade() -> None:
             "ix_challenge_entries_challenge", ["challenge", "period_key"], unique=False
         )
         batch_op.create_index(
-            "ix_challenge_entries_member", ["member_id", "updated_at"], unique=False
+            "ix_challenge_entries_member", ["member_id", "period_end"], unique=False
         )
 
     op.create_table(
@@ -128,6 +128,7 @@ def upgrade() -> None:
         sa.Column("challenge", sa.String(length=64), nullable=False),
         sa.Column("period_key", sa.String(length=32), nullable=False),
         sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("round", sa.Integer(), nullable=False),
         sa.Column("currency", sa.String(length=16), nullable=True),
         sa.Column("amount", kopilka.core.db.Amount(), nullable=True),
         sa.Column("entry_id", sa.Uuid(), nullable=True),
@@ -156,7 +157,8 @@ def upgrade() -> None:
             "challenge",
             "period_key",
             "step",
-            name=op.f("uq_challenge_rewards_member_id_challenge_period_key_step"),
+            "round",
+            name=op.f("uq_challenge_rewards_member_id_challenge_period_key_step_round"),
         ),
     )
     with op.batch_alter_table("challenge_rewards", schema=None) as batch_op:

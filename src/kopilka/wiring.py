@@ -28,6 +28,9 @@ from kopilka.adjustments.api import router as adjustments_router
 from kopilka.apikeys import service as apikeys
 from kopilka.apikeys.api import router as apikeys_router
 from kopilka.audit.api import router as audit_router
+from kopilka.challenges import service as challenges
+from kopilka.challenges.api import router as challenges_router
+from kopilka.challenges.hook import HOOK as challenge_hook
 from kopilka.challenges.report_api import reports_router as challenge_reports_router
 from kopilka.challenges.report_api import router as challenge_console_router
 from kopilka.console import auth as console_auth
@@ -109,6 +112,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     memberapp_router,
     tiers_router,
     referrals_router,
+    challenges_router,
 )
 
 # The modules whose ``@job`` functions ``kopilka worker`` runs: importing one registers its
@@ -137,6 +141,7 @@ PRIVACY_HOOKS: tuple[tuple[str, Callable[..., Any], Callable[..., None]], ...] =
     ("member_app", memberapp.export_devices, memberapp.erase_devices),
     ("custom_events", custom_events.export_events, custom_events.erase_events),
     ("referrals", referrals.export_referrals, referrals.erase_referrals),
+    ("challenges", challenges.export_member, challenges.erase_member),
 )
 
 
@@ -163,6 +168,7 @@ def wire() -> None:
     privacy.use_purchases(purchases.export_member)
     use_consumer(webhooks)
     rotation.use_metadata(every_table)
+    wire_challenges()
 
 
 def install(app: FastAPI) -> None:
@@ -175,3 +181,13 @@ def install(app: FastAPI) -> None:
     mount_console(app)
     mount_member_app(app)
     mount_api_docs(app)
+
+
+# --- challenges ---
+
+
+def wire_challenges() -> None:
+    """The challenges' receipt hook, and what custom events and referrals tell them."""
+    receipt_hooks.register(challenge_hook)
+    custom_events.on_recorded(challenges.on_event)
+    referrals.on_qualification(challenges.on_referral)

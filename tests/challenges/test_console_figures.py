@@ -11,7 +11,7 @@ who   takes part   before   during  band (deciles of 100,100,100,1000,1000,3000,
 ====  ===========  =======  ======  ==========================================
 P1    yes          100      500     1
 P2    yes          1000     900     5
-P3    yes (joins)  —        300     0 (nothing before)
+P3    yes          —        300     0 (nothing before)
 P4    yes          3000     1000    8 (no non-participant there: unmatched)
 N1    no           100      200     1
 N2    no           100      400     1
@@ -37,22 +37,25 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
-from kopilka.challenges.models import (
-    ChallengeContribution,
-    ChallengeEntry,
-    ChallengeJoin,
-    ChallengeReward,
-)
+from kopilka.challenges.models import ChallengeEntry, ChallengeReward
 from kopilka.core.db import Database
 from tests.challenges import console_dataset as data
-from tests.conftest import Clock
+from tests.conftest import PINNED, Clock
 from tests.console.test_console import make_user, sign_in
 
 MSK = dt.timezone(dt.timedelta(hours=3))
 PERIOD = {"from": "2026-11-23", "to": "2026-11-29"}
 CODE = "five-coffees"
+
+
+@pytest.fixture
+def clock_start() -> dt.datetime:
+    """The known set's Saturday (tests/challenges/console_dataset.py), not this folder's
+    Tuesday."""
+    return PINNED
 
 
 def at(day: int, month: int = 11) -> dt.datetime:
@@ -86,45 +89,25 @@ def make(client: TestClient, db: Database, admin: dict[str, str]) -> dict[str, A
             )
     ids = {who: uuid.UUID(m["id"]) for who, m in people.items()}
     with db.session() as s:
-        # P1, P2, P4 progressed in W48; P3 joined in it (and N1's progress is of W47)
-        for who in ("P1", "P2", "P4"):
-            s.add(
-                ChallengeContribution(
-                    member_id=ids[who],
-                    challenge=CODE,
-                    period_key="2026-W48",
-                    source=f"purchase:{uuid.uuid4()}",
-                    value=Decimal(1),
-                    tokens=[],
-                    day=dt.date(2026, 11, 25),
-                )
-            )
-        s.add(
-            ChallengeContribution(
-                member_id=ids["N1"],
-                challenge=CODE,
-                period_key="2026-W47",
-                source=f"purchase:{uuid.uuid4()}",
-                value=Decimal(1),
-                tokens=[],
-                day=dt.date(2026, 11, 20),
-            )
+        # P1..P4 made progress in W48 (P1 and P2 completed it); N1 completed W47
+        entries = (
+            ("P1", "2026-W48", at(23), at(27)),
+            ("P2", "2026-W48", at(24), at(29)),
+            ("P3", "2026-W48", at(25), None),
+            ("P4", "2026-W48", at(26), None),
+            ("N1", "2026-W47", at(17), at(20)),
         )
-        s.add(ChallengeJoin(member_id=ids["P3"], challenge=CODE, joined_at=at(24)))
-        # P1 and P2 completed W48; N1 completed W47 (before the period)
-        for who, key, done in (
-            ("P1", "2026-W48", at(27)),
-            ("P2", "2026-W48", at(29)),
-            ("N1", "2026-W47", at(20)),
-        ):
+        for who, key, made, done in entries:
             s.add(
                 ChallengeEntry(
                     member_id=ids[who],
                     challenge=CODE,
                     period_key=key,
-                    value=Decimal(3),
-                    steps_done=1,
+                    value=Decimal(3 if done else 1),
+                    steps_done=1 if done else 0,
                     completed_at=done,
+                    created_at=made,
+                    updated_at=done or made,
                 )
             )
         rewards = (
@@ -157,9 +140,9 @@ def make(client: TestClient, db: Database, admin: dict[str, str]) -> dict[str, A
 EXPECTED_ITEM = {
     "code": CODE,
     "name": {"ru": "Три кофе за неделю", "en": "Three coffees a week"},
-    "in_programme": True,
     "join": "auto",
     "joined": 4,
+    "took_part": 4,
     "completed": 2,
     "completions": 2,
     "completion_rate": "0.5000",
@@ -206,9 +189,10 @@ def test_the_report_counts_joined_completed_cost_and_spend_against_comparable_me
     assert csv.status_code == 200
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.content.decode("utf-8-sig").split("\r\n")[:5] == [
-        "challenge;joined;completed;completions;completion_rate;cost;participants_matched;"
+        "challenge;joined;took_part;completed;completions;completion_rate;cost;"
+        "participants_matched;"
         "comparable;spend_per_participant;spend_per_comparable;difference",
-        "five-coffees;4;2;2;0.5000;100.00;3;4;566.67;333.33;233.33",
+        "five-coffees;4;4;2;2;0.5000;100.00;3;4;566.67;333.33;233.33",
         "",
         "challenge;currency;points;value;money",
         "five-coffees;BONUS;200.00;0.5;100.00",

@@ -5,9 +5,11 @@ in force, and editing a challenge of the programme."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -16,7 +18,7 @@ from kopilka.core.db import Database
 from kopilka.program.service import export_program
 from kopilka.users.models import User
 from tests.challenges import console_dataset as data
-from tests.conftest import Clock
+from tests.conftest import PINNED, Clock
 from tests.console.test_console import csrf_of, make_user, sign_in
 
 GOOD = {
@@ -35,6 +37,13 @@ GOOD = {
     "streak_every": "week",
     "streak_grace": "0",
 }
+
+
+@pytest.fixture
+def clock_start() -> dt.datetime:
+    """The known set's Saturday (tests/challenges/console_dataset.py), not this folder's
+    Tuesday."""
+    return PINNED
 
 
 def post(client: TestClient, csrf: str, action: str, version: int = 2, **fields: Any) -> Any:

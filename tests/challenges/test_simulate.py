@@ -10,11 +10,13 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from kopilka.challenges import progress as ev
+from kopilka.challenges.models import ChallengeEntry
 from kopilka.challenges.simulate import Replayed, default_range, replay
 from kopilka.core.db import Database
 from kopilka.program.models import ProgramVersion
@@ -22,10 +24,17 @@ from kopilka.program.service import parse_program
 from kopilka.spec.challenges import ChallengeSpec
 from kopilka.spec.control_group import bucket_of
 from tests.challenges import console_dataset as data
-from tests.conftest import Clock
+from tests.conftest import PINNED, Clock
 
 SPEC = parse_program(data.PROGRAM)
 MSK = dt.timezone(dt.timedelta(hours=3))
+
+
+@pytest.fixture
+def clock_start() -> dt.datetime:
+    """The known set's Saturday (tests/challenges/console_dataset.py), not this folder's
+    Tuesday."""
+    return PINNED
 
 
 def challenge(doc: dict[str, Any]) -> ChallengeSpec:
@@ -171,6 +180,17 @@ def test_the_api_replays_last_weeks_receipts_after_their_returns(
         },
     }
     assert versions(db) == before
+    # and the receipts' own progress (the challenges' hook, live) agrees: W48's entries
+    with db.session() as s:
+        rows = s.execute(
+            select(ChallengeEntry.value, ChallengeEntry.completed_at).where(
+                ChallengeEntry.challenge == "five-coffees", ChallengeEntry.period_key == "2026-W48"
+            )
+        ).all()
+    assert sorted(Decimal(v) for v, _ in rows) == [2, 2, 3]
+    # (Olga's completion stands there: with hold_days 0 her reward stood before her
+    # return; a replay counts what the return left, as a challenge published now would)
+    assert sum(1 for _, done in rows if done is not None) == 2
     # and over W48 and W49 with a target of two: Anna, Boris (in W48), Olga complete;
     # Boris's Monday receipt starts W49 at one
     two = {**FIVE_COFFEES, "goal": {**FIVE_COFFEES["goal"], "target": 2}}

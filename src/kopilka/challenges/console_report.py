@@ -1,15 +1,15 @@
 """The challenges' report (``GET /api/v1/reports/challenges``, the console's Challenges
 screen): for a period of local days of the programme's time zone, per challenge of the
-programme in force (and any other that has rows in the period),
+programme in force, the figures of ``challenges.report.figures`` over the period (the
+challenges' own definitions, not a second copy), and
 
-* ``joined``: the members who took part — opted in during the period, or whose receipts,
-  events or friends of the period's days moved their progress (a contribution);
-* ``completed``: the members with a completion in the period (``completions``: how many
-  completions, a member completing a weekly challenge twice counts twice there);
-  ``completion_rate`` = completed ÷ joined;
+* ``joined``: opt-ins in the period (an automatic challenge: the members who took part);
+  ``took_part``: members with progress made in the period; ``completed``: those of them
+  who completed it (``completions``: periods completed); ``completion_rate`` = completed
+  ÷ joined;
 * ``cost``: the rewards given in the period and not revoked (pending or standing; none
-  for the control group), by ``challenges.cost``: points times their currency's value,
-  coupons at their pool's face when known, badges counted;
+  for the control group): points times their currency's value (``figures``), coupons at
+  their pool's face when known, badges counted (``challenges.cost``);
 * ``spend``: the money paid (after returns) in the period by the participants against
   *comparable* non-participants. Comparable means: in the same band of spend in the equal
   window just before the period — band 0 for those who paid nothing then, bands 1 to 10
@@ -36,16 +36,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from kopilka.challenges import report as challenge_figures
 from kopilka.challenges.cost import Cost, coupon_faces, money_text
-from kopilka.challenges.models import (
-    ChallengeContribution,
-    ChallengeEntry,
-    ChallengeJoin,
-    ChallengeReward,
-)
+from kopilka.challenges.models import ChallengeEntry, ChallengeJoin, ChallengeReward
 from kopilka.core import db as core_db
 from kopilka.core.csvfile import Cell, excel_csv
 from kopilka.core.money import ZERO
@@ -200,6 +196,7 @@ class ChallengeReport:
         head: list[Cell] = [
             "challenge",
             "joined",
+            "took_part",
             "completed",
             "completions",
             "completion_rate",
@@ -222,6 +219,7 @@ class ChallengeReport:
                 [
                     it["code"],
                     it["joined"],
+                    it["took_part"],
                     it["completed"],
                     it["completions"],
                     dec(it["completion_rate"]),
@@ -250,14 +248,17 @@ class ChallengeReport:
 
 
 def _participants(session: Session, period: Period) -> dict[str, set[uuid.UUID]]:
+    """Per challenge, the members who took part in the period as ``report.figures``
+    counts them: progress made in it (an entry created in it, with progress), or an
+    opt-in in it."""
     lo, hi = period.bounds()
     out: dict[str, set[uuid.UUID]] = defaultdict(set)
     for code, member_id in session.execute(
-        select(ChallengeContribution.challenge, ChallengeContribution.member_id)
+        select(ChallengeEntry.challenge, ChallengeEntry.member_id)
         .where(
-            ChallengeContribution.day >= period.start,
-            ChallengeContribution.day <= period.end,
-            ChallengeContribution.value > 0,
+            ChallengeEntry.value > 0,
+            ChallengeEntry.created_at >= lo,
+            ChallengeEntry.created_at < hi,
         )
         .distinct()
     ):
@@ -271,71 +272,55 @@ def _participants(session: Session, period: Period) -> dict[str, set[uuid.UUID]]
     return out
 
 
-def _completions(session: Session, period: Period) -> dict[str, tuple[int, int]]:
-    """Per challenge: members who completed it in the period, and completions."""
-    lo, hi = period.bounds()
-    rows = session.execute(
-        select(
-            ChallengeEntry.challenge,
-            func.count(func.distinct(ChallengeEntry.member_id)),
-            func.count(),
-        )
-        .where(ChallengeEntry.completed_at >= lo, ChallengeEntry.completed_at < hi)
-        .group_by(ChallengeEntry.challenge)
-    ).all()
-    return {str(code): (int(members), int(n)) for code, members, n in rows}
-
-
-def _costs(session: Session, period: Period) -> dict[str, Cost]:
+def _coupons_and_badges(session: Session, period: Period) -> dict[str, Cost]:
+    """The coupons and badges of the rewards given in the period and not revoked (their
+    points are in ``report.figures``)."""
     lo, hi = period.bounds()
     out: dict[str, Cost] = defaultdict(Cost)
     for r in session.execute(
-        select(
-            ChallengeReward.challenge,
-            ChallengeReward.currency,
-            ChallengeReward.amount,
-            ChallengeReward.coupon_pool,
-            ChallengeReward.badge,
-        ).where(
+        select(ChallengeReward.challenge, ChallengeReward.coupon_pool, ChallengeReward.badge).where(
             ChallengeReward.status.in_(("pending", "standing")),
             ChallengeReward.created_at >= lo,
             ChallengeReward.created_at < hi,
+            or_(ChallengeReward.coupon_pool.is_not(None), ChallengeReward.badge.is_not(None)),
         )
     ):
-        out[r.challenge].add_row(r.currency, r.amount, r.coupon_pool, r.badge)
+        out[r.challenge].add_row(None, None, r.coupon_pool, r.badge)
     return out
 
 
 def build(session: Session, period: Period) -> ChallengeReport:
-    """The report of ``period`` (reads only)."""
+    """The report of ``period`` (reads only): ``report.figures`` of each challenge of the
+    programme, with the coupons' face and the badges added to the cost, and the spend
+    comparison."""
     spec: ProgramSpec = current_program(session).spec
     report = ChallengeReport(period, spec.base_currency)
+    lo, hi = period.bounds()
     participants = _participants(session, period)
-    completions = _completions(session, period)
-    costs = _costs(session, period)
+    extras = _coupons_and_badges(session, period)
     spend = spend_of(session, period)
-    pools = {p for c in costs.values() for p in c.pools()}
+    pools = {p for c in extras.values() for p in c.pools()}
     faces = coupon_faces(session, spec, sorted(pools))
-    known = [c.code for c in spec.challenges]
-    others = sorted({*participants, *completions, *costs} - set(known))
     by_code = {c.code: c for c in spec.challenges}
-    for code in [*known, *others]:
-        c = by_code.get(code)
-        joined = participants.get(code, set())
-        done, n = completions.get(code, (0, 0))
-        cost, _ = costs.get(code, Cost()).as_json(spec, faces)
+    for f in challenge_figures.figures(session, lo, hi):
+        cost = extras.get(f.code) or Cost()
+        for currency, amount in f.rewards.items():
+            cost.points[currency] += amount
+        cost_doc, _ = cost.as_json(spec, faces)
+        c = by_code.get(f.code)
+        base = f.joined or f.took_part
         report.items.append(
             {
-                "code": code,
-                "name": c.name.model_dump() if c is not None else None,
-                "in_programme": c is not None,
+                "code": f.code,
+                "name": f.name,
                 "join": c.join if c is not None else None,
-                "joined": len(joined),
-                "completed": done,
-                "completions": n,
-                "completion_rate": None if (r := rate(done, len(joined))) is None else str(r),
-                "cost": cost,
-                "spend": compare(spend, joined),
+                "joined": f.joined,
+                "took_part": f.took_part,
+                "completed": f.completed,
+                "completions": f.completions,
+                "completion_rate": str(f.completion_rate) if base else None,
+                "cost": cost_doc,
+                "spend": compare(spend, participants.get(f.code, set())),
             }
         )
     return report

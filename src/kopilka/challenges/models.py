@@ -48,7 +48,8 @@ class ChallengeEntry(Base):
     __tablename__ = "challenge_entries"
     __table_args__ = (
         UniqueConstraint("member_id", "challenge", "period_key"),
-        Index("ix_challenge_entries_member", "member_id", "updated_at"),
+        # a receipt reads the member's current periods first (``hook.columns``)
+        Index("ix_challenge_entries_member", "member_id", "period_end"),
         Index("ix_challenge_entries_challenge", "challenge", "period_key"),
     )
 
@@ -104,7 +105,8 @@ class ChallengeReward(Base):
         CheckConstraint(
             "status IN ('pending', 'standing', 'revoked', 'control_group')", name="status_known"
         ),
-        UniqueConstraint("member_id", "challenge", "period_key", "step"),
+        # a step revoked by a return and reached again is a new round
+        UniqueConstraint("member_id", "challenge", "period_key", "step", "round"),
         Index("ix_challenge_rewards_challenge", "challenge", "created_at"),
     )
 
@@ -113,6 +115,7 @@ class ChallengeReward(Base):
     challenge: Mapped[str] = mapped_column(String(64))
     period_key: Mapped[str] = mapped_column(String(32))
     step: Mapped[int] = mapped_column(Integer)
+    round: Mapped[int] = mapped_column(Integer, default=1)
     currency: Mapped[str | None] = mapped_column(String(16))
     amount: Mapped[Decimal | None] = mapped_column(Amount)
     entry_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("ledger_entries.id"))

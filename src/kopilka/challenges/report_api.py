@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kopilka.challenges import drafts
 from kopilka.challenges import console_report as challenge_report
+from kopilka.challenges import drafts
 from kopilka.challenges import simulate as simulation
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.dates import Day

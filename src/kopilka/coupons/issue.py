@@ -32,7 +32,7 @@ from kopilka.coupons.pools import (
     get_pool,
     pool_json,
 )
-from kopilka.coupons.queries import pools_by_ref
+from kopilka.coupons.queries import find_code, pools_by_ref
 from kopilka.coupons.schemas import ImportIn
 from kopilka.members.queries import existing_ids
 
@@ -485,3 +485,22 @@ def issue_to_member(
     except Problem as exc:  # refused before writing (e.g. the code pattern is full)
         return None, exc.code
     return issued[0]["code"], None
+
+
+# --- challenges ---
+
+
+def void_if_unused(session: Session, code: str) -> bool:
+    """Take back a personal code given as a reward that was then revoked (a challenge's
+    completion undone by a return): when it has not been used and its pool limits its
+    uses, its uses are set to the limit, so no till accepts it any more. False when it was
+    used already or cannot be limited (a pool of codes without a limit)."""
+    found = find_code(session, code)
+    if found is None:
+        return False
+    coupon, pool = found
+    if coupon.uses > 0 or pool.uses_per_code is None:
+        return False
+    coupon.uses = pool.uses_per_code
+    session.flush()
+    return True

@@ -16,6 +16,8 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -235,6 +237,9 @@ def record_event(
     }
     session.execute(update(Activity).where(Activity.id == event_id).values(answer=answer))
     _emit(session, answer, member.id)
+    recorded = Recorded(event_id, body.type, member.id, body.occurred_at, tuple(rewards), held_out)
+    for listener in _listeners:
+        listener(session, recorded)
     return 201, {**answer, "properties": body.properties}
 
 
@@ -368,3 +373,33 @@ def erase_events(session: Session, member_id: uuid.UUID) -> None:
     """Erasure: the properties of the member's events may hold anything the caller sent;
     they are blanked. The rewards stay (the ledger refers to them)."""
     session.execute(update(Activity).where(Activity.member_id == member_id).values(properties={}))
+
+
+# ---------------------------------------------------------------------------- listeners
+# --- challenges ---
+# What other parts do when an event is recorded (challenge progress of ``count: events``
+# goals, badges given by event rules): filled from ``kopilka.wiring``, called in the
+# event's transaction, under the member's lock, after its rewards.
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A custom event just recorded, with what each rule did (``rewards``: the answer's
+    items, ``{"rule", "status", …}``); ``held_out``: the member is in the control group."""
+
+    id: uuid.UUID
+    type: str
+    member_id: uuid.UUID
+    occurred_at: dt.datetime
+    rewards: tuple[dict[str, Any], ...]
+    held_out: bool
+
+
+Listener = Callable[[Session, Recorded], None]
+_listeners: list[Listener] = []
+
+
+def on_recorded(listener: Listener) -> None:
+    """Call ``listener`` for every event recorded (once per listener)."""
+    if listener not in _listeners:
+        _listeners.append(listener)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
+from kopilka.challenges import service as challenges
 from kopilka.core.auth import SessionDep, public, require
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
@@ -483,3 +484,19 @@ def app_link(
     if status == 201:
         payload = {**payload, "url": decrypt(payload["url"], sealed_as)}
     return JSONResponse(payload, status_code=status)
+
+
+# --- challenges ---
+
+
+@router.post("/app/challenges/{code}/join")
+def join_challenge(
+    code: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
+    session: SessionDep,
+    principal: MemberDep,
+) -> dict[str, Any]:
+    """The signed-in member opts in to a challenge (``join: opt_in``); again: the same.
+    404 ``challenge_not_found``; 422 ``not_in_audience``."""
+    item = challenges.join(session, uuid.UUID(principal.id), code, channel="app")
+    session.commit()
+    return item

@@ -11,7 +11,7 @@ import datetime as dt
 import zoneinfo
 from decimal import Decimal
 
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_time, format_timedelta
 from babel.numbers import format_currency, format_decimal, get_currency_symbol
 
 from kopilka.core.money import plain
@@ -93,3 +93,11 @@ def as_of(value: dt.datetime, tz: str, lang: str, today: dt.datetime) -> str:
     if _local(value, tz).date() == _local(today, tz).date():
         return time_of_day(value, tz, lang)
     return moment(value, tz, lang)
+
+
+# --- challenges ---
+
+
+def time_left(delta: dt.timedelta, lang: str) -> str:
+    """How long is left, roughly, in words ("3 days", "3 дня", "5 hours")."""
+    return format_timedelta(delta, threshold=1.5, locale=_locale(lang))

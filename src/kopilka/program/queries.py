@@ -60,3 +60,17 @@ def with_precision(q: Any, code: Any) -> Select[Any]:
     with that currency's decimal places added as each row's last column."""
     joined: Select[Any] = q.add_columns(Currency.precision).join(Currency, Currency.code == code)
     return joined
+
+
+# --- challenges ---
+
+
+def digest_in_force() -> Any:
+    """The digest of the programme version in force, as a scalar subquery (the receipt
+    hooks that keep a programme's compiled form by digest read it with the receipt)."""
+    return (
+        select(ProgramVersion.digest)
+        .order_by(ProgramVersion.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )

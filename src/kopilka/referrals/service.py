@@ -25,7 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, tuple_, update
@@ -328,6 +329,7 @@ def _qualified(
         _post_points(session, spec, ref)
     session.flush()
     _emit(session, ref, "referral.qualified")
+    _tell(session, ref, qualified=True)
 
 
 def _limit_reached(
@@ -380,6 +382,7 @@ def reverse(session: Session, receipt: Reversed) -> None:
     _revoke(session, ref, receipt.key)
     reason = "purchase_cancelled" if receipt.kind == "cancel" else "purchase_returned"
     _close(session, ref, "reversed", reason)
+    _tell(session, ref, qualified=False)
 
 
 # ---------------------------------------------------------------------------- rewards
@@ -924,3 +927,38 @@ def erase_referrals(session: Session, member_id: uuid.UUID) -> None:
         .where(Referral.friend_id == member_id)
         .values(device=None, cashier=None, updated_at=ledger.clock())
     )
+
+
+# ---------------------------------------------------------------------------- listeners
+# --- challenges ---
+# Who is told when a friend qualifies or a qualification is reversed (challenge progress of
+# ``count: referrals`` goals): filled from ``kopilka.wiring``; called in the transaction,
+# under the friend's and the referrer's locks.
+
+
+@dataclass(frozen=True)
+class Qualification:
+    """A referral qualified (``qualified``) or reversed; ``key`` names the round."""
+
+    referral_id: uuid.UUID
+    referrer_id: uuid.UUID
+    key: str
+    at: dt.datetime
+    qualified: bool
+
+
+Listener = Callable[[Session, Qualification], None]
+_listeners: list[Listener] = []
+
+
+def on_qualification(listener: Listener) -> None:
+    """Call ``listener`` whenever a referral qualifies or is reversed (once per listener)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _tell(session: Session, ref: Referral, *, qualified: bool) -> None:
+    at = ref.qualified_at or ledger.clock()
+    q = Qualification(ref.id, ref.referrer_id, f"referral:{ref.id}:{ref.rounds}", at, qualified)
+    for listener in _listeners:
+        listener(session, q)

@@ -494,14 +494,14 @@ MESSAGES.update(
         "challenge_groups": ("Participants / comparable", "Участники / похожие"),
         "challenge_unmatched": ("without a match", "без пары"),
         "challenge_opt_in": ("opt-in", "по записи"),
-        "challenge_gone": ("no longer in the programme", "уже не в программе"),
+        "challenge_took_part": ("took part", "продвинулись"),
         "challenge_figures_hint": (
-            "Joined: opted in during the period or moved their progress in it. Completed: "
-            "members with a completion in the period (completions in brackets). Cost: "
-            "rewards given in the period and not revoked, in money.",
-            "Участвовали: записались за период или продвинулись в нём. Выполнили: участники "
-            "с выполнением за период (в скобках — число выполнений). Стоимость: награды "
-            "периода, не отозванные, в деньгах.",
+            "Joined: opted in during the period (an automatic challenge: made progress in "
+            "it). Completed: of those with progress in the period (completions in "
+            "brackets). Cost: rewards given in the period and not revoked, in money.",
+            "Участвовали: записались за период (автоматическое задание — продвинулись в нём). "
+            "Выполнили: из продвинувшихся за период (в скобках — число выполнений). "
+            "Стоимость: награды периода, не отозванные, в деньгах.",
         ),
         "challenge_comparison_hint": (
             "Spend: money paid in the period, after returns. Comparable non-participants are "

@@ -262,6 +262,49 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "already_member": ("Already a member? Sign in", "Уже участник? Войти"),
     "open_card": ("Open my card", "Открыть мою карту"),
     "not_found_heading": ("Not found", "Не найдено"),
+    # --- challenges ---
+    "nav_challenges": ("Challenges", "Задания"),
+    "challenges_heading": ("Challenges", "Задания"),
+    "challenges_empty": ("No challenges right now.", "Сейчас заданий нет."),
+    "challenges_link": ("Challenges and badges", "Задания и значки"),
+    "progress_of": ("{value} of {target}", "{value} из {target}"),
+    "time_left": ("{left} left", "Осталось: {left}"),
+    "challenge_active": ("In progress", "В процессе"),
+    "challenge_completed": ("Completed", "Выполнено"),
+    "challenge_expired": ("Time is up", "Время вышло"),
+    "challenge_join": ("Take part", "Участвовать"),
+    "challenge_joined": ("You take part", "Вы участвуете"),
+    "challenge_not_joined": (
+        "Take part to have your purchases count.",
+        "Нажмите «Участвовать», чтобы покупки засчитывались.",
+    ),
+    "challenge_step": ("Step {n}: {target}", "Шаг {n}: {target}"),
+    "challenge_streak": (
+        "{length} {every} running, {grace} may be missed",
+        "{length} подряд ({every}), можно пропустить: {grace}",
+    ),
+    "every_day": ("days", "дней"),
+    "every_week": ("weeks", "недель"),
+    "every_month": ("months", "месяцев"),
+    "challenge_reward_pending": ("Reward on the way: {what}", "Награда в пути: {what}"),
+    "challenge_reward_standing": ("Reward: {what}", "Награда: {what}"),
+    "challenge_reward_revoked": (
+        "Reward taken back (a purchase was returned): {what}",
+        "Награда отменена (покупку вернули): {what}",
+    ),
+    "challenge_done_notice": (
+        "Challenge completed: {name}!",
+        "Задание выполнено: «{name}»!",
+    ),
+    "past_challenges": ("Earlier", "Раньше"),
+    "badges_heading": ("Badges", "Значки"),
+    "badges_earned": ("Earned {day}", "Получен {day}"),
+    "badges_not_yet": ("Not yet", "Ещё нет"),
+    "badges_count": ("{n} of {total} earned", "Получено {n} из {total}"),
+    "badges_empty": ("The programme has no badges yet.", "В программе пока нет значков."),
+    "badge_word": ("badge «{name}»", "значок «{name}»"),
+    "coupon_word": ("a coupon", "купон"),
+    "joined_ok": ("You take part now.", "Теперь вы участвуете."),
 }
 
 # The words the browser-side modules need (put into every page as JSON).
@@ -283,6 +326,7 @@ SCRIPT_KEYS = (
     "link_failed",
     "offline_banner",
     "share_text",
+    "joined_ok",
 )
 
 

@@ -27,6 +27,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from kopilka import __version__
+from kopilka.challenges import service as challenges
 from kopilka.core.config import get_settings
 from kopilka.core.db import get_db, now
 from kopilka.core.errors import Problem, serve_not_found_page
@@ -487,10 +488,12 @@ def home(request: Request) -> Response:
         recent, _ = _history(page, session, member.id, None, RECENT)
         coupons = _coupons(page, session, member.id)
         tier = _tier(page, session, member.id)
+        notices = _challenge_notices(page, session, member.id)
         session.commit()
     return page.render(
         "home.html",
         nav="card",
+        notices=notices,
         balances=balances,
         tier=tier,
         recent=recent,
@@ -742,3 +745,174 @@ def mount(app: FastAPI) -> None:
     app.include_router(router)
     serve_not_found_page(app, "/app/", _not_found)
     app.mount("/app/static", AppStatic(directory=STATIC), name="app-static")
+
+
+# ---------------------------------------------------------------------------- challenges
+# --- challenges ---
+
+
+@dataclass
+class ChallengeRow:
+    code: str
+    name: str
+    description: str | None
+    status: str
+    status_text: str
+    progress: str  # "3 of 5"
+    percent: int
+    left: str | None  # "3 days left"
+    joinable: bool
+    joined: bool
+    steps: list[str]
+    streak: str | None
+    rewards: list[str]
+    current: bool
+
+
+def _reward_words(page: Page, r: dict[str, Any]) -> str:
+    parts = []
+    if r.get("points"):
+        p = r["points"]
+        parts.append(
+            f"{page.amount(p['amount'], p['currency'])} {page.currency_name(p['currency'])}"
+        )
+    if r.get("coupon_code"):
+        parts.append(f"{page.t('coupon_word')} {r['coupon_code']}")
+    if r.get("badge"):
+        parts.append(page.t("badge_word", name=_badge_name(page, r["badge"])))
+    return ", ".join(parts)
+
+
+def _badge_name(page: Page, code: str) -> str:
+    badge = next((b for b in (page.spec.badges if page.spec else []) if b.code == code), None)
+    return getattr(badge.name, page.lang) if badge else code
+
+
+def _challenge_rows(page: Page, items: list[dict[str, Any]]) -> list[ChallengeRow]:
+    rows = []
+    seen: set[str] = set()
+    at = now()
+    for item in items:
+        current = item["code"] not in seen
+        seen.add(item["code"])
+        value, target = Decimal(item["progress"]["value"]), Decimal(item["progress"]["target"])
+        end = item["period"]["to"]
+        left = None
+        if current and item["status"] == "active" and end:
+            delta = dt.datetime.fromisoformat(end) - at
+            if delta.total_seconds() > 0:
+                left = page.t("time_left", left=formatting.time_left(delta, page.lang))
+        streak = item.get("streak")
+        rows.append(
+            ChallengeRow(
+                code=item["code"],
+                name=item["name"][page.lang],
+                description=(item["description"] or {}).get(page.lang),
+                status=item["status"],
+                status_text=page.t(f"challenge_{item['status']}"),
+                progress=page.t(
+                    "progress_of", value=page.quantity(value), target=page.quantity(target)
+                ),
+                percent=int(min(value / target, Decimal(1)) * 100) if target else 0,
+                left=left,
+                joinable=current and not item["joined"] and item["status"] == "active",
+                joined=item["joined"],
+                steps=(
+                    [
+                        page.t("challenge_step", n=i + 1, target=page.quantity(s["target"]))
+                        for i, s in enumerate(item["steps"])
+                    ]
+                    if len(item["steps"]) > 1
+                    else []
+                ),
+                streak=(
+                    page.t(
+                        "challenge_streak",
+                        length=streak["length"],
+                        every=page.t(f"every_{streak['every']}"),
+                        grace=streak["grace"],
+                    )
+                    if streak
+                    else None
+                ),
+                rewards=[
+                    page.t(f"challenge_reward_{r['status']}", what=_reward_words(page, r))
+                    for r in item["rewards"]
+                    if r["status"] in ("pending", "standing", "revoked") and _reward_words(page, r)
+                ],
+                current=current,
+            )
+        )
+    return rows
+
+
+@router.get("/challenges")
+def challenges_page(request: Request) -> Response:
+    """The member's challenges: a card per challenge with its progress bar ("3 of 5"), the
+    time left, a button to take part in an opt-in one; then earlier periods."""
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        items = challenges.member_challenges(session, page.member.id)
+        session.commit()
+    rows = _challenge_rows(page, items)
+    return page.render(
+        "challenges.html",
+        nav="challenges",
+        current=[r for r in rows if r.current],
+        past=[r for r in rows if not r.current],
+    )
+
+
+@dataclass
+class BadgeRow:
+    code: str
+    name: str
+    description: str | None
+    image: str | None
+    earned: str | None  # "Earned 5 Dec 2026"
+
+
+@router.get("/badges")
+def badges_page(request: Request) -> Response:
+    """The badge wall: every badge of the programme, those earned first, with the day."""
+    with _session() as session:
+        page = _page(request, session)
+        if not _signed_in(request, session, page):
+            return _to_sign_in(request)
+        held = {b["code"]: b for b in challenges.member_badges(session, page.member.id)}
+        catalogue = challenges.badges(session)
+        session.commit()
+    rows = []
+    for b in catalogue:
+        got = held.get(b["code"])
+        image = b["image"]
+        if image and not image.startswith(("http://", "https://")):
+            image = f"/app/static/{image}"
+        rows.append(
+            BadgeRow(
+                code=b["code"],
+                name=b["name"][page.lang],
+                description=(b["description"] or {}).get(page.lang),
+                image=image,
+                earned=page.t("badges_earned", day=page.day(got["awarded_at"])) if got else None,
+            )
+        )
+    rows.sort(key=lambda r: r.earned is None)
+    earned = sum(1 for r in rows if r.earned)
+    return page.render(
+        "badges.html",
+        nav="challenges",
+        badges=rows,
+        count=page.t("badges_count", n=earned, total=len(rows)),
+    )
+
+
+def _challenge_notices(page: Page, session: Session, member_id: uuid.UUID) -> list[str]:
+    """The home screen's notices of challenges completed since the app last showed them
+    (each shown once)."""
+    return [
+        page.t("challenge_done_notice", name=n["name"][page.lang])
+        for n in challenges.completions_to_notice(session, member_id)
+    ]

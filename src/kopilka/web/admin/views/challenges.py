@@ -20,8 +20,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from kopilka.challenges import drafts
 from kopilka.challenges import console_report as challenge_report
+from kopilka.challenges import drafts
 from kopilka.challenges import simulate as simulation
 from kopilka.challenges.report_api import csv_response
 from kopilka.core.errors import Problem

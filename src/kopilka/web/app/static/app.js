@@ -56,6 +56,7 @@ const MODULES = {
   profile: "./profile.js",
   invite: "./invite.js",
   invited: "./join.js",
+  challenges: "./challenges.js",
 };
 
 async function main() {

@@ -1,0 +1,220 @@
+"""The challenges' part in a receipt (the seam ``purchases.hooks``).
+
+Read with the receipt's context, three scalar subqueries: the digest of the programme in
+force (its challenges are compiled once per digest, ``service.cached``), the member's
+current progress rows (the most recent periods first, ``LIMIT`` of them, as text), and the
+challenges the member opted in to. From those, ``settled`` plans in the receipt's own
+statement, for each challenge whose goal is a plain sum (receipts, money paid, units), the
+contribution row (its unique key makes a replay count once) and the addition to the
+member's progress. ``after_settled`` then emits ``challenge.progressed`` and, only when the
+read says a step is reached, rewards it; challenges that need more than the read
+(distinct days or categories, streaks, an audience, an opt-in's days, a programme not yet
+compiled) are counted there with the service's own statements. A cancel or a return is
+rare: ``after_reversed`` recomputes the receipt's contributions on what is left.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, bindparam, cast, literal_column, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from kopilka.challenges import progress, service
+from kopilka.challenges.models import ChallengeContribution, ChallengeEntry, ChallengeJoin
+from kopilka.core.money import from_units
+from kopilka.core.plan import Plan, table
+from kopilka.program.queries import digest_in_force
+from kopilka.purchases.hooks import Reversed, Settled
+from kopilka.spec.challenges import ChallengeSpec
+
+PROGRAM = "challenges_program"
+ENTRIES = "challenges_entries"
+JOINED = "challenges_joined"
+# How many of the member's progress rows a receipt reads (current periods rank first: a
+# programme with fewer challenges than this always finds every current one).
+LIMIT = 32
+CONTRIBUTIONS = table(ChallengeContribution)
+PROGRESS = table(ChallengeEntry)
+
+# Receipts whose programme was not compiled when ``settled`` ran: ``after_settled`` counts
+# them whole (a thread may compile it in between; the mark says what ``settled`` did).
+_missed_lock = threading.Lock()
+_missed: set[uuid.UUID] = set()
+
+
+class joined_text(FunctionElement[str]):
+    """The texts of a column joined by ``;`` (``string_agg``, SQLite's ``group_concat``),
+    with the separator written into the SQL: a receipt's statement binds nothing more."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(joined_text, "postgresql")
+def _pg(element: joined_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ';')"
+
+
+@compiles(joined_text, "sqlite")
+def _sqlite(element: joined_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ';')"
+
+
+@dataclass(frozen=True)
+class Read:
+    """What the receipt's statement read for the challenges."""
+
+    entries: Mapping[tuple[str, str], tuple[Decimal, int]]
+    complete: bool  # every progress row of the member was read
+    joined: frozenset[str]
+
+
+def parse(read: Mapping[str, Any]) -> Read:
+    raw = read.get(ENTRIES) or ""
+    entries: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    n = 0
+    for item in raw.split(";") if raw else ():
+        code, key, units, steps = item.split("|")
+        entries[(code, key)] = (from_units(int(units)), int(steps))
+        n += 1
+    joined = frozenset((read.get(JOINED) or "").split(";")) - {""}
+    return Read(entries, n < LIMIT, joined)
+
+
+def plan_of(
+    st: service.Setup, receipt: Settled, seen: Read
+) -> tuple[list[tuple[service.Planned, progress.Contribution]], list[ChallengeSpec]]:
+    """Pure: for each challenge counted from receipts, either the addition the receipt's
+    statement makes (with the values before and after) or a place in the slow list."""
+    planned: list[tuple[service.Planned, progress.Contribution]] = []
+    slow: list[ChallengeSpec] = []
+    facts: progress.Receipt | None = None
+    for c in st.of_receipts:
+        if c.join == "opt_in" and c.code not in seen.joined:
+            continue
+        if (
+            not progress.additive(c)
+            or c.audience is not None
+            or (c.period is not None and c.period.days is not None)
+        ):
+            slow.append(c)
+            continue
+        w = progress.window(c.period, receipt.occurred_at, st.tz)
+        if w is None:
+            continue
+        if facts is None:
+            facts = service.receipt_of(receipt, st.tz)
+        got = progress.receipt_contribution(c, facts, st.tz)
+        if got.value <= 0:
+            continue
+        before = seen.entries.get((c.code, w.key))
+        if before is None and not seen.complete:
+            slow.append(c)
+            continue
+        value, steps = before or (Decimal(0), 0)
+        planned.append((service.Planned(c, w, value, steps, value + got.value), got))
+    return planned, slow
+
+
+class ChallengeHook:
+    name = "challenges"
+
+    def columns(self) -> Sequence[ColumnElement[Any]]:
+        member: Any = bindparam("member_id")
+        e = ChallengeEntry
+        bar = literal_column("'|'", String)
+        text = (
+            e.challenge
+            + bar
+            + e.period_key
+            + bar
+            + cast(e.value, String)
+            + bar
+            + cast(e.steps_done, String)
+        )
+        recent = (
+            select(text.label("s"))
+            .where(e.member_id == member)
+            .order_by(e.period_end.is_(None).desc(), e.period_end.desc())
+            .limit(LIMIT)
+            .subquery()
+        )
+        return [
+            digest_in_force().label(PROGRAM),
+            select(joined_text(recent.c.s)).scalar_subquery().label(ENTRIES),
+            select(joined_text(ChallengeJoin.challenge))
+            .where(ChallengeJoin.member_id == member)
+            .scalar_subquery()
+            .label(JOINED),
+        ]
+
+    def settled(self, receipt: Settled, read: Mapping[str, Any], plan: Plan) -> None:
+        if receipt.member_id is None:
+            return
+        st = service.cached(read.get(PROGRAM))
+        if st is None:
+            with _missed_lock:
+                _missed.add(receipt.purchase_id)
+            return
+        if not st.of_receipts:
+            return
+        planned, _ = plan_of(st, receipt, parse(read))
+        if not planned:
+            return
+        facts = service.receipt_of(receipt, st.tz)
+        source = f"purchase:{receipt.purchase_id}"
+        plan.insert_new(
+            CONTRIBUTIONS,
+            ("member_id", "challenge", "period_key", "source"),
+            [
+                service.contribution_row(
+                    receipt.member_id, p.challenge.code, p.window, source, got, facts.day, facts
+                )
+                for p, got in planned
+            ],
+            "challenge contribution",
+        )
+        plan.upsert_add(
+            PROGRESS,
+            ("member_id", "challenge", "period_key"),
+            ("value",),
+            [
+                service.entry_row(receipt.member_id, p.challenge.code, p.window, got.value)
+                for p, got in planned
+            ],
+        )
+
+    def reversed(self, receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
+        """No rows in the statement: ``after_reversed`` recomputes (returns are rare)."""
+
+    def after_settled(self, session: Session, receipt: Settled, read: Mapping[str, Any]) -> None:
+        if receipt.member_id is None:
+            return
+        with _missed_lock:
+            missed = receipt.purchase_id in _missed
+            _missed.discard(receipt.purchase_id)
+        if missed:
+            whole = service.setup(session)
+            service.settle_receipt(session, whole, receipt, [], whole.of_receipts)
+            return
+        st = service.cached(read.get(PROGRAM))
+        if st is None or not st.of_receipts:
+            return
+        planned, slow = plan_of(st, receipt, parse(read))
+        if planned or slow:
+            service.settle_receipt(session, st, receipt, [p for p, _ in planned], slow)
+
+    def after_reversed(self, session: Session, receipt: Reversed, read: Mapping[str, Any]) -> None:
+        service.reverse_receipt(session, receipt)
+
+
+HOOK = ChallengeHook()
