@@ -281,8 +281,8 @@ def validate_challenges(spec: ProgramSpec) -> list[dict[str, Any]]:
     """Checks across sections: unique codes; every reward's badge among ``badges``, its
     currency among the programme's (and the amount in its precision); stores, tiers and
     event types that exist; an event rule's badge among ``badges``. Errors name the path.
-    Coupon pools live in the database: ``challenges.service.check_pools`` checks them
-    when the programme is applied."""
+    Coupon pools live in the database: a pool is looked for when a reward is given (one
+    that cannot issue a code is audited, ``challenge.coupon_not_issued``)."""
     errors: list[dict[str, Any]] = []
 
     def err(field: str, code: str, message: str) -> None:
