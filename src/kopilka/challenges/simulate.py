@@ -17,7 +17,7 @@ import datetime as dt
 import uuid
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -183,34 +183,45 @@ def simulatable(challenge: ChallengeSpec, at: str = "goal.count") -> None:
         )
 
 
-def read_receipts(
-    session: Session, spec: ProgramSpec, start: dt.date, end: dt.date
-) -> list[Replayed]:
-    """The confirmed receipts with a member of the local days ``start`` to ``end``, each
-    as what is left after its returns (lines returned in full dropped)."""
+# Rows read at a time: a simulation streams the range's receipts, never all at once.
+BATCH = 2000
+
+
+def _bounds(spec: ProgramSpec, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     tz = spec.timezone
-    lo, hi = ev.day_start(start, tz), ev.day_start(end + dt.timedelta(days=1), tz)
+    return ev.day_start(start, tz), ev.day_start(end + dt.timedelta(days=1), tz)
+
+
+def read_returns(
+    session: Session, spec: ProgramSpec, start: dt.date, end: dt.date
+) -> dict[uuid.UUID, dict[int, tuple[Decimal, Decimal]]]:
+    """What returns took back of the range's receipts: receipt → line → (quantity,
+    refund)."""
+    lo, hi = _bounds(spec, start, end)
     returned: dict[uuid.UUID, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
     for row in session.execute(purchases.returned_lines_between(lo, hi)):
         returned[row.purchase_id][int(row.line_no)] = (
             Decimal(row.quantity or 0),
             Decimal(row.refund or 0),
         )
-    heads: dict[uuid.UUID, Any] = {}
-    lines: dict[uuid.UUID, list[ev.Line]] = defaultdict(list)
-    for row in session.execute(purchases.member_receipt_lines_between(lo, hi)):
-        heads.setdefault(row.id, row)
-        lines[row.id].append(
-            ev.Line(
-                int(row.line_no),
-                row.sku,
-                row.category,
-                Decimal(row.quantity),
-                Decimal(row.line_paid),
-            )
-        )
-    out: list[Replayed] = []
-    for pid, head in heads.items():
+    return returned
+
+
+def iter_receipts(
+    session: Session,
+    spec: ProgramSpec,
+    start: dt.date,
+    end: dt.date,
+    returned: Mapping[uuid.UUID, Mapping[int, tuple[Decimal, Decimal]]],
+) -> Iterator[Replayed]:
+    """The confirmed receipts with a member of the local days ``start`` to ``end``, one
+    by one (read ``BATCH`` rows at a time), each as what ``returned`` left of it."""
+    tz = spec.timezone
+    lo, hi = _bounds(spec, start, end)
+    head: Any = None
+    lines: list[ev.Line] = []
+
+    def made() -> Replayed:
         at: dt.datetime = head.occurred_at
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.UTC)
@@ -219,21 +230,43 @@ def read_receipts(
             channel=head.channel,
             paid=Decimal(head.total_due),
             day=ev.local_day(at, tz),
-            lines=tuple(lines[pid]),
+            lines=tuple(lines),
         )
-        if pid in returned:
-            receipt = ev.after_return(receipt, returned[pid])
-        out.append(Replayed(head.member_id, at, receipt))
-    return out
+        if head.id in returned:
+            receipt = ev.after_return(receipt, returned[head.id])
+        return Replayed(head.member_id, at, receipt)
+
+    rows = session.execute(
+        purchases.member_receipt_lines_between(lo, hi), execution_options={"yield_per": BATCH}
+    )
+    for row in rows:  # ordered by receipt, then line
+        if head is not None and row.id != head.id:
+            yield made()
+            lines = []
+        head = row
+        lines.append(
+            ev.Line(
+                int(row.line_no),
+                row.sku,
+                row.category,
+                Decimal(row.quantity),
+                Decimal(row.line_paid),
+            )
+        )
+    if head is not None:
+        yield made()
 
 
-def read_audience(session: Session, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """Each member's tier and tags now (members blocked or erased left out)."""
-    found = members.by_ids(session, member_ids)
+def read_audience(
+    session: Session, spec: ProgramSpec, start: dt.date, end: dt.date
+) -> dict[uuid.UUID, ev.Audience]:
+    """The tier and tags now of the active members who bought in the range (members
+    blocked or erased left out: they take part in nothing)."""
+    lo, hi = _bounds(spec, start, end)
+    buying = purchases.members_buying_between(lo, hi)
     return {
-        mid: ev.Audience(m.tier, frozenset(m.tags or ()))
-        for mid, m in found.items()
-        if m.status == "active"
+        row.id: ev.Audience(row.tier, frozenset(row.tags or ()))
+        for row in session.execute(members.audience_among(buying))
     }
 
 
@@ -265,8 +298,9 @@ def run(
         d_start, d_end = default_range(challenge, today_in(spec))
         start, end = start or d_start, end or d_end
     check_range(start, end)
-    receipts = read_receipts(session, spec, start, end)
-    audience = read_audience(session, sorted({r.member_id for r in receipts}))
+    audience = read_audience(session, spec, start, end)
+    returned = read_returns(session, spec, start, end)
+    receipts = iter_receipts(session, spec, start, end, returned)
     return replay(challenge, spec, receipts, audience, start, end)
 
 

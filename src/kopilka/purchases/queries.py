@@ -405,3 +405,18 @@ def returned_lines_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
         )
         .group_by(ReturnLine.purchase_id, ReturnLine.line_no)
     )
+
+
+def members_buying_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """The members (``member_id``) with a confirmed receipt that occurred from ``start``
+    (included) to ``end`` (excluded), each once."""
+    return (
+        select(Purchase.member_id.label("member_id"))
+        .where(
+            Purchase.member_id.is_not(None),
+            Purchase.status == "confirmed",
+            Purchase.occurred_at >= start,
+            Purchase.occurred_at < end,
+        )
+        .distinct()
+    )
