@@ -48,6 +48,12 @@ def main() -> None:
         help="print the rows each confirmation inserts and updates, per table, and its indexes",
     )
     ap.add_argument("--members", type=int, default=200, help="members seeded (receipts cycle)")
+    ap.add_argument(
+        "--challenges",
+        choices=("demo", "none", "three"),
+        default="demo",
+        help="the demo programme's challenges, none, or three that every receipt counts for",
+    )
     args = ap.parse_args()
     name = f"kopilka_prof_{secrets.token_hex(4)}"
     admin = psycopg.connect(PG_ADMIN, autocommit=True)
@@ -69,7 +75,7 @@ def main() -> None:
         from kopilka.purchases.schemas import PurchaseIn
 
         upgrade(get_db().engine)
-        cards, key = seed(url, args.members, dict(os.environ))
+        cards, key = seed(url, args.members, dict(os.environ), args.challenges)
         till = Principal(kind="api_key", id=str(uuid.uuid4()), role="cashier", store="msk-01")
 
         def body(i: int) -> dict[str, object]:

@@ -51,7 +51,50 @@ def db_url(name: str) -> str:
     return f"{base}/{name}"
 
 
-def seed(url: str, members: int, env: dict[str, str]) -> tuple[list[str], str]:
+# ``--challenges three``: three challenges every bench receipt counts for (plain sums: the
+# receipt's statement adds to them), one of which members complete (a reward at the fifth
+# receipt of the week); ``none``: the demo programme without its challenges.
+THREE_CHALLENGES = [
+    {
+        "code": "bench-five-a-week",
+        "name": {"ru": "Пять покупок за неделю", "en": "Five purchases a week"},
+        "goal": {"count": "purchases", "target": 5, "where": {"lines": {"skus": ["COFFEE"]}}},
+        "period": {"every": "week"},
+        "reward": {"currency": "BONUS", "amount": "50"},
+    },
+    {
+        "code": "bench-paid-month",
+        "name": {"ru": "Сто тысяч за месяц", "en": "A hundred thousand a month"},
+        "goal": {"count": "paid", "target": "100000"},
+        "period": {"every": "month"},
+        "reward": {"currency": "BONUS", "amount": "1000"},
+    },
+    {
+        "code": "bench-milk",
+        "name": {"ru": "Тысяча литров молока", "en": "A thousand litres of milk"},
+        "goal": {"count": "units", "target": 1000, "where": {"lines": {"skus": ["MILK"]}}},
+        "reward": {"currency": "BONUS", "amount": "500"},
+    },
+]
+
+
+def bench_program(challenges: str = "demo") -> str:
+    """The demo programme, with its own challenges (``demo``), none, or ``three``."""
+    import yaml
+
+    from kopilka.demo.seed import demo_program_text
+
+    text = demo_program_text()
+    if challenges == "demo":
+        return text
+    doc = yaml.safe_load(text)
+    doc["challenges"] = THREE_CHALLENGES if challenges == "three" else []
+    return str(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
+
+
+def seed(
+    url: str, members: int, env: dict[str, str], challenges: str = "demo"
+) -> tuple[list[str], str]:
     """Members with 1,000 available BONUS each; returns their cards and a till key. Runs
     with the server's settings (its data keys make the cards' blind indexes)."""
     os.environ.update({k: v for k, v in env.items() if k.startswith("KOPILKA_")})
@@ -63,7 +106,6 @@ def seed(url: str, members: int, env: dict[str, str]) -> tuple[list[str], str]:
 
     from kopilka.apikeys.service import create_key
     from kopilka.core.db import get_db
-    from kopilka.demo.seed import demo_program_text
     from kopilka.ledger import service as ledger
     from kopilka.members.schemas import MemberCreate
     from kopilka.members.service import create_member
@@ -74,7 +116,7 @@ def seed(url: str, members: int, env: dict[str, str]) -> tuple[list[str], str]:
     db = get_db()
     cards = []
     with db.session() as s:
-        apply_program(s, parse_program(demo_program_text()), actor="bench")
+        apply_program(s, parse_program(bench_program(challenges)), actor="bench")
         s.commit()
         for i in range(members):
             m = create_member(s, MemberCreate(phone=f"+7915{i:07d}"), "RU")
@@ -235,6 +277,12 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8911)
     ap.add_argument("--skip-pgbench", action="store_true", help="only the Kopilka side")
     ap.add_argument(
+        "--challenges",
+        choices=("demo", "none", "three"),
+        default="demo",
+        help="the demo programme's challenges, none, or three that every receipt counts for",
+    )
+    ap.add_argument(
         "--day",
         default=last_sunday(),
         help="the receipts' date (default the last Sunday: the demo's weekend campaign runs, "
@@ -274,7 +322,7 @@ def main() -> None:
     try:
         print(f"migrating and seeding {args.members} members …", flush=True)
         sh(kopilka, "migrate", env=env)
-        cards, key = seed(url, args.members, env)
+        cards, key = seed(url, args.members, env, args.challenges)
         threads = min(args.clients, os.cpu_count() or 2)
         tps_runs: list[float] = []
         if not args.skip_pgbench:

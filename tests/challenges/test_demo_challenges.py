@@ -7,7 +7,12 @@ from sqlalchemy import func, select
 
 from kopilka.challenges.models import ChallengeEntry, MemberBadge
 from kopilka.core.db import Database
-from kopilka.demo.seed import demo_program_text, seed_history, seed_members
+from kopilka.demo.seed import (
+    demo_program_text,
+    seed_challenge_joins,
+    seed_history,
+    seed_members,
+)
 from kopilka.ledger.verify import verify
 from kopilka.program.service import apply_program, parse_program
 
@@ -25,7 +30,8 @@ def test_the_demo_history_moves_challenges_and_awards_badges(db: Database) -> No
         "recycle-twice",
     ]
     seed_members(40)
-    # when the history is seeded through the till's path
+    # when a third of them opt in, and the history is seeded through the till's path
+    assert seed_challenge_joins() > 0
     seed_history()
     # then members made progress, some completed, and badges were awarded
     with db.session() as s:

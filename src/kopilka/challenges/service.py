@@ -232,9 +232,16 @@ def window_for(
     return progress.window(c.period, at, st.tz, joined)
 
 
-def join(session: Session, member_id: uuid.UUID, code: str, channel: str = "api") -> dict[str, Any]:
+def join(
+    session: Session,
+    member_id: uuid.UUID,
+    code: str,
+    channel: str = "api",
+    at: dt.datetime | None = None,
+) -> dict[str, Any]:
     """Opt a member in to a challenge (idempotent: joining again changes nothing). 404
-    ``challenge_not_found``; 422 ``member_blocked``, ``not_in_audience``."""
+    ``challenge_not_found``; 422 ``member_blocked``, ``not_in_audience``. ``at``: when
+    (the clock's now; the demo's history joins members back in time)."""
     st = setup(session)
     c = _challenge_or_404(st, code)
     member = members.get_member(session, member_id)
@@ -260,7 +267,7 @@ def join(session: Session, member_id: uuid.UUID, code: str, channel: str = "api"
                 id=uuid7(),
                 member_id=member_id,
                 challenge=code,
-                joined_at=ledger.clock(),
+                joined_at=at or ledger.clock(),
                 channel=channel,
             )
             .on_conflict_do_nothing()
@@ -274,7 +281,13 @@ def join(session: Session, member_id: uuid.UUID, code: str, channel: str = "api"
                 member_id=member_id,
             )
     items = member_challenges(session, member_id, codes={code})
-    return items[0]
+    if items:
+        return items[0]
+    # joined back in time (the demo's history): its days may be over already
+    joined = joined_at(session, member_id, code) or ledger.clock()
+    days = c.period.days if c.period is not None else None
+    end = joined + dt.timedelta(days=days) if days is not None else None
+    return _item(c, progress.Window("join", joined, end), None, joined, True, ledger.clock(), {})
 
 
 def _challenge_or_404(st: Setup, code: str) -> ChallengeSpec:

@@ -12,6 +12,7 @@ from importlib import resources
 import typer
 import uvicorn
 
+from kopilka.challenges import service as challenges
 from kopilka.core.config import get_settings, reset_settings_cache
 from kopilka.core.db import get_db
 from kopilka.core.errors import Problem
@@ -433,6 +434,7 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
     if have == 0 and members:
         typer.echo(f"seeding {members} demo members …")
         seed_members(members)
+        typer.echo(f"{seed_challenge_joins()} opt-ins to the demo's challenges")
         typer.echo("seeding their receipts of the last 120 days …")
         receipts = seed_history()
         typer.echo(f"{receipts} receipts recorded")
@@ -467,3 +469,25 @@ def run_demo(host: str, port: int, members: int, serve: bool) -> None:
             log_level="warning",
             access_log=False,
         )
+
+
+# --- challenges ---
+
+
+def seed_challenge_joins(share: float = 0.35, seed: int = 22) -> int:
+    """A share of the members opted in to each of the demo's opt-in challenges, 130 days
+    ago (before the history's receipts), so that the history moves them. The number of
+    opt-ins made."""
+    rng = random.Random(seed)
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(days=130)
+    made = 0
+    with get_db().session() as session:
+        setup = challenges.setup(session)
+        codes = [c.code for c in setup.challenges if c.join == "opt_in"]
+        for member in sorted(active_joined(session), key=lambda m: m.id):
+            for code in codes:
+                if rng.random() < share:
+                    challenges.join(session, member.id, code, channel="demo", at=at)
+                    made += 1
+        session.commit()
+    return made
