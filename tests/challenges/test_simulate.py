@@ -253,3 +253,38 @@ def test_the_api_names_the_challenges_bad_fields(
         headers=admin,
     )
     assert r.status_code == 422 and "from" in r.json()["errors"][0]["field"]
+
+
+def test_an_opt_in_challenge_is_replayed_as_if_everyone_joined_at_the_start() -> None:
+    # given "two receipts within 7 days of joining", and receipts of 2, 5 and 9 November
+    doc = {
+        "code": "seven-days",
+        "name": {"ru": "Неделя", "en": "A week"},
+        "goal": {"count": "purchases", "target": 2},
+        "join": "opt_in",
+        "period": {"days": 7},
+        "reward": {"currency": "BONUS", "amount": "10"},
+    }
+    receipts = [
+        receipt(ANNA, 2, ("C", "coffee", "1")),
+        receipt(ANNA, 5, ("C", "coffee", "1")),
+        receipt(BORIS, 5, ("C", "coffee", "1")),
+        receipt(BORIS, 9, ("C", "coffee", "1")),
+    ]
+    everyone = {m: ev.Audience(None, frozenset()) for m in (ANNA, BORIS)}
+    # when replayed from 1 November: both joined then, their 7 days end on the 8th
+    sim = replay(
+        challenge(doc), SPEC, receipts, everyone, dt.date(2026, 11, 1), dt.date(2026, 11, 30)
+    )
+    # then Anna's two count and complete it; Boris's second came too late
+    assert (sim.progressed, sim.completed) == (2, 1)
+    # and a member left out of the audience (blocked, erased: not read) takes no part
+    sim = replay(
+        challenge(doc),
+        SPEC,
+        receipts,
+        {BORIS: everyone[BORIS]},
+        dt.date(2026, 11, 1),
+        dt.date(2026, 11, 30),
+    )
+    assert (sim.members_buying, sim.eligible, sim.progressed, sim.completed) == (2, 1, 1, 0)
