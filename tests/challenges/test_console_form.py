@@ -51,6 +51,12 @@ def post(client: TestClient, csrf: str, action: str, version: int = 2, **fields:
     return client.post("/admin/challenges/draft", data=body, follow_redirects=False)
 
 
+def checked_of(html: str) -> str:
+    found = re.search(r'name="checked" value="([0-9a-f]+)"', html)
+    assert found, html[:3000]
+    return found.group(1)
+
+
 def errors_for(html: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, message in re.findall(r'data-error-for="([a-z_]+)">([^<]*)<', html):
@@ -79,8 +85,11 @@ def test_bad_fields_are_named_beside_them_and_nothing_is_published(
     r = post(client, csrf, "check", **{**GOOD, "reward_currency": "GOLD", "badge": "nope"})
     assert r.status_code == 422
     assert sorted(errors_for(r.text)) == ["badge", "reward_currency"]
-    r = post(client, csrf, "check", **{**GOOD, "steps": "2: 10\n5"})
+    r = post(client, csrf, "check", **{**GOOD, "reward_amount": "", "steps": "2: 10\n5"})
     assert r.status_code == 422 and sorted(errors_for(r.text)) == ["steps"]
+    # a ladder and a single amount both
+    r = post(client, csrf, "check", **{**GOOD, "steps": "2: 10\n5: 20"})
+    assert r.status_code == 422 and sorted(errors_for(r.text)) == ["reward_amount"]
     # a fixed period backwards, a bad simulation date
     r = post(
         client,
@@ -117,8 +126,16 @@ def test_the_check_simulates_and_shows_the_diff_then_publishing_makes_a_version(
     diff = re.search(r'data-testid="diff">(.*?)</pre>', html, re.S)
     assert diff and "+- code: two-breads" in diff.group(1).replace("&#43;", "+")
     assert 'data-testid="publish"' in html
-    # when they publish it
-    r = post(client, csrf, "publish", version=1, **GOOD)
+    # when they change the reward after the check and publish
+    checked = checked_of(html)
+    r = post(client, csrf, "publish", version=1, checked=checked, **{**GOOD, "reward_amount": "25"})
+    # then the new form is checked again and shown, not applied
+    assert r.status_code == 409 and "The form changed since the check" in r.text
+    assert checked_of(r.text) != checked
+    with db.session() as s:
+        assert "two-breads" not in export_program(s)
+    # when they publish what they checked
+    r = post(client, csrf, "publish", version=1, checked=checked, **GOOD)
     # then the programme's version 2 has it, and the audit says who
     assert r.status_code == 303 and r.headers["location"] == "/admin/challenges?done=published:2"
     with db.session() as s:
@@ -135,8 +152,8 @@ def test_the_check_simulates_and_shows_the_diff_then_publishing_makes_a_version(
     listed = client.get("/admin/challenges?done=published:2").text
     assert 'data-challenge="two-breads"' in listed and 'data-testid="done"' in listed
     # publishing the same check again, on a version no longer in force, is refused
-    r = post(client, csrf, "publish", version=1, **{**GOOD, "reward_amount": "30"})
-    assert r.status_code == 409
+    r = post(client, csrf, "publish", version=1, checked=checked, **{**GOOD, "reward_amount": "30"})
+    assert r.status_code == 409 and "The programme changed since the check" in r.text
     with db.session() as s:
         assert 'amount: "30"' not in export_program(s) and "amount: '30'" not in export_program(s)
 
@@ -170,13 +187,10 @@ def test_editing_a_challenge_fills_the_form_and_replaces_it(
         "badge": "coffee-lover",
         "target": "4",
     }
-    body = {
-        **form,
-        "csrf": csrf_of(page.text),
-        "action": "publish",
-        "replacing": "five-coffees",
-        "version": "1",
-    }
+    body = {**form, "csrf": csrf_of(page.text), "replacing": "five-coffees", "version": "1"}
+    check = client.post("/admin/challenges/draft", data={**body, "action": "check"})
+    assert check.status_code == 200, check.text
+    body |= {"action": "publish", "checked": checked_of(check.text)}
     r = client.post("/admin/challenges/draft", data=body, follow_redirects=False)
     # then the programme has one five-coffees, with the new target
     assert r.status_code == 303, r.text

@@ -118,10 +118,16 @@ def test_the_report_the_simulation_and_the_form_on_the_real_server(
         assert checked.status_code == 200, checked.text
         assert re.search(r'data-testid="sim-completed"><span>[^<]*</span><strong>1<', checked.text)
         version = re.search(r'name="version" value="(\d+)"', checked.text)
-        assert version
+        digest = re.search(r'name="checked" value="([0-9a-f]+)"', checked.text)
+        assert version and digest
         published = browser.post(
             "/admin/challenges/draft",
-            data={**fields, "action": "publish", "version": version.group(1)},
+            data={
+                **fields,
+                "action": "publish",
+                "version": version.group(1),
+                "checked": digest.group(1),
+            },
             follow_redirects=False,
         )
         assert published.status_code == 303, published.text

@@ -582,6 +582,10 @@ MESSAGES.update(
             "Просчитать можно только цели по чекам.",
         ),
         "challenge_diff": ("What the programme would change", "Что изменится в программе"),
+        "challenge_form_changed": (
+            "The form changed since the check: see the new check, then publish.",
+            "Форма изменилась после проверки: посмотрите новую проверку и опубликуйте.",
+        ),
         "challenge_programme_moved": (
             "The programme changed since the check: check again.",
             "Программа изменилась после проверки: проверьте ещё раз.",

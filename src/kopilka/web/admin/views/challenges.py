@@ -9,6 +9,8 @@ publishes it as a new programme version on confirmation (``program.service
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -197,6 +199,14 @@ def challenge_doc(form: Mapping[str, str]) -> dict[str, Any]:
     if f["steps"]:
         steps = []
         errors = []
+        if f["reward_amount"]:
+            errors.append(
+                {
+                    "field": "reward.amount",
+                    "code": "ladder",
+                    "message": "with a ladder, each step's amount is written in the ladder",
+                }
+            )
         rows = [r.strip() for r in f["steps"].splitlines() if r.strip()]
         for i, row in enumerate(rows):
             target, sep, amount = row.partition(":")
@@ -411,28 +421,41 @@ def _sim_range(form: Mapping[str, str]) -> tuple[dt.date | None, dt.date | None]
     return out[0], out[1]
 
 
-def _check(
+def _draft(
     session: Session, form: Mapping[str, str], replacing: str
-) -> tuple[ProgramSpec, drafts.Draft, dict[str, Any] | None, str | None]:
-    """Validate the form's challenge in the programme, and simulate it: the programme in
-    force, the draft, the simulation's JSON (or None and why)."""
+) -> tuple[ProgramSpec, drafts.Draft]:
+    """The form's challenge validated in the programme in force: the programme, the draft."""
     current = current_program(session).spec
-    draft = drafts.with_challenge(current, challenge_doc(form), replacing or None)
+    return current, drafts.with_challenge(current, challenge_doc(form), replacing or None)
+
+
+def _simulate(
+    session: Session, form: Mapping[str, str], draft: drafts.Draft
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The draft's simulation's JSON, or None and why."""
     start, end = _sim_range(form)
     try:
         sim = simulation.run(session, draft.spec, draft.challenge, start, end)
     except Problem as exc:
         if exc.code == "challenge_not_simulated":
-            return current, draft, None, exc.code
+            return None, exc.code
         raise
-    return current, draft, simulation.as_json(session, draft.spec, draft.challenge, sim), None
+    return simulation.as_json(session, draft.spec, draft.challenge, sim), None
+
+
+def checked_digest(draft: drafts.Draft, version: int) -> str:
+    """What a check showed: the challenge as validated, and the version it went into. A
+    publish whose form no longer says the same is shown again, not applied."""
+    doc = draft.challenge.model_dump(mode="json")
+    raw = json.dumps({"challenge": doc, "version": version}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 @router.post("/challenges/draft")
 async def challenge_draft(request: Request, session: SessionDep, user: UserDep) -> Response:
-    """``action``: ``check`` (validate, simulate, show the change) or ``publish`` (the
-    same, then apply the programme with the challenge as a new version, if the version
-    in force is still the one the check showed)."""
+    """``action``: ``check`` (validate, simulate, show the change) or ``publish`` (apply
+    the programme with the challenge as a new version, if the form and the version in
+    force are still those the check showed; otherwise the check again, 409)."""
     raw = await request.form()
     form = {k: str(v)[:5000] for k, v in raw.items() if isinstance(v, str)}
     check_csrf(user, form.get("csrf", ""))
@@ -443,45 +466,45 @@ async def challenge_draft(request: Request, session: SessionDep, user: UserDep) 
     replacing = form.get("replacing", "")
 
     def work() -> Response:
+        status, errors = 200, None
         try:
-            current, draft, sim, not_simulated = _check(session, form, replacing)
+            current, draft = _draft(session, form, replacing)
+            version = current_program(session).version
+            digest = checked_digest(draft, version)
+            if action == "publish":
+                if form.get("version") != str(version):
+                    status, errors = (
+                        409,
+                        [{"field": "$", "message": p.t("challenge_programme_moved")}],
+                    )
+                elif form.get("checked") != digest:
+                    status, errors = 409, [{"field": "$", "message": p.t("challenge_form_changed")}]
+                else:
+                    # apply_program writes the audit row (versions and what changed)
+                    result = program.apply_program(session, draft.spec, user.actor)
+                    session.commit()
+                    done = "published" if result.changed else "unchanged"
+                    return RedirectResponse(
+                        f"/admin/challenges?done={done}:{result.version}", status_code=303
+                    )
+            sim, not_simulated = _simulate(session, form, draft)
         except FormError as exc:
             return _form_page(p, session, form, replacing=replacing, status=422, errors=exc.errors)
         except Problem as exc:
             session.rollback()
-            errors = exc.errors or [{"field": "$", "message": problem_message(p, exc)}]
-            return _form_page(p, session, form, replacing=replacing, status=422, errors=errors)
-        version = current_program(session).version
-        if action == "publish":
-            if form.get("version") != str(version):
-                return _form_page(
-                    p,
-                    session,
-                    form,
-                    replacing=replacing,
-                    status=409,
-                    errors=[{"field": "$", "message": p.t("challenge_programme_moved")}],
-                    diff=drafts.diff(current, draft.spec, f"v{version}", "draft"),
-                    simulation=sim,
-                    not_simulated=not_simulated,
-                    checked=True,
-                )
-            # apply_program writes the audit row (versions and what changed)
-            result = program.apply_program(session, draft.spec, user.actor)
-            session.commit()
-            done = "published" if result.changed else "unchanged"
-            return RedirectResponse(
-                f"/admin/challenges?done={done}:{result.version}", status_code=303
-            )
+            errs = exc.errors or [{"field": "$", "message": problem_message(p, exc)}]
+            return _form_page(p, session, form, replacing=replacing, status=422, errors=errs)
         return _form_page(
             p,
             session,
             form,
             replacing=replacing,
+            status=status,
+            errors=errors,
             diff=drafts.diff(current, draft.spec, f"v{version}", "draft"),
             simulation=sim,
             not_simulated=not_simulated,
-            checked=True,
+            checked=digest,
         )
 
     return await run_in_threadpool(work)
