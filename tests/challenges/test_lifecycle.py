@@ -21,6 +21,7 @@ from tests.challenges.conftest import (
     events,
     ledger_holds,
     mine,
+    receipt,
 )
 from tests.conftest import Clock
 
@@ -275,3 +276,20 @@ def test_badges_by_hand_are_audited_and_refused_when_unknown(
     chals = client.get("/api/v1/challenges", headers=admin).json()["items"]
     assert [c["code"] for c in chals][:2] == ["five-coffees", "december-visits"]
     assert chals[0]["target"] == "5"
+
+
+def test_a_held_receipt_counts_when_committed_not_before(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol, challenges: Clock
+) -> None:
+    # given a coffee held at the till (points reserved, nothing settled)
+    anna = enrol()
+    body = receipt("H-1", anna["card_number"], "2026-12-08T10:00:00+03:00", COFFEE)
+    r = client.post("/api/v1/purchases", json={**body, "hold": True}, headers=admin)
+    assert r.status_code == 201, r.text
+    assert mine(client, admin, anna["id"])["five-coffees"]["progress"]["value"] == "0"
+    # when the hold is committed
+    c = client.post(f"/api/v1/purchases/{r.json()['id']}/commit", json={}, headers=admin)
+    assert c.status_code == 200, c.text
+    # then the coffee counts, once
+    assert mine(client, admin, anna["id"])["five-coffees"]["progress"]["value"] == "1"
+    assert events(db).count("challenge.progressed") == 2  # five coffees, December visits

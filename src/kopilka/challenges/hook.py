@@ -33,7 +33,7 @@ from kopilka.challenges.models import ChallengeContribution, ChallengeEntry, Cha
 from kopilka.core.money import from_units
 from kopilka.core.plan import Plan, table
 from kopilka.program.queries import digest_in_force
-from kopilka.purchases.hooks import Reversed, Settled
+from kopilka.purchases.hooks import Event, Reversed, Settled
 from kopilka.spec.challenges import ChallengeSpec
 
 PROGRAM = "challenges_program"
@@ -157,19 +157,21 @@ class ChallengeHook:
             .label(JOINED),
         ]
 
-    def settled(self, receipt: Settled, read: Mapping[str, Any], plan: Plan) -> None:
+    def settled(
+        self, receipt: Settled, read: Mapping[str, Any], plan: Plan
+    ) -> Sequence[Event] | None:
         if receipt.member_id is None:
-            return
+            return None
         st = service.cached(read.get(PROGRAM))
         if st is None:
             with _missed_lock:
                 _missed.add(receipt.purchase_id)
-            return
+            return None
         if not st.of_receipts:
-            return
+            return None
         planned, _ = plan_of(st, receipt, parse(read))
         if not planned:
-            return
+            return None
         facts = service.receipt_of(receipt, st.tz)
         source = f"purchase:{receipt.purchase_id}"
         plan.insert_new(
@@ -192,6 +194,12 @@ class ChallengeHook:
                 for p, got in planned
             ],
         )
+        # ``challenge.progressed`` in the receipt's statement (a step reached is rewarded,
+        # and ``challenge.completed`` written, by ``after_settled``)
+        member_id = receipt.member_id
+        return [
+            (t, d, member_id) for t, d in (service.planned_event(p, member_id) for p, _ in planned)
+        ]
 
     def reversed(self, receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
         """No rows in the statement: ``after_reversed`` recomputes (returns are rare)."""

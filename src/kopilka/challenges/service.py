@@ -395,6 +395,24 @@ class Planned:
         return progress.steps_reached(targets, self.after) > self.steps_before
 
 
+def planned_event(p: Planned, member_id: uuid.UUID) -> tuple[str, dict[str, Any]]:
+    """``challenge.progressed`` of an addition the receipt's statement makes (its
+    ``steps_done``: the steps the value after reaches)."""
+    c = p.challenge
+    targets = [t for t, _ in c.ladder()]
+    return (
+        "challenge.progressed",
+        {
+            "member_id": str(member_id),
+            "challenge": c.code,
+            "period": p.window.key,
+            "value": fmt_value(p.after),
+            "target": fmt_value(c.final_target()),
+            "steps_done": max(p.steps_before, progress.steps_reached(targets, p.after)),
+        },
+    )
+
+
 def settle_receipt(
     session: Session,
     st: Setup,
@@ -403,36 +421,16 @@ def settle_receipt(
     slow: Iterable[ChallengeSpec],
 ) -> None:
     """After a settled receipt's rows are written: reward the steps the planned additions
-    reach, count the challenges the statement could not, emit ``challenge.progressed``."""
+    reach (their ``challenge.progressed`` went with the receipt's statement), count the
+    challenges the statement could not and emit their ``challenge.progressed``."""
     assert receipt.member_id is not None
     member_id = receipt.member_id
     events: list[tuple[str, dict[str, Any]]] = []
     for p in planned:
         if p.reaches_step:
             entry = _locked_entry(session, member_id, p.challenge.code, p.window)
-            settle_steps(
-                session,
-                st,
-                p.challenge,
-                entry,
-                receipt.occurred_at,
-                f"purchase:{receipt.purchase_id}",
-            )
-            events.append(progressed(p.challenge, entry))
-        else:
-            events.append(
-                (
-                    "challenge.progressed",
-                    {
-                        "member_id": str(member_id),
-                        "challenge": p.challenge.code,
-                        "period": p.window.key,
-                        "value": fmt_value(p.after),
-                        "target": fmt_value(p.challenge.final_target()),
-                        "steps_done": p.steps_before,
-                    },
-                )
-            )
+            cause = f"purchase:{receipt.purchase_id}"
+            settle_steps(session, st, p.challenge, entry, receipt.occurred_at, cause)
     facts = receipt_of(receipt, st.tz)
     for c in slow:
         w = window_for(session, st, c, member_id, receipt.occurred_at)

@@ -517,7 +517,7 @@ def _plan_settled(
         changed = tiers.plan_move(plan, setup, p.member_id, before, has_state, value, p.occurred_at)
         if changed is not None:
             events.append(changed)
-    hooks.on_settled(settled(p, earned), read, plan)
+    events.extend(hooks.on_settled(settled(p, earned), read, plan))
     return events
 
 

@@ -8,7 +8,9 @@ moved, confirmed or a hold committed; ``reversed``: a cancel or a return) as par
 ``core.plan.Plan``. The confirmation reads the hooks' columns with its own context (on
 PostgreSQL in the same statement as the figures' reads) and writes their parts with its
 own (in the receipt's one statement); a conditional part that does not take
-(``UpdateIfUnchanged``) is the receipt's one retry.
+(``UpdateIfUnchanged``) is the receipt's one retry. ``settled`` may also answer events
+``(type, data, member_id)``: they go to the outbox in that same statement, after the
+receipt's own (challenge progress: no statement of its own per receipt).
 
 Most receipts ask nothing more of a hook than those rows. For the rare one that needs a
 domain's own operations — another member's wallet locked and credited through the
@@ -86,6 +88,10 @@ class Reversed:
     revoked: Mapping[str, Decimal] = field(default_factory=dict)
 
 
+# An event a hook adds to a settled receipt's: ``(type, data, member_id)``.
+Event = tuple[str, dict[str, Any], uuid.UUID | None]
+
+
 class ReceiptHook(Protocol):
     name: str
 
@@ -94,8 +100,11 @@ class ReceiptHook(Protocol):
         names the receipt's member); labels start with the hook's name."""
         ...
 
-    def settled(self, receipt: Settled, read: Mapping[str, Any], plan: Plan) -> None:
-        """Add the rows a settled receipt makes to ``plan``."""
+    def settled(
+        self, receipt: Settled, read: Mapping[str, Any], plan: Plan
+    ) -> Sequence[Event] | None:
+        """Add the rows a settled receipt makes to ``plan``; the events to write with them,
+        if any."""
         ...
 
     def reversed(self, receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
@@ -147,9 +156,14 @@ def columns() -> list[ColumnElement[Any]]:
     return [c for h in registered() for c in h.columns()]
 
 
-def on_settled(receipt: Settled, read: Mapping[str, Any], plan: Plan) -> None:
+def on_settled(receipt: Settled, read: Mapping[str, Any], plan: Plan) -> list[Event]:
+    """Every hook's rows of a settled receipt into ``plan``; the events they answer."""
+    events: list[Event] = []
     for h in registered():
-        h.settled(receipt, read, plan)
+        more = h.settled(receipt, read, plan)
+        if more:
+            events.extend(more)
+    return events
 
 
 def on_reversed(receipt: Reversed, read: Mapping[str, Any], plan: Plan) -> None:
