@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kopilka.challenges import console_report as challenge_report
 from kopilka.challenges import drafts
 from kopilka.challenges import simulate as simulation
+from kopilka.challenges.console_schemas import ChallengeReportOut, SimulationOut
 from kopilka.core.auth import SessionDep, require
 from kopilka.core.dates import Day
 from kopilka.core.principal import Principal
@@ -38,7 +39,9 @@ def csv_response(rep: challenge_report.ChallengeReport) -> Response:
 
 
 @reports_router.get(
-    "/challenges", responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+    "/challenges",
+    response_model=ChallengeReportOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def challenges_report(
     session: SessionDep,
@@ -81,7 +84,7 @@ class SimulateIn(BaseModel):
     end: Annotated[Day | None, Field(alias="to")] = None
 
 
-@router.post("/challenges/simulate")
+@router.post("/challenges/simulate", response_model=SimulationOut)
 def simulate_challenge(body: SimulateIn, session: SessionDep, _: Analyst) -> Any:
     """What the challenge would have done over the range's confirmed receipts (after
     their returns): members of its audience who bought, progressed and completed it (and
