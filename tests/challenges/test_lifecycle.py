@@ -12,9 +12,11 @@ from kopilka.core.db import Database
 from tests.challenges.conftest import (
     BREAD,
     CAKE,
+    CHALLENGE_PROGRAM,
     COFFEE,
     Enrol,
     all_items,
+    apply,
     badges_of,
     balance,
     buy,
@@ -293,3 +295,26 @@ def test_a_held_receipt_counts_when_committed_not_before(
     # then the coffee counts, once
     assert mine(client, admin, anna["id"])["five-coffees"]["progress"]["value"] == "1"
     assert events(db).count("challenge.progressed") == 2  # five coffees, December visits
+
+
+def test_an_opt_in_counts_receipts_after_the_join_only(
+    client: TestClient, db: Database, admin: dict[str, str], enrol: Enrol, challenges: Clock
+) -> None:
+    # given the five coffees made opt-in, and Anna joining at 12:00 (Moscow)
+    apply(
+        db,
+        CHALLENGE_PROGRAM.replace(
+            "  - code: five-coffees\n", "  - code: five-coffees\n    join: opt_in\n"
+        ),
+    )
+    anna = enrol()
+    buy(client, admin, "R-0", anna["card_number"], "2026-12-08T09:00:00+03:00", COFFEE)
+    r = client.post(f"/api/v1/members/{anna['id']}/challenges/five-coffees/join", headers=admin)
+    assert r.status_code == 200, r.text
+    challenges.advance(minutes=30)
+    # when a till's queue sends a coffee of 11:00 late, and another of 12:10 comes
+    buy(client, admin, "R-1", anna["card_number"], "2026-12-08T11:00:00+03:00", COFFEE)
+    buy(client, admin, "R-2", anna["card_number"], "2026-12-08T12:10:00+03:00", COFFEE)
+    # then only the one after the join counts
+    item = mine(client, admin, anna["id"])["five-coffees"]
+    assert (item["joined"], item["progress"]["value"]) == (True, "1")

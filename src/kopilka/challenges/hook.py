@@ -69,13 +69,29 @@ def _sqlite(element: joined_text, compiler: SQLCompiler, **kw: Any) -> str:
     return f"group_concat({compiler.process(element.clauses, **kw)}, ';')"
 
 
+class epoch_text(FunctionElement[str]):  # a moment as whole seconds since 1970, as text
+    type = String()
+    inherit_cache = True
+
+
+@compiles(epoch_text, "postgresql")
+def _pg_epoch(element: epoch_text, compiler: SQLCompiler, **kw: Any) -> str:
+    inner = compiler.process(element.clauses, **kw)
+    return f"CAST(CAST(EXTRACT(EPOCH FROM {inner}) AS BIGINT) AS VARCHAR)"
+
+
+@compiles(epoch_text, "sqlite")
+def _sqlite_epoch(element: epoch_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"strftime('%s', {compiler.process(element.clauses, **kw)})"
+
+
 @dataclass(frozen=True)
 class Read:
     """What the receipt's statement read for the challenges."""
 
     entries: Mapping[tuple[str, str], tuple[Decimal, int]]
     complete: bool  # every progress row of the member was read
-    joined: frozenset[str]
+    joined: Mapping[str, int]  # opt-in challenge -> when joined, seconds since 1970
 
 
 def parse(read: Mapping[str, Any]) -> Read:
@@ -86,7 +102,11 @@ def parse(read: Mapping[str, Any]) -> Read:
         code, key, units, steps = item.split("|")
         entries[(code, key)] = (from_units(int(units)), int(steps))
         n += 1
-    joined = frozenset((read.get(JOINED) or "").split(";")) - {""}
+    joined: dict[str, int] = {}
+    for item in (read.get(JOINED) or "").split(";"):
+        if item:
+            code, _, at = item.partition("@")
+            joined[code] = int(at)
     return Read(entries, n < LIMIT, joined)
 
 
@@ -99,8 +119,11 @@ def plan_of(
     slow: list[ChallengeSpec] = []
     facts: progress.Receipt | None = None
     for c in st.of_receipts:
-        if c.join == "opt_in" and c.code not in seen.joined:
-            continue
+        if c.join == "opt_in":
+            joined = seen.joined.get(c.code)
+            # not joined, or joined after the receipt (a till's queue sent late)
+            if joined is None or receipt.occurred_at.timestamp() < joined:
+                continue
         if (
             not progress.additive(c)
             or c.audience is not None
@@ -151,7 +174,13 @@ class ChallengeHook:
         return [
             digest_in_force().label(PROGRAM),
             select(joined_text(recent.c.s)).scalar_subquery().label(ENTRIES),
-            select(joined_text(ChallengeJoin.challenge))
+            select(
+                joined_text(
+                    ChallengeJoin.challenge
+                    + literal_column("'@'", String)
+                    + epoch_text(ChallengeJoin.joined_at)
+                )
+            )
             .where(ChallengeJoin.member_id == member)
             .scalar_subquery()
             .label(JOINED),

@@ -242,9 +242,9 @@ def join(
     """Opt a member in to a challenge (idempotent: joining again changes nothing). 404
     ``challenge_not_found``; 422 ``member_blocked``, ``not_in_audience``. ``at``: when
     (the clock's now; the demo's history joins members back in time)."""
+    member = members.get_member(session, member_id)  # an unknown member first, as every route
     st = setup(session)
     c = _challenge_or_404(st, code)
-    member = members.get_member(session, member_id)
     if member.status != "active":
         raise Problem(
             422,
