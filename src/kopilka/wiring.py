@@ -31,6 +31,8 @@ from kopilka.audit.api import router as audit_router
 from kopilka.challenges import service as challenges
 from kopilka.challenges.api import router as challenges_router
 from kopilka.challenges.hook import HOOK as challenge_hook
+from kopilka.challenges.report_api import reports_router as challenge_reports_router
+from kopilka.challenges.report_api import router as challenge_console_router
 from kopilka.console import auth as console_auth
 from kopilka.core.auth import use_identity
 from kopilka.coupons import jobs as coupons_jobs
@@ -113,6 +115,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     jobs_router,
     coupons_router,
     referral_reports_router,
+    challenge_reports_router,
+    challenge_console_router,
     reports_router,
     memberapp_router,
     tiers_router,

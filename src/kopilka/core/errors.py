@@ -384,3 +384,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", request_id=getattr(request.state, "request_id", None))
         return problem_response(request, Problem(500, "internal_error"))
+
+
+# --- challenges (the console's simulation) ---
+TITLES["challenge_not_simulated"] = (
+    "Only goals counted from receipts can be simulated",
+    "Просчитать можно только цели по чекам",
+)

@@ -160,3 +160,13 @@ def by_ids(session: Session, member_ids: Collection[uuid.UUID]) -> dict[uuid.UUI
         return {}
     found = session.execute(select(Member).where(Member.id.in_(list(member_ids)))).scalars()
     return {m.id: m for m in found}
+
+
+# --- challenges ---
+
+
+def audience_among(member_ids: Any) -> Select[Any]:
+    """``(id, tier, tags)`` of the active members whose id ``member_ids`` (a select of
+    ids) gives: what a challenge's audience looks at (the console's simulation)."""
+    columns: list[Any] = [Member.id, Member.tier, Member.tags]
+    return select(*columns).where(Member.id.in_(member_ids), Member.status == "active")

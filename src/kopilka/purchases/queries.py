@@ -347,3 +347,76 @@ def export_member(session: Session, member_id: uuid.UUID) -> list[dict[str, Any]
     return pagination.all_pages(
         lambda c: list_purchases(session, member_id=member_id, cursor=c, limit=EXPORT_PAGE)
     )
+
+
+# ---------------------------------------------------------------------------- for the challenges
+
+
+def member_receipt_lines_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """The lines of the confirmed receipts with a member that occurred from ``start``
+    (included) to ``end`` (excluded), ordered by receipt and line: the receipt's ``id``,
+    ``member_id``, ``store``, ``channel``, ``occurred_at`` and ``total_due`` (money paid),
+    and the line's ``line_no``, ``sku``, ``category``, ``quantity`` and ``line_paid`` (its
+    money paid), labelled so. The console's simulation of a challenge replays them."""
+    columns: list[Any] = [
+        Purchase.id.label("id"),
+        Purchase.member_id.label("member_id"),
+        Purchase.store.label("store"),
+        Purchase.channel.label("channel"),
+        Purchase.occurred_at.label("occurred_at"),
+        Purchase.total_due.label("total_due"),
+        PurchaseLine.line_no.label("line_no"),
+        PurchaseLine.sku.label("sku"),
+        PurchaseLine.category.label("category"),
+        PurchaseLine.quantity.label("quantity"),
+        PurchaseLine.total_due.label("line_paid"),
+    ]
+    return (
+        select(*columns)
+        .join(PurchaseLine, PurchaseLine.purchase_id == Purchase.id)
+        .where(
+            Purchase.member_id.is_not(None),
+            Purchase.status == "confirmed",
+            Purchase.occurred_at >= start,
+            Purchase.occurred_at < end,
+        )
+        .order_by(Purchase.id, PurchaseLine.line_no)
+    )
+
+
+def returned_lines_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """What the returns took back of the lines of the receipts that
+    ``member_receipt_lines_between`` reads: ``purchase_id``, ``line_no``, ``quantity`` and
+    ``refund`` (summed over the returns, whenever made), labelled so."""
+    columns: list[Any] = [
+        ReturnLine.purchase_id.label("purchase_id"),
+        ReturnLine.line_no.label("line_no"),
+        func.sum(ReturnLine.quantity, type_=Amount()).label("quantity"),
+        func.sum(ReturnLine.refund, type_=Amount()).label("refund"),
+    ]
+    return (
+        select(*columns)
+        .join(Purchase, Purchase.id == ReturnLine.purchase_id)
+        .where(
+            Purchase.member_id.is_not(None),
+            Purchase.status == "confirmed",
+            Purchase.occurred_at >= start,
+            Purchase.occurred_at < end,
+        )
+        .group_by(ReturnLine.purchase_id, ReturnLine.line_no)
+    )
+
+
+def members_buying_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """The members (``member_id``) with a confirmed receipt that occurred from ``start``
+    (included) to ``end`` (excluded), each once."""
+    return (
+        select(Purchase.member_id.label("member_id"))
+        .where(
+            Purchase.member_id.is_not(None),
+            Purchase.status == "confirmed",
+            Purchase.occurred_at >= start,
+            Purchase.occurred_at < end,
+        )
+        .distinct()
+    )

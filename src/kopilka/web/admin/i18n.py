@@ -531,3 +531,122 @@ MESSAGES.update(
         "reward_receipt_line": ("receipt line", "строка чека"),
     }
 )
+
+
+# --- challenges ---
+MESSAGES.update(
+    {
+        "challenges": ("Challenges", "Задания"),
+        "challenge": ("Challenge", "Задание"),
+        "challenge_new": ("New challenge", "Новое задание"),
+        "challenge_edit": ("Edit challenge", "Изменить задание"),
+        "challenge_form": ("Challenge", "Задание"),
+        "edit": ("Edit", "Изменить"),
+        "no_challenges": ("The programme has no challenges yet.", "В программе пока нет заданий."),
+        "challenge_joined": ("Joined", "Участвовали"),
+        "challenge_completed": ("Completed", "Выполнили"),
+        "challenge_rate": ("Completion rate", "Доля выполнивших"),
+        "challenge_spend_participant": ("Spend per participant", "Траты участника"),
+        "challenge_spend_comparable": ("Comparable non-participant", "Похожего неучастника"),
+        "challenge_spend_difference": ("Difference", "Разница"),
+        "challenge_groups": ("Participants / comparable", "Участники / похожие"),
+        "challenge_unmatched": ("without a match", "без пары"),
+        "challenge_opt_in": ("opt-in", "по записи"),
+        "challenge_took_part": ("took part", "продвинулись"),
+        "challenge_figures_hint": (
+            "Joined: opted in during the period (an automatic challenge: made progress in "
+            "it). Completed: of those with progress in the period (completions in "
+            "brackets). Cost: rewards given in the period and not revoked, in money.",
+            "Участвовали: записались за период (автоматическое задание — продвинулись в нём). "
+            "Выполнили: из продвинувшихся за период (в скобках — число выполнений). "
+            "Стоимость: награды периода, не отозванные, в деньгах.",
+        ),
+        "challenge_comparison_hint": (
+            "Spend: money paid in the period, after returns. Comparable non-participants are "
+            "in the same decile of spend (or also spent nothing) in the equal window before,",
+            "Траты: оплачено за период за вычетом возвратов. Похожие неучастники — из того же "
+            "дециля трат (или тоже без трат) за такое же окно до периода,",
+        ),
+        "challenge_published": ("Published as programme version", "Опубликовано: версия программы"),
+        "challenge_form_hint": (
+            "Check the challenge to see its simulation over past receipts and what the "
+            "programme would change, then publish it as a new version.",
+            "Проверьте задание: будет показано, что оно дало бы на прошлых чеках и что "
+            "изменится в программе; затем опубликуйте новую версию.",
+        ),
+        "challenge_fix_fields": ("Fix the fields marked below.", "Исправьте отмеченные поля."),
+        "challenge_join": ("Taking part", "Участие"),
+        "challenge_join_auto": ("everyone, automatically", "все, автоматически"),
+        "challenge_join_opt_in": ("after joining", "после записи"),
+        "challenge_goal": ("Goal", "Цель"),
+        "challenge_count": ("What counts", "Что считаем"),
+        "count_purchases": ("purchases", "покупки"),
+        "count_paid": ("money paid", "сумму оплат"),
+        "count_days": ("days with a purchase", "дни с покупкой"),
+        "count_categories": ("distinct categories", "разные категории"),
+        "count_units": ("units of goods", "штуки товара"),
+        "count_events": ("events", "события"),
+        "count_referrals": ("friends who qualified", "приглашённых друзей"),
+        "challenge_target": ("Target", "Цель"),
+        "challenge_categories": ("Categories", "Категории"),
+        "comma_separated": ("comma-separated", "через запятую"),
+        "challenge_min_receipt": ("Minimum receipt", "Минимальный чек"),
+        "challenge_stores": ("Stores", "Магазины"),
+        "challenge_channels": ("Channels", "Каналы"),
+        "challenge_event_type": ("Event type", "Тип события"),
+        "challenge_period": ("Period", "Период"),
+        "challenge_period_kind": ("Kind", "Вид"),
+        "period_every": ("Every", "Каждый"),
+        "period_fixed": ("fixed dates", "фиксированные даты"),
+        "period_days": ("days from joining", "дни от записи"),
+        "period_days_n": ("Days from joining", "Дней от записи"),
+        "period_none": ("no period", "без периода"),
+        "every_day": ("day", "день"),
+        "every_week": ("week", "неделя"),
+        "every_month": ("month", "месяц"),
+        "challenge_audience": ("Audience", "Аудитория"),
+        "challenge_tiers": ("Tiers", "Уровни"),
+        "challenge_tags": ("Tags", "Метки"),
+        "challenge_reward": ("Reward", "Награда"),
+        "challenge_badge": ("Badge", "Значок"),
+        "challenge_hold_days": ("Held for days", "Удерживать дней"),
+        "challenge_steps": ("Ladder", "Лестница"),
+        "challenge_steps_hint": (
+            "one step a line, “target: amount” in the currency above; the badge and the "
+            "coupon go with the last step",
+            "по шагу в строке, «цель: сумма» в валюте выше; значок и купон — за последний шаг",
+        ),
+        "challenge_streak": ("Streak", "Серия"),
+        "challenge_streak_unit": ("Unit", "Единица"),
+        "challenge_streak_length": ("Length", "Длина"),
+        "challenge_streak_hint": ("empty: no streak", "пусто — без серии"),
+        "challenge_streak_grace": ("Misses forgiven", "Пропусков можно"),
+        "challenge_simulation": ("Simulation", "Симуляция"),
+        "challenge_simulate_hint": (
+            "Empty: the challenge's last full period (or the last 30 days). Opt-in challenges "
+            "are replayed as if every member of the audience had joined.",
+            "Пусто — последний полный период задания (или 30 дней). Задания по записи "
+            "считаются так, будто записались все из аудитории.",
+        ),
+        "challenge_check": ("Check and simulate", "Проверить и просчитать"),
+        "challenge_publish": ("Publish", "Опубликовать"),
+        "challenge_sim_range": ("Receipts of", "Чеки за"),
+        "challenge_sim_receipts": ("receipts", "чеков"),
+        "challenge_sim_eligible": ("Bought, in the audience", "Покупали, из аудитории"),
+        "challenge_sim_progressed": ("Progressed", "Продвинулись"),
+        "challenge_sim_reached": ("Reached", "Достигли"),
+        "challenge_not_simulated": (
+            "Only goals counted from receipts can be simulated.",
+            "Просчитать можно только цели по чекам.",
+        ),
+        "challenge_diff": ("What the programme would change", "Что изменится в программе"),
+        "challenge_form_changed": (
+            "The form changed since the check: see the new check, then publish.",
+            "Форма изменилась после проверки: посмотрите новую проверку и опубликуйте.",
+        ),
+        "challenge_programme_moved": (
+            "The programme changed since the check: check again.",
+            "Программа изменилась после проверки: проверьте ещё раз.",
+        ),
+    }
+)

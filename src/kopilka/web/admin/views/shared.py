@@ -177,3 +177,7 @@ def problem_message(p: Page, exc: Problem) -> str:
 
 # --- rewards ---
 CAN["rewards.view"] = ("admin", "manager", "analyst", "support")
+# --- challenges ---
+# the challenges' list and figures, the form's check and simulation (publishing a
+# challenge is ``programme.apply``)
+CAN["challenges.view"] = ("admin", "manager", "analyst")
