@@ -176,7 +176,9 @@ def wire() -> None:
     members.use_card_codes(memberapp.resolve_card_code)
     members.on_enrolled(referrals.on_enrolled)
     receipt_hooks.register(referral_hook)
-    reports.served_elsewhere("referrals")  # GET /reports/referrals: referrals/api.py
+    # GET /reports/referrals, /reports/challenges: their domains' own routes
+    reports.served_elsewhere("referrals")
+    reports.served_elsewhere("challenges")
     # --- rewards ---
     receipt_hooks.register(rewards.HOOK)
     receipt_hooks.register_hold(rewards.HOOK)

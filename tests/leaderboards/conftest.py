@@ -1,5 +1,6 @@
 """A programme with leaderboards: money spent this month, BONUS earned ever, visits per
-week (Moscow's weeks), visits per store and day, and a challenge's board."""
+week (Moscow's weeks), visits per store and day, and a challenge's board (its challenge
+counts receipts of 9,000 and more, which no other test makes)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ leaderboards:
     metric: challenge
     challenge: five-coffees
     period: week
+challenges:
+  - code: five-coffees
+    name: {ru: "Пять больших покупок", en: "Five big purchases"}
+    goal: {count: purchases, target: 5, where: {min_receipt: "9000"}}
+    period: {every: week}
+    reward: {currency: BONUS, amount: "10"}
 """
 LEADERBOARD_PROGRAM = TEST_PROGRAM + BOARDS
 

@@ -280,3 +280,31 @@ def test_the_challenges_add_their_progress_through_plan_add(
     assert got["member"] == {"rank": 1, "value": "2"}
     join(boris)
     assert table(board(client, admin, "coffee")) == [(1, "Борис С.", "4"), (2, "Анна К.", "2")]
+
+
+def test_a_challenge_board_follows_the_challenge_through_receipts_and_a_cancel(
+    client: TestClient, admin: dict[str, str], enrol: Enrol, join: Join, buy: Buy
+) -> None:
+    # given Anna shown on the boards and Boris not, both in the challenge of big receipts
+    anna = enrol(name="Анна Кузнецова")
+    boris = enrol(name="Борис Смирнов")
+    join(anna)
+    # when Anna buys twice for 9,000 and once for 100 (which does not count), Boris once
+    buy("C-1", anna["card_number"], "9000.00")
+    second = buy("C-2", anna["card_number"], "9500.00")
+    buy("C-3", anna["card_number"], "100.00")
+    buy("C-4", boris["card_number"], "9000.00")
+    # then the challenge's board has Anna's two, and Boris is not shown
+    got = board(client, admin, "coffee", member=anna["id"])
+    assert table(got) == [(1, "Анна К.", "2")]
+    assert board(client, admin, "coffee", member=boris["id"])["member"] is None
+    # when her second receipt is cancelled, the board follows the challenge back to one
+    r = client.post(f"/api/v1/purchases/{second['id']}/cancel", headers=admin)
+    assert r.status_code == 200, r.text
+    assert table(board(client, admin, "coffee")) == [(1, "Анна К.", "1")]
+    progress = client.get(f"/api/v1/members/{anna['id']}/challenges", headers=admin).json()
+    (five,) = [c for c in progress["items"] if c["code"] == "five-coffees"]
+    assert five["progress"] == {"value": "1", "target": "5"}
+    # and when Boris opts in, what he scored before shows (a tie: Anna reached one first)
+    join(boris)
+    assert table(board(client, admin, "coffee")) == [(1, "Анна К.", "1"), (2, "Борис С.", "1")]

@@ -26,6 +26,7 @@ def test_reports_list_and_roles(program: Database, client: TestClient, auth: Key
         "acquisition",
         "active",
         "campaigns",
+        "challenges",
         "cohorts",
         "liability",
         "points",

@@ -89,8 +89,25 @@ def test_the_json_schema_takes_what_the_models_take() -> None:
         + "leaderboards:\n"
         + f"  - {{code: b, name: {NAME}, metric: points_earned, currency: BONUS, period: all}}\n"
         + f"  - {{code: c, name: {NAME}, metric: challenge, challenge: five-coffees}}\n"
+        + "challenges:\n"
+        + f"  - {{code: five-coffees, name: {NAME}, goal: {{count: purchases, target: 5}}}}\n"
     )
     exported: list[dict[str, Any]] = [b.model_dump(mode="json") for b in spec.leaderboards]
     validator = jsonschema_rs.validator_for(leaderboards_json_schema())
     assert validator.is_valid(exported)
     assert not validator.is_valid([{"code": "x", "metric": "visits"}])
+
+
+def test_a_challenge_board_names_a_challenge_of_the_programme() -> None:
+    # given a board of a challenge the programme does not have
+    text = (
+        TEST_PROGRAM
+        + "leaderboards:\n"
+        + f"  - {{code: c, name: {NAME}, metric: challenge, challenge: nowhere}}\n"
+    )
+    # when it is parsed, then the error names the board's challenge
+    with pytest.raises(Problem) as e:
+        parse_program(text)
+    assert [(x["field"], x["code"]) for x in e.value.errors] == [
+        ("leaderboards[0].challenge", "unknown_challenge")
+    ]

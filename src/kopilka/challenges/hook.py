@@ -30,6 +30,7 @@ from kopilka.challenges import progress, service
 from kopilka.challenges.models import ChallengeContribution, ChallengeEntry, ChallengeJoin
 from kopilka.core.money import from_units
 from kopilka.core.plan import Plan, table
+from kopilka.leaderboards import service as leaderboards
 from kopilka.purchases.hooks import Event, Reversed, Settled
 from kopilka.spec.challenges import ChallengeSpec
 
@@ -209,6 +210,19 @@ class ChallengeHook:
                 for p, got in planned
             ],
         )
+        # the challenges' leaderboards move with them, in the same upsert as the receipt's
+        # own scores (``leaderboards.service.plan_add``)
+        for p, got in planned:
+            leaderboards.plan_add(
+                plan,
+                read,
+                challenge=p.challenge.code,
+                member_id=receipt.member_id,
+                at=receipt.occurred_at,
+                store=receipt.store,
+                delta=got.value,
+                spec=receipt.program.spec,
+            )
         # ``challenge.progressed`` in the receipt's statement (a step reached is rewarded,
         # and ``challenge.completed`` written, by ``after_settled``)
         member_id = receipt.member_id

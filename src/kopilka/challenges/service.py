@@ -48,6 +48,7 @@ from kopilka.core.money import fmt
 from kopilka.coupons.issue import issue_to_member, void_if_unused
 from kopilka.custom_events.service import Recorded
 from kopilka.events.service import emit, emit_many
+from kopilka.leaderboards import service as leaderboards
 from kopilka.ledger import service as ledger
 from kopilka.members import service as members
 from kopilka.program.service import Program, current_program
@@ -55,6 +56,7 @@ from kopilka.purchases.hooks import Reversed, Settled
 from kopilka.referrals.service import Qualification
 from kopilka.spec.challenges import BadgeSpec, ChallengeSpec, RewardSpec
 from kopilka.spec.control_group import in_control_group
+from kopilka.spec.program import ProgramSpec
 
 SYSTEM_ACTOR = "system:challenges"
 ZERO = Decimal(0)
@@ -73,6 +75,7 @@ class Setup:
     challenges: tuple[ChallengeSpec, ...]
     badges: Mapping[str, BadgeSpec]
     rule_badges: Mapping[str, str]  # event rule name -> badge
+    spec: ProgramSpec  # the whole programme (its challenge leaderboards)
 
     def challenge(self, code: str) -> ChallengeSpec | None:
         return next((c for c in self.challenges if c.code == code), None)
@@ -103,6 +106,7 @@ def setup_of(program: Program) -> Setup:
         tuple(spec.challenges),
         {b.code: b for b in spec.badges},
         {r.name: r.reward.badge for r in spec.event_rules if r.reward.badge is not None},
+        spec,
     )
     with _lock:
         if len(_setups) > 64:
@@ -335,10 +339,12 @@ def count(
     w: progress.Window,
     row: dict[str, Any],
     occurred_at: dt.datetime,
+    store: str = "",
 ) -> tuple[str, dict[str, Any]] | None:
-    """Add one contribution (a row of ``contribution_row``) once, recount the period and
-    reward the steps it reaches; the ``challenge.progressed`` event to emit, or None when
-    the source had counted already."""
+    """Add one contribution (a row of ``contribution_row``) once, recount the period, move
+    the challenge's leaderboards (``store``: where it happened, "" for an event or a friend)
+    and reward the steps it reaches; the ``challenge.progressed`` event to emit, or None
+    when the source had counted already."""
     stmt = (
         _insert(session)(ChallengeContribution)
         .values(**row)
@@ -348,10 +354,34 @@ def count(
     if session.execute(stmt).first() is None:
         return None
     entry = _locked_entry(session, member_id, c.code, w)
+    before = entry.value
     entry.value = progress.progress(c, _contributions(session, entry))
     entry.updated_at = ledger.clock()
+    _move_boards(session, st, c, member_id, occurred_at, store, entry.value - before)
     settle_steps(session, st, c, entry, occurred_at, row["source"])
     return progressed(c, entry)
+
+
+def _move_boards(
+    session: Session,
+    st: Setup,
+    c: ChallengeSpec,
+    member_id: uuid.UUID,
+    at: dt.datetime,
+    store: str,
+    delta: Decimal,
+) -> None:
+    """The challenge's leaderboards follow its progress (``metric: challenge`` boards)."""
+    if delta:
+        leaderboards.add_challenge_progress(
+            session,
+            st.spec,
+            challenge=c.code,
+            member_id=member_id,
+            at=at,
+            store=store,
+            delta=delta,
+        )
 
 
 def progressed(c: ChallengeSpec, entry: ChallengeEntry) -> tuple[str, dict[str, Any]]:
@@ -437,7 +467,7 @@ def settle_receipt(
         row = contribution_row(
             member_id, c.code, w, f"purchase:{receipt.purchase_id}", got, facts.day, facts
         )
-        done = count(session, st, c, member_id, w, row, receipt.occurred_at)
+        done = count(session, st, c, member_id, w, row, receipt.occurred_at, receipt.store)
         if done is not None:
             events.append(done)
     if events:
@@ -496,8 +526,18 @@ def reverse_receipt(session: Session, receipt: Reversed) -> None:
             .with_for_update()
             .execution_options(populate_existing=True)
         ).scalar_one()
+        before_value = entry.value
         entry.value = progress.progress(c, _contributions(session, entry))
         entry.updated_at = ledger.clock()
+        _move_boards(
+            session,
+            st,
+            c,
+            receipt.member_id,
+            receipt.occurred_at,
+            receipt.store,
+            entry.value - before_value,
+        )
         settle_steps(session, st, c, entry, ledger.clock(), f"{receipt.kind}:{receipt.key}")
         events.append(progressed(c, entry))
     if events:

@@ -223,6 +223,35 @@ def plan_add(
         plan_adds(plan, spec.timezone, adds, visible_in(read), at)
 
 
+def add_challenge_progress(
+    session: Session,
+    spec: ProgramSpec,
+    *,
+    challenge: str,
+    member_id: uuid.UUID,
+    at: dt.datetime,
+    store: str,
+    delta: Decimal,
+) -> None:
+    """``plan_add`` for progress the challenges count outside a receipt's statement (a
+    custom event, a friend, a goal counted with the service's own statements, a return
+    recomputed): the member's choice read, the scores written at once, in the caller's
+    transaction."""
+    adds = [
+        ScoreAdd(b, member_id, at, store, delta)
+        for b in spec.leaderboards
+        if b.metric == "challenge" and b.challenge == challenge
+    ]
+    if not adds or not delta:
+        return
+    shown = session.scalar(
+        select(LeaderboardPlayer.opted_in).where(LeaderboardPlayer.member_id == member_id)
+    )
+    plan = Plan()
+    plan_adds(plan, spec.timezone, adds, bool(shown), at)
+    write(session, plan)
+
+
 def plan_for_receipt(plan: Plan, receipt: Settled, read: Mapping[str, Any]) -> None:
     """``plan_settled`` by the programme the receipt is judged by."""
     spec = receipt.program.spec

@@ -65,7 +65,8 @@ class LeaderboardSpec(_Strict):
 
 def validate_leaderboards(spec: ProgramSpec) -> list[dict[str, Any]]:
     """Checks across sections: codes unique, a points board's currency one of the
-    programme's. Errors name the path (``leaderboards[1].currency``)."""
+    programme's, a challenge board's challenge one of its challenges. Errors name the path
+    (``leaderboards[1].currency``)."""
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
     for i, board in enumerate(spec.leaderboards):
@@ -78,6 +79,14 @@ def validate_leaderboards(spec: ProgramSpec) -> list[dict[str, Any]]:
                 }
             )
         seen.add(board.code)
+        if board.challenge is not None and all(c.code != board.challenge for c in spec.challenges):
+            errors.append(
+                {
+                    "field": f"leaderboards[{i}].challenge",
+                    "code": "unknown_challenge",
+                    "message": f"no challenge {board.challenge!r}",
+                }
+            )
         if board.currency is not None and spec.currency(board.currency) is None:
             errors.append(
                 {
