@@ -23,6 +23,7 @@ from kopilka.core.db import Database
 from kopilka.ledger import service as ledger
 from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import create_member
+from kopilka.program import service as program_service
 from kopilka.purchases import confirmation
 from kopilka.purchases.schemas import PurchaseIn
 from tests.conftest import apply_demo_program
@@ -73,6 +74,9 @@ def test_a_members_receipt_is_three_statements(
         return raw(*args)
 
     monkeypatch.setattr(core_batch, "_execute", execute)
+    # the programme stays cached through the test: its refresh (each second) is not the
+    # receipt's, and on a busy machine the six receipts can take longer than that
+    monkeypatch.setattr(program_service, "CACHE_SECONDS", 3600.0)
     spent = []
     try:
         for k, card in enumerate(cards):
