@@ -42,12 +42,11 @@ from sqlalchemy.orm import Session
 from kopilka.challenges import report as challenge_figures
 from kopilka.challenges.cost import Cost, coupon_faces, money_text
 from kopilka.challenges.models import ChallengeEntry, ChallengeJoin, ChallengeReward
-from kopilka.core import db as core_db
 from kopilka.core.csvfile import Cell, excel_csv
 from kopilka.core.money import ZERO
 from kopilka.program.service import current_program
 from kopilka.purchases import queries as purchases
-from kopilka.reports.service import parse_filters
+from kopilka.reports.service import local_dates
 from kopilka.spec.program import ProgramSpec
 
 CENT = Decimal("0.01")
@@ -79,10 +78,7 @@ class Period:
 def period_of(session: Session, start: str | None, end: str | None) -> Period:
     """``from``/``to`` query parameters (local dates, inclusive; the 90 days up to today
     by default) as a period, or 422 naming the parameter, as the other reports."""
-    spec = current_program(session).spec
-    today = core_db.now().astimezone(zoneinfo.ZoneInfo(spec.timezone)).date()
-    f = parse_filters(spec, today, start=start, end=end)
-    return Period(f.start, f.end, spec.timezone)
+    return Period(*local_dates(session, start, end))
 
 
 def rate(part: int, whole: int) -> Decimal | None:

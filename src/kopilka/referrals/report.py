@@ -29,14 +29,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from kopilka.core import dates
-from kopilka.core import db as core_db
 from kopilka.core.csvfile import Cell, excel_csv
 from kopilka.core.db import Amount
 from kopilka.core.money import ZERO, fmt, plain
 from kopilka.program.service import current_program
 from kopilka.purchases import queries as purchases
 from kopilka.referrals.models import Referral, ReferralReward, ReferralVisit
-from kopilka.reports.service import parse_filters
+from kopilka.reports.service import local_dates
 from kopilka.spec.program import ProgramSpec
 
 FUNNEL = ("links_opened", "joined", "qualified", "rewarded")
@@ -152,11 +151,7 @@ class ReferralReport:
 def period_of(session: Session, start: str | None, end: str | None) -> Period:
     """``from``/``to`` query parameters (local dates, inclusive; the 90 days up to today
     by default) as a period, or 422 naming the parameter, as the other reports."""
-    spec = current_program(session).spec
-    # core.db's clock, read where it is (tests move it)
-    today = core_db.now().astimezone(zoneinfo.ZoneInfo(spec.timezone)).date()
-    f = parse_filters(spec, today, start=start, end=end)
-    return Period(f.start, f.end, spec.timezone)
+    return Period(*local_dates(session, start, end))
 
 
 def build(session: Session, period: Period) -> ReferralReport:

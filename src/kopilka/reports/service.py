@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -34,6 +35,7 @@ import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kopilka.core import db as core_db
 from kopilka.core.dates import day_error
 from kopilka.core.db import now
 from kopilka.core.errors import Problem, field_error, validation_problem
@@ -190,6 +192,19 @@ def _points_of(precision: int) -> Any:
 
 
 # ---------------------------------------------------------------------------- filters
+
+
+def local_dates(
+    session: Session, start: str | None, end: str | None
+) -> tuple[dt.date, dt.date, str]:
+    """A report's ``from``/``to`` query parameters (local dates, inclusive; the 90 days up
+    to today by default), checked as every report's (422 naming the parameter): the first
+    and last day and the programme's time zone. Today by ``core.db``'s clock, read where it
+    is (tests move it)."""
+    spec = current_program(session).spec
+    today = core_db.now().astimezone(zoneinfo.ZoneInfo(spec.timezone)).date()
+    f = parse_filters(spec, today, start=start, end=end)
+    return f.start, f.end, spec.timezone
 
 
 def parse_filters(
