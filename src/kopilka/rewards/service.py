@@ -512,7 +512,8 @@ def card(session: Session, member_id: uuid.UUID, lang: str) -> dict[str, Any]:
                 continue
             item = reward_json(spec, r, used.get(r.code, 0), day, lang)
             item["progress"] = {
-                "have": fmt(max(have, ZERO), cur.precision),
+                # toward the reward: the card says "10 of 10" once the balance is enough
+                "have": fmt(min(max(have, ZERO), r.cost.amount), cur.precision),
                 "need": fmt(r.cost.amount, cur.precision),
                 "enough": have >= r.cost.amount,
             }
