@@ -302,3 +302,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and isinstance(d, Day):
         report.sections.append(("kopilka logs (tail)", d.logs()))
     return report
+
+
+@pytest.fixture(scope="module")
+def running(day: Day, request: pytest.FixtureRequest) -> Iterator[None]:
+    """For a module of its own after the day (whose last step stops its processes), or run
+    alone with the day's server still up: the server started again when it is down (with a
+    worker on PostgreSQL, as the day runs it), stopped cleanly at the module's end, and its
+    log free of errors. The processes are named after the module (``serve-rewards``)."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    started: list[Process] = []
+    if not any(p.alive() for p in day.processes if p.name.startswith("serve")):
+        if day.backend == "postgresql":
+            started.append(day.serve("--workers", "2", name=f"serve-{name}"))
+            started.append(day.start(f"worker-{name}", "worker"))
+        else:
+            started.append(day.serve(name=f"serve-{name}"))
+    yield
+    codes = {p.name: p.stop() for p in started}
+    assert all(c in (0, -signal.SIGTERM) for c in codes.values()), (codes, day.logs())
+    bad = {n: lines for n, lines in day.bad_log_lines().items() if n.endswith(f"-{name}")}
+    assert bad == {}, day.logs()

@@ -1,7 +1,8 @@
 """Leaderboards through the real server (and, on PostgreSQL, its worker): two members opt
 in over the API, buy at the till, and the board ranks them; a return takes back what it
 refunded; a member who opts out leaves the board at once. Runs after the day's steps
-(``test_day.py``) on the same processes, with members of its own."""
+(``test_day.py``), which stop the processes: on the server started again for it
+(``running``), with members of its own."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from tests.server.conftest import Day
 
-pytestmark = pytest.mark.server
+# the day's last step stops its processes: the server again, for this module
+pytestmark = [pytest.mark.server, pytest.mark.usefixtures("running")]
 
 
 def ok(response: httpx.Response, status: int) -> Any:

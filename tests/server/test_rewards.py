@@ -7,16 +7,14 @@ server then (its own members; the programme's ``rewards:``)."""
 from __future__ import annotations
 
 import datetime as dt
-import signal
 import threading
 import zoneinfo
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.server.conftest import Day, Process
+from tests.server.conftest import Day
 
 MSK = zoneinfo.ZoneInfo("Europe/Moscow")
 
@@ -29,24 +27,8 @@ def ok(response: httpx.Response, status: int) -> Any:
     return response.json()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def running(day: Day) -> Iterator[None]:
-    """The day's last step stops its processes, and this module runs after it (or alone,
-    with the day's server still up): the server started again when it is down (with a
-    worker on PostgreSQL, as the day runs), and stopped cleanly at the end, its log free of
-    errors."""
-    started: list[Process] = []
-    if not any(p.alive() for p in day.processes if p.name.startswith("serve")):
-        if day.backend == "postgresql":
-            started.append(day.serve("--workers", "2", name="serve-rewards"))
-            started.append(day.start("worker-rewards", "worker"))
-        else:
-            started.append(day.serve(name="serve-rewards"))
-    yield
-    codes = {p.name: p.stop() for p in started}
-    assert all(c in (0, -signal.SIGTERM) for c in codes.values()), (codes, day.logs())
-    bad = {n: lines for n, lines in day.bad_log_lines().items() if n.endswith("-rewards")}
-    assert bad == {}, day.logs()
+# the day's last step stops its processes: the server again, for this module
+pytestmark = [pytest.mark.server, pytest.mark.usefixtures("running")]
 
 
 @pytest.fixture
