@@ -104,8 +104,8 @@ def test_a_member_takes_part_and_sees_her_place_in_russian_and_english(
     assert seen["name"] == "Щедрые"
     assert seen["mine"] == "Вас нет в рейтингах. Включите участие, чтобы увидеть своё место."
     assert [r.split("\t") for r in seen["rows"]] == [
-        ["1", "Вера", "2500.00"],
-        ["2", "Boris_the_Buyer", "900.00"],
+        ["1", "Вера", "2\xa0500,00\xa0₽"],
+        ["2", "Boris_the_Buyer", "900,00\xa0₽"],
     ]
 
     # when she takes part under a nickname
@@ -125,8 +125,8 @@ def test_a_member_takes_part_and_sees_her_place_in_russian_and_english(
 
     seen = driver.run(take_part)
     # then her place is highlighted, second, under her nickname
-    assert seen["mine"] == "Вы на 2-м месте: 1500.00."
-    assert seen["highlighted"].split("\t") == ["2", "Оля К вы", "1500.00"]
+    assert seen["mine"] == "Вы на 2-м месте: 1\xa0500,00\xa0₽."
+    assert seen["highlighted"].split("\t") == ["2", "Оля К вы", "1\xa0500,00\xa0₽"]
     assert seen["rows"] == 3
     assert seen["shown_as"] == "Вас видят как Оля К"
 
@@ -148,5 +148,5 @@ def test_a_member_takes_part_and_sees_her_place_in_russian_and_english(
     month = now().astimezone(dt.timezone(dt.timedelta(hours=3))).strftime("%Y-%m")
     assert (seen["heading"], seen["name"]) == ("Leaderboard", "Big spenders")
     assert seen["period"] == f"Money spent · This month, {month}"
-    assert seen["mine"] == "You are number 3 with 900.00."
-    assert seen["highlighted"].split("\t") == ["3", "Boris_the_Buyer you", "900.00"]
+    assert seen["mine"] == "You are number 3 with RUB\xa0900.00."
+    assert seen["highlighted"].split("\t") == ["3", "Boris_the_Buyer you", "RUB\xa0900.00"]

@@ -761,6 +761,16 @@ class BoardRow:
     mine: bool
 
 
+def _score(page: Page, board: LeaderboardSpec, value: Decimal) -> str:
+    """A board's value in the member's way: money as money, points in their precision,
+    counts as numbers."""
+    if board.metric == "spent":
+        return page.money(value)
+    if board.metric == "points_earned" and board.currency:
+        return page.points(value, page.precision(board.currency))
+    return page.quantity(value)
+
+
 def _metric_text(page: Page, board: LeaderboardSpec) -> str:
     currency = page.currency_name(board.currency) if board.currency else ""
     return page.t(f"leaderboard_metric_{board.metric}", currency=currency)
@@ -804,7 +814,7 @@ def leaderboard_page(
                     BoardRow(
                         r["rank"],
                         r["display_name"],
-                        leaderboards.format_value(spec, chosen, r["value"]),
+                        _score(page, chosen, r["value"]),
                         r["member_id"] == member_id,
                     )
                 )
@@ -812,7 +822,7 @@ def leaderboard_page(
             if found is not None:
                 mine = {
                     "rank": found["rank"],
-                    "value": leaderboards.format_value(spec, chosen, found["value"]),
+                    "value": _score(page, chosen, found["value"]),
                 }
         masked = leaderboards.masked_name_of(page.member.name, page.member.card_number)
         session.commit()
