@@ -184,4 +184,6 @@ def test_a_plan_that_makes_ids_keeps_a_generic_plan(program: Database) -> None:
             )
         ).all()
         s.rollback()
-    assert [(g >= 1, c) for g, c in plans] == [(True, 5)]
+    # (the pooled connection may hold other statements of that shape from earlier tests:
+    # this one's is the one planned custom five times, then generic)
+    assert any(g >= 1 and c == 5 for g, c in plans), plans
