@@ -12,7 +12,6 @@ from alembic import op
 
 import kopilka.core.db
 
-
 revision: str = "0801"
 down_revision: str | None = "0712"
 branch_labels: str | Sequence[str] | None = None

@@ -61,7 +61,9 @@ def upgrade() -> None:
             name=op.f("ck_reward_claims_returned_range"),
         ),
         sa.ForeignKeyConstraint(
-            ["entry_id"], ["ledger_entries.id"], name=op.f("fk_reward_claims_entry_id_ledger_entries")
+            ["entry_id"],
+            ["ledger_entries.id"],
+            name=op.f("fk_reward_claims_entry_id_ledger_entries"),
         ),
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_reward_claims_member_id_members")
